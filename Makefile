@@ -1,0 +1,45 @@
+# Two commands do all the setup: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install jars lint typecheck test unit demo stack-up stack-down clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade --quiet pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Kafka's jars come from Maven Central through Maven and are cached under .flightrec/.
+jars: $(STAMP)
+	$(BIN)/flightrec stack fetch
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest -m "not integration" -q
+
+# Integration tests start the local stack through a session fixture and stop it after.
+test: $(STAMP) jars lint typecheck
+	$(BIN)/pytest -q -ra
+
+demo: $(STAMP) jars
+	$(BIN)/flightrec demo
+
+stack-up: $(STAMP) jars
+	$(BIN)/flightrec stack up
+
+stack-down: $(STAMP)
+	$(BIN)/flightrec stack down
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,118 @@
+"""The ``Model`` protocol: one structured step per call, with call metadata.
+
+Implementations: ``OpenAIModel`` (any OpenAI-compatible endpoint),
+``PolicyModel`` (deterministic, offline), ``ScriptedModel`` / ``FunctionModel``
+(tests), and replay's ``ReplayModel``. A model returns every attempt it made
+(retries included) so the runner can record each one as a ``MODEL_CALL``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agents.steps import AgentStep
+from contracts.events import canonical_json
+
+__all__ = [
+    "Message",
+    "Model",
+    "ModelAttempt",
+    "ModelInfo",
+    "ModelTurn",
+    "Transcript",
+    "request_hash",
+]
+
+
+class Message(BaseModel):
+    """One message of the conversation the model sees."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str
+
+
+Transcript = Sequence[Message]
+
+
+class ModelInfo(BaseModel):
+    """Who answers: provider, model name, sampling settings, profile name."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    provider: str
+    model: str
+    profile: str
+    temperature: float | None = None
+    seed: int | None = None
+
+
+class ModelAttempt(BaseModel):
+    """One request to the model: the successful one or a failed try."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    request_hash: str
+    call_attempt: int = Field(ge=1)
+    latency_ms: float = Field(ge=0)
+    status: Literal["ok", "error"] = "ok"
+    response_model: str | None = None
+    response_id: str | None = None
+    finish_reasons: tuple[str, ...] = ()
+    input_tokens: int = 0
+    output_tokens: int = 0
+    error_type: str | None = None
+    error_message: str | None = None
+    output_json: str | None = None
+
+
+class ModelTurn(BaseModel):
+    """Result of ``next_step``: the parsed step (None when every attempt failed)
+    and all attempts, in order."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    output: AgentStep | None
+    attempts: tuple[ModelAttempt, ...]
+
+    @property
+    def input_tokens(self) -> int:
+        return sum(a.input_tokens for a in self.attempts)
+
+    @property
+    def output_tokens(self) -> int:
+        return sum(a.output_tokens for a in self.attempts)
+
+
+@runtime_checkable
+class Model(Protocol):
+    """Anything that proposes the next step of a run."""
+
+    @property
+    def info(self) -> ModelInfo: ...
+
+    async def next_step(self, transcript: Transcript, output_type: type[AgentStep]) -> ModelTurn:
+        """Return the next step for ``transcript``. Never raises for model-side
+        failures: they come back as attempts with ``status="error"`` and
+        ``output=None``."""
+        ...
+
+
+def request_hash(info: ModelInfo, transcript: Transcript, output_type: type[BaseModel]) -> str:
+    """SHA-256 of what is asked: model, sampling, messages and output schema.
+
+    Replay compares it to the recorded hash to prove the same question was asked.
+    """
+    payload = {
+        "model": info.model,
+        "temperature": info.temperature,
+        "seed": info.seed,
+        "messages": [m.model_dump() for m in transcript],
+        "output_type": output_type.__name__,
+    }
+    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()

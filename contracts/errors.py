@@ -1,0 +1,198 @@
+"""The one error hierarchy of flightrec.
+
+Every error carries context (keyword fields, shown in ``str()``) and says whether
+retrying the same operation can help (``retryable``)::
+
+    FlightrecError
+    ├── ConfigError                  settings or wiring that cannot work (fail at start-up)
+    ├── ContractError                the data itself is wrong
+    │   ├── SchemaFileError          a malformed .avsc (file, position)
+    │   ├── SchemaIncompatibleError  the registry refused an evolution (409)
+    │   ├── RuleViolationError       a data-contract rule failed (rule, field)
+    │   └── DecodeError              bytes that are not a record of the expected schema
+    ├── RegistryError                the schema registry answered with an error
+    │   └── RegistryUnavailableError unreachable after bounded retries (retryable)
+    ├── StackError                   the local stack cannot start / is missing a tool
+    ├── ToolError                    a tool call failed (recorded as an outcome, not raised)
+    │   ├── ToolNotAllowedError      outside the agent's allow-list (terminal)
+    │   ├── ToolArgumentsError       arguments failed validation (terminal)
+    │   ├── ToolTimeoutError         the per-tool timeout expired (retryable)
+    │   └── ToolHTTPError            an HTTP tool got a bad status or a host outside the allow-list
+    ├── ModelError                   the model could not produce a valid step
+    │   ├── ModelRefusalError        the model refused (terminal)
+    │   ├── ModelOutputError         output failed validation / was cut off
+    │   └── ModelUnavailableError    429 / 5xx / timeout after retries (retryable)
+    ├── BudgetExceededError          step / token / time budget of a run exhausted
+    ├── RecorderError                the recorder could not confirm delivery (retryable)
+    └── ReplayError
+        ├── TraceNotFoundError       no such trace or application
+        ├── ChainBrokenError         hash chain verification failed (event, reason)
+        └── DivergenceError          replay diverged from the recording (step, expected, actual)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "BudgetExceededError",
+    "ChainBrokenError",
+    "ConfigError",
+    "ContractError",
+    "DecodeError",
+    "DivergenceError",
+    "FlightrecError",
+    "ModelError",
+    "ModelOutputError",
+    "ModelRefusalError",
+    "ModelUnavailableError",
+    "RecorderError",
+    "RegistryError",
+    "RegistryUnavailableError",
+    "ReplayError",
+    "RuleViolationError",
+    "SchemaFileError",
+    "SchemaIncompatibleError",
+    "StackError",
+    "ToolArgumentsError",
+    "ToolError",
+    "ToolHTTPError",
+    "ToolNotAllowedError",
+    "ToolTimeoutError",
+    "TraceNotFoundError",
+]
+
+
+class FlightrecError(Exception):
+    """Base of every flightrec error.
+
+    ``context`` holds the facts a reader needs (subject, field, trace id, ...);
+    ``retryable`` says whether repeating the same operation can succeed.
+    """
+
+    retryable: bool = False
+
+    def __init__(self, message: str, *, retryable: bool | None = None, **context: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.context: dict[str, Any] = context
+        if retryable is not None:
+            self.retryable = retryable
+
+    def __str__(self) -> str:
+        if not self.context:
+            return self.message
+        details = ", ".join(f"{k}={v!r}" for k, v in self.context.items())
+        return f"{self.message} ({details})"
+
+
+class ConfigError(FlightrecError):
+    """Settings or wiring that cannot work; raised at start-up."""
+
+
+class ContractError(FlightrecError):
+    """The data violates its contract."""
+
+
+class SchemaFileError(ContractError):
+    """A schema file is malformed; context names the file and position."""
+
+
+class SchemaIncompatibleError(ContractError):
+    """The registry refused a schema evolution (HTTP 409)."""
+
+
+class RuleViolationError(ContractError):
+    """A data-contract rule failed; context names the rule and the field."""
+
+
+class DecodeError(ContractError):
+    """Bytes that are not a valid record of the expected schema."""
+
+
+class RegistryError(FlightrecError):
+    """The schema registry answered with an error."""
+
+
+class RegistryUnavailableError(RegistryError):
+    """The registry could not be reached after bounded retries."""
+
+    retryable = True
+
+
+class StackError(FlightrecError):
+    """The local stack cannot be started, stopped or found."""
+
+
+class ToolError(FlightrecError):
+    """A tool call failed. The toolset records it as an error result."""
+
+
+class ToolNotAllowedError(ToolError):
+    """The tool is not on the agent's allow-list."""
+
+
+class ToolArgumentsError(ToolError):
+    """The tool's arguments failed validation."""
+
+
+class ToolTimeoutError(ToolError):
+    """The tool did not answer within its timeout."""
+
+    retryable = True
+
+
+class ToolHTTPError(ToolError):
+    """An HTTP tool got an error status, or its host is not allow-listed."""
+
+
+class ModelError(FlightrecError):
+    """The model could not produce a valid step."""
+
+
+class ModelRefusalError(ModelError):
+    """The model refused to answer."""
+
+
+class ModelOutputError(ModelError):
+    """The model's output failed validation or was cut off."""
+
+
+class ModelUnavailableError(ModelError):
+    """429, 5xx or timeout after the retry budget."""
+
+    retryable = True
+
+
+class BudgetExceededError(FlightrecError):
+    """A run exhausted its step, token or time budget."""
+
+
+class RecorderError(FlightrecError):
+    """The recorder could not get a delivery confirmed by the broker."""
+
+    retryable = True
+
+
+class ReplayError(FlightrecError):
+    """Replay could not complete."""
+
+
+class TraceNotFoundError(ReplayError):
+    """No trace matches the id or application id."""
+
+
+class ChainBrokenError(ReplayError):
+    """Hash chain verification failed for a trace."""
+
+
+class DivergenceError(ReplayError):
+    """A replayed run asked for something other than the recording holds."""
+
+    def __init__(
+        self, message: str, *, step: int, expected: Any, actual: Any, **context: Any
+    ) -> None:
+        super().__init__(message, step=step, expected=expected, actual=actual, **context)
+        self.step = step
+        self.expected = expected
+        self.actual = actual

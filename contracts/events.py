@@ -1,0 +1,305 @@
+"""Event models: chain-of-thought (CoT) events, business events, replay results.
+
+Every model is frozen and forbids extra fields. CoT events share one envelope
+and are discriminated by ``kind`` (one Avro subject holds all kinds). Free-form
+JSON values (tool arguments, results, structured model output, run inputs) are
+carried as canonical JSON text (``*_json`` fields) so that the bytes hashed by the
+chain, the bytes in Avro and the bytes replay compares are the same.
+
+Model call fields use the OpenTelemetry GenAI names with ``.`` replaced by ``_``
+(``gen_ai_provider_name`` is ``gen_ai.provider.name``), because Avro field names
+cannot contain dots.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
+
+__all__ = [
+    "COT_KINDS",
+    "GENESIS_HASH",
+    "CotEvent",
+    "CotEventBase",
+    "Decision",
+    "DecisionOutcome",
+    "LoanApplication",
+    "LoanDecision",
+    "ModelCall",
+    "ReplayResult",
+    "RunCompleted",
+    "RunFailed",
+    "RunStarted",
+    "SourceRef",
+    "Thought",
+    "ToolCall",
+    "ToolResult",
+    "canonical_json",
+    "cot_event_adapter",
+    "utc_micros",
+]
+
+GENESIS_HASH = "0" * 64
+"""``prev_hash`` of the first event of a trace attempt."""
+
+DecisionOutcome = Literal["APPROVE", "DECLINE", "REFER"]
+CotKind = Literal[
+    "RUN_STARTED",
+    "MODEL_CALL",
+    "THOUGHT",
+    "TOOL_CALL",
+    "TOOL_RESULT",
+    "DECISION",
+    "RUN_FAILED",
+    "RUN_COMPLETED",
+]
+COT_KINDS: tuple[str, ...] = (
+    "RUN_STARTED",
+    "MODEL_CALL",
+    "THOUGHT",
+    "TOOL_CALL",
+    "TOOL_RESULT",
+    "DECISION",
+    "RUN_FAILED",
+    "RUN_COMPLETED",
+)
+
+
+def canonical_json(value: Any) -> str:
+    """Canonical JSON text: sorted keys, no whitespace, UTF-8 kept as is."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def utc_micros(value: datetime) -> datetime:
+    """Normalise a timestamp to UTC with microsecond precision (Avro timestamp-micros)."""
+    if value.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return value.astimezone(UTC)
+
+
+def _json_text(value: str) -> str:
+    json.loads(value)  # raises ValueError for text that is not JSON
+    return value
+
+
+JsonText = Annotated[str, AfterValidator(_json_text)]
+TraceId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+SpanId = Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
+Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+UtcTime = Annotated[datetime, AfterValidator(utc_micros)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SourceRef(_Frozen):
+    """Where the input of a run came from: the idempotency key of the run."""
+
+    topic: str
+    partition: int = Field(ge=0)
+    offset: int = Field(ge=0)
+    key: str | None = None
+
+
+# --------------------------------------------------------------------------- CoT
+
+
+class CotEventBase(_Frozen):
+    """The envelope every chain-of-thought event carries."""
+
+    event_id: str = Field(min_length=1)
+    trace_id: TraceId
+    span_id: SpanId
+    parent_span_id: SpanId | None = None
+    attempt: int = Field(ge=1)
+    seq: int = Field(ge=0, description="gap-free per trace and attempt")
+    step: int = Field(ge=0, description="step index of the run loop (the log record's step_index)")
+    agent: str
+    agent_version: str
+    prompt_version: str
+    source: SourceRef
+    ts: UtcTime
+    prev_hash: Sha256Hex = GENESIS_HASH
+
+
+class RunStarted(CotEventBase):
+    """A run began: what the agent saw, and how it was configured."""
+
+    kind: Literal["RUN_STARTED"] = "RUN_STARTED"
+    application_id: str
+    input_json: JsonText = Field(description="the input as the agent saw it; PII as digests")
+    input_schema_id: int | None = None
+    model_profile: str
+    gen_ai_provider_name: str
+    gen_ai_request_model: str
+    tools: list[str]
+    max_steps: int
+    max_tokens: int
+    deadline_s: float
+    run_config_json: JsonText = "{}"
+
+
+class ModelCall(CotEventBase):
+    """One call to the model (one per attempt, retries included)."""
+
+    kind: Literal["MODEL_CALL"] = "MODEL_CALL"
+    gen_ai_operation_name: str = "chat"
+    gen_ai_provider_name: str
+    gen_ai_request_model: str
+    gen_ai_response_model: str | None = None
+    gen_ai_request_temperature: float | None = None
+    gen_ai_request_seed: int | None = None
+    gen_ai_response_id: str | None = None
+    gen_ai_response_finish_reasons: list[str] = Field(default_factory=list)
+    gen_ai_usage_input_tokens: int = Field(default=0, ge=0)
+    gen_ai_usage_output_tokens: int = Field(default=0, ge=0)
+    request_hash: Sha256Hex
+    call_attempt: int = Field(default=1, ge=1, description="1 for the first try, 2.. for retries")
+    latency_ms: float = Field(ge=0)
+    status: Literal["ok", "error"] = "ok"
+    error_type: str | None = None
+    error_message: str | None = None
+    output_json: JsonText | None = Field(default=None, description="the full structured output")
+
+
+class Thought(CotEventBase):
+    """A reasoning step."""
+
+    kind: Literal["THOUGHT"] = "THOUGHT"
+    reasoning: str
+
+
+class ToolCall(CotEventBase):
+    """A tool call, recorded before the tool runs."""
+
+    kind: Literal["TOOL_CALL"] = "TOOL_CALL"
+    tool: str
+    call_id: str
+    arguments_json: JsonText
+    reasoning: str = ""
+
+
+class ToolResult(CotEventBase):
+    """What a tool returned, or the typed error it ended with."""
+
+    kind: Literal["TOOL_RESULT"] = "TOOL_RESULT"
+    tool: str
+    call_id: str
+    status: Literal["ok", "error"]
+    result_json: JsonText | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    retryable: bool = False
+    latency_ms: float = Field(ge=0)
+
+
+class Decision(CotEventBase):
+    """The business decision of the run."""
+
+    kind: Literal["DECISION"] = "DECISION"
+    application_id: str
+    outcome: DecisionOutcome
+    reasons: list[str] = Field(min_length=1)
+    conditions: list[str] = Field(default_factory=list)
+    confidence: float = Field(ge=0.0, le=1.0)
+
+
+class RunFailed(CotEventBase):
+    """The run could not finish normally; ``reason`` says why (budget, model, tool...)."""
+
+    kind: Literal["RUN_FAILED"] = "RUN_FAILED"
+    error_type: str
+    reason: str
+    retryable: bool = False
+
+
+class RunCompleted(CotEventBase):
+    """The last event of a complete attempt."""
+
+    kind: Literal["RUN_COMPLETED"] = "RUN_COMPLETED"
+    outcome: DecisionOutcome
+    steps: int = Field(ge=0)
+    gen_ai_usage_input_tokens: int = Field(ge=0)
+    gen_ai_usage_output_tokens: int = Field(ge=0)
+    duration_ms: float = Field(ge=0)
+
+
+CotEvent = Annotated[
+    RunStarted | ModelCall | Thought | ToolCall | ToolResult | Decision | RunFailed | RunCompleted,
+    Field(discriminator="kind"),
+]
+"""Any chain-of-thought event, discriminated by ``kind``."""
+
+cot_event_adapter: TypeAdapter[CotEvent] = TypeAdapter(CotEvent)
+
+
+# --------------------------------------------------------------------- business
+
+
+class LoanApplication(_Frozen):
+    """Input: a loan application. Fields tagged PII in the Avro schema are
+    ``applicant_name``, ``national_id``, ``date_of_birth``, ``address``,
+    ``email`` and ``bank_account``. ``purpose`` and ``notes`` are free text
+    written by the applicant: data, never instructions."""
+
+    application_id: str = Field(min_length=1)
+    submitted_at: UtcTime
+    applicant_name: str
+    national_id: str
+    date_of_birth: str = Field(description="ISO date")
+    address: str
+    email: str
+    bank_account: str
+    applicant_age: int
+    amount: float
+    currency: str
+    term_months: int
+    annual_income: float
+    monthly_debt_payments: float
+    employment_status: Literal["EMPLOYED", "SELF_EMPLOYED", "UNEMPLOYED", "RETIRED", "STUDENT"]
+    employment_years: float = 0.0
+    purpose: str = ""
+    notes: str = ""
+
+
+class LoanDecision(_Frozen):
+    """Output: the decision on an application, carrying the trace that explains it."""
+
+    application_id: str
+    trace_id: TraceId
+    attempt: int = Field(ge=1)
+    outcome: DecisionOutcome
+    reasons: list[str]
+    conditions: list[str] = Field(default_factory=list)
+    confidence: float = Field(ge=0.0, le=1.0)
+    agent: str
+    agent_version: str
+    prompt_version: str
+    model_profile: str
+    decided_at: UtcTime
+    source: SourceRef
+
+
+class ReplayResult(_Frozen):
+    """Output of replay: a verification or a re-evaluation of one recorded trace."""
+
+    replay_id: str
+    replay_of: TraceId
+    mode: Literal["VERIFY", "REEVALUATE"]
+    status: Literal["REPRODUCED", "DIVERGED", "CHANGED", "UNCHANGED", "ABORTED", "ERROR"]
+    attempt: int = Field(ge=1)
+    agent: str
+    agent_version: str
+    prompt_version: str
+    model_profile: str
+    old_outcome: DecisionOutcome | None = None
+    new_outcome: DecisionOutcome | None = None
+    first_diff_step: int | None = None
+    expected: str | None = None
+    actual: str | None = None
+    message: str = ""
+    ts: UtcTime

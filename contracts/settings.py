@@ -1,0 +1,204 @@
+"""One frozen ``Settings`` object, read from ``FLIGHTREC_*`` environment variables.
+
+It lives in ``contracts`` because every layer may import contracts and nothing
+else; it is always passed explicitly, never read from a global.
+
+Kafka client configuration passes through untouched: every variable
+``FLIGHTREC_KAFKA_<KEY>`` becomes the librdkafka property ``<key>`` with ``_``
+turned into ``.`` (``FLIGHTREC_KAFKA_SASL_MECHANISM=PLAIN`` ->
+``sasl.mechanism=PLAIN``), so Confluent Cloud (SASL_SSL) works without code.
+Secrets are ``SecretStr`` and never appear in ``repr`` or logs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+__all__ = ["PRODUCER_SAFE_DEFAULTS", "Settings", "Topics"]
+
+# Producer defaults that keep data (librdkafka's own defaults can lose it).
+PRODUCER_SAFE_DEFAULTS: dict[str, Any] = {
+    "acks": "all",
+    "enable.idempotence": True,
+    "delivery.timeout.ms": 120000,
+    "client.dns.lookup": "use_all_dns_ips",
+}
+
+# Kafka properties whose values are secrets; kept out of repr.
+_SECRET_KAFKA_KEYS = frozenset({"sasl.password", "ssl.key.password", "ssl.keystore.password"})
+
+_ENV_PREFIX = "FLIGHTREC_"
+_KAFKA_PREFIX = "FLIGHTREC_KAFKA_"
+# FLIGHTREC_KAFKA_* variables that are ours, not librdkafka passthrough.
+_KAFKA_OWN = frozenset(
+    {
+        "FLIGHTREC_KAFKA_BOOTSTRAP_SERVERS",
+        "FLIGHTREC_KAFKA_PORT",
+        "FLIGHTREC_KAFKA_CONTROLLER_PORT",
+        "FLIGHTREC_KAFKA_VERSION",
+    }
+)
+
+
+class Topics(BaseModel):
+    """Topic names; a prefix (``FLIGHTREC_TOPIC_PREFIX``) is prepended to all."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    applications: str = "loan.applications"
+    applications_dlq: str = "loan.applications.dlq"
+    decisions: str = "loan.decisions"
+    cot: str = "agent.cot"
+    replays: str = "agent.replays"
+    schemas: str = "_schemas"
+
+    def with_prefix(self, prefix: str) -> Topics:
+        if not prefix:
+            return self
+        return Topics(**{name: prefix + value for name, value in self.model_dump().items()})
+
+
+class Settings(BaseModel):
+    """All configuration of a flightrec process. Frozen; build with ``from_env``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Kafka
+    bootstrap_servers: str = "127.0.0.1:19092"
+    kafka_config: Mapping[str, str] = Field(default_factory=dict)
+    kafka_secrets: Mapping[str, SecretStr] = Field(default_factory=dict)
+    topics: Topics = Field(default_factory=Topics)
+    cot_partitions: int = 6
+    replication_factor: int = 1
+
+    # Schema registry
+    schema_registry_url: str = "http://127.0.0.1:18081"
+    schema_registry_basic_auth: SecretStr | None = None
+
+    # Local stack
+    stack_dir: Path = Path(".flightrec")
+    kafka_port: int = 19092
+    kafka_controller_port: int = 19093
+    kafka_version: str = "4.1.1"
+    registry_port: int = 18081
+    bureau_port: int = 18090
+
+    # Models: "policy" (offline, default) or an OpenAI-compatible endpoint.
+    model: str = "policy"
+    model_profile: str = "standard"
+    openai_base_url: str | None = None
+    openai_api_key: SecretStr | None = None
+    model_temperature: float = 0.0
+    model_seed: int | None = 7
+    model_timeout_s: float = 30.0
+    model_max_retries: int = 3
+
+    # Tools
+    bureau_url: str = "http://127.0.0.1:18090"
+    http_allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost")
+    tool_timeout_s: float = 5.0
+
+    # Recorder and privacy
+    pii_hmac_key: SecretStr = SecretStr("flightrec-local-development-key")
+    pii_key_id: str = "k1"
+    recorder_queue_size: int = 10000
+
+    # Worker
+    worker_concurrency: int = 4
+    app_id: str = "flightrec-worker"
+
+    # Observability
+    otlp_endpoint: str | None = None
+    capture_message_content: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read ``FLIGHTREC_*`` variables (see README's configuration table)."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        kafka_config: dict[str, str] = {}
+        kafka_secrets: dict[str, SecretStr] = {}
+        simple = {
+            name: field
+            for name, field in cls.model_fields.items()
+            if name not in {"kafka_config", "kafka_secrets", "topics"}
+        }
+        for key, raw in env.items():
+            if not key.startswith(_ENV_PREFIX):
+                continue
+            if key.startswith(_KAFKA_PREFIX) and key not in _KAFKA_OWN:
+                prop = key[len(_KAFKA_PREFIX) :].lower().replace("_", ".")
+                if prop in _SECRET_KAFKA_KEYS:
+                    kafka_secrets[prop] = SecretStr(raw)
+                else:
+                    kafka_config[prop] = raw
+                continue
+            name = key[len(_ENV_PREFIX) :].lower()
+            if name == "http_allowed_hosts":
+                values[name] = tuple(h.strip() for h in raw.split(",") if h.strip())
+            elif name == "capture_message_content":
+                values[name] = raw.strip().lower() in {"1", "true", "yes", "on"}
+            elif name in simple:
+                values[name] = raw if raw != "" else None
+        # Our own names for the Kafka variables above.
+        if "FLIGHTREC_KAFKA_BOOTSTRAP_SERVERS" in env:
+            values["bootstrap_servers"] = env["FLIGHTREC_KAFKA_BOOTSTRAP_SERVERS"]
+        for own, field in (
+            ("FLIGHTREC_KAFKA_PORT", "kafka_port"),
+            ("FLIGHTREC_KAFKA_CONTROLLER_PORT", "kafka_controller_port"),
+            ("FLIGHTREC_KAFKA_VERSION", "kafka_version"),
+        ):
+            if own in env:
+                values[field] = env[own]
+        if "kafka_port" in values and "bootstrap_servers" not in values:
+            values["bootstrap_servers"] = f"127.0.0.1:{values['kafka_port']}"
+        if "registry_port" in values and "schema_registry_url" not in values:
+            values["schema_registry_url"] = f"http://127.0.0.1:{values['registry_port']}"
+        if "bureau_port" in values and "bureau_url" not in values:
+            values["bureau_url"] = f"http://127.0.0.1:{values['bureau_port']}"
+        values["topics"] = Topics().with_prefix(env.get("FLIGHTREC_TOPIC_PREFIX", ""))
+        values["kafka_config"] = kafka_config
+        values["kafka_secrets"] = kafka_secrets
+        values.pop("topic_prefix", None)
+        values.update(overrides)
+        return cls.model_validate(values)
+
+    # -- client configuration -------------------------------------------------
+
+    def kafka_client_config(self) -> dict[str, Any]:
+        """Common librdkafka configuration: bootstrap, passthrough, secrets revealed."""
+        config: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers}
+        config.update(self.kafka_config)
+        config.update({k: v.get_secret_value() for k, v in self.kafka_secrets.items()})
+        return config
+
+    def producer_config(self, **extra: Any) -> dict[str, Any]:
+        """Producer configuration with the data-keeping defaults; passthrough wins."""
+        config = dict(PRODUCER_SAFE_DEFAULTS)
+        config.update(self.kafka_client_config())
+        config.update(extra)
+        return config
+
+    def consumer_config(self, group_id: str | None = None, **extra: Any) -> dict[str, Any]:
+        """Consumer configuration; manual commits, read from the start by default."""
+        config: dict[str, Any] = {
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "client.dns.lookup": "use_all_dns_ips",
+        }
+        config.update(self.kafka_client_config())
+        config["group.id"] = group_id or f"{self.app_id}-reader"
+        config.update(extra)
+        return config
+
+    def schema_registry_config(self) -> dict[str, Any]:
+        """Configuration for confluent-kafka's ``SchemaRegistryClient``."""
+        config: dict[str, Any] = {"url": self.schema_registry_url}
+        if self.schema_registry_basic_auth is not None:
+            config["basic.auth.user.info"] = self.schema_registry_basic_auth.get_secret_value()
+        return config

@@ -1,0 +1,1 @@
+"""flightrec composition root: the ``flightrec`` command and the local stack."""

@@ -1,0 +1,2 @@
+"""Benchmarks behind ``flightrec bench``. Each module defines ``register(subparsers)``
+for one ``flightrec bench NAME`` command; results are ratios measured in one run."""

@@ -1,0 +1,1 @@
+"""The flight recorder: CoT events to Kafka, ordered, hash-chained, PII-guarded, traced."""

@@ -1,0 +1,1 @@
+"""Replay: rebuild, verify and re-evaluate recorded decisions from the Kafka log."""

@@ -1,0 +1,1 @@
+"""Tools: specs, the allow-listed toolset, reference loan tools, the bureau simulator."""

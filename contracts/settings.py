@@ -55,12 +55,19 @@ class Topics(BaseModel):
     decisions: str = "loan.decisions"
     cot: str = "agent.cot"
     replays: str = "agent.replays"
+    # internal: attempt numbers per trace (compacted), see agents.attempts
+    attempts: str = "agent.attempts"
     schemas: str = "_schemas"
 
+    prefix: str = ""
+
     def with_prefix(self, prefix: str) -> Topics:
-        if not prefix:
-            return self
-        return Topics(**{name: prefix + value for name, value in self.model_dump().items()})
+        """The default names with ``prefix`` prepended (replaces any earlier prefix)."""
+        base = Topics()
+        names = {
+            name: prefix + value for name, value in base.model_dump().items() if name != "prefix"
+        }
+        return Topics(prefix=prefix, **names)
 
 
 class Settings(BaseModel):
@@ -167,6 +174,32 @@ class Settings(BaseModel):
         values.pop("topic_prefix", None)
         values.update(overrides)
         return cls.model_validate(values)
+
+    def to_env(self) -> dict[str, str]:
+        """``FLIGHTREC_*`` variables that rebuild these settings in a child process
+        (secrets included: only for passing to processes we start)."""
+        env: dict[str, str] = {}
+        for name in type(self).model_fields:
+            if name in {"kafka_config", "kafka_secrets", "topics"}:
+                continue
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, tuple):
+                value = ",".join(value)
+            elif isinstance(value, bool):
+                value = "true" if value else "false"
+            env[_ENV_PREFIX + name.upper()] = str(value)
+        env["FLIGHTREC_KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap_servers
+        env.pop("FLIGHTREC_BOOTSTRAP_SERVERS", None)
+        for key, raw in self.kafka_config.items():
+            env[_KAFKA_PREFIX + key.upper().replace(".", "_")] = raw
+        for key, secret in self.kafka_secrets.items():
+            env[_KAFKA_PREFIX + key.upper().replace(".", "_")] = secret.get_secret_value()
+        env["FLIGHTREC_TOPIC_PREFIX"] = self.topics.prefix
+        return env
 
     # -- client configuration -------------------------------------------------
 

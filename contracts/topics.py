@@ -1,0 +1,219 @@
+"""Topic specifications and idempotent topic creation.
+
+Every topic flightrec uses is declared here once (partitions, replication,
+configuration), derived from the frozen ``Settings``: names carry the settings'
+prefix, the chain-of-thought topic gets ``settings.cot_partitions`` partitions
+and a long (unlimited) retention, and ``min.insync.replicas=2`` is only asked
+for where the replication factor can honour it (RF >= 3, as in production).
+
+``ensure_topics`` creates what is missing with confluent-kafka's ``AdminClient``,
+ignores topics that already exist, and returns only once the broker's metadata
+shows every requested topic with a leader for each partition, so a producer
+started right after it never races the creation. ``aensure_topics`` runs the
+same work off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from contracts.errors import ConfigError, StackError
+from contracts.settings import Settings
+
+__all__ = [
+    "APPLICATIONS_PARTITIONS",
+    "TopicSpec",
+    "aensure_topics",
+    "ensure_topics",
+    "topic_specs",
+    "watermarks",
+]
+
+APPLICATIONS_PARTITIONS = 6
+"""Partitions of the input and output topics: the unit of worker scaling."""
+
+_DLQ_PARTITIONS = 1  # dead letters are rare; one partition keeps them in arrival order
+_REPLAYS_PARTITIONS = 3
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic as flightrec wants it created."""
+
+    name: str
+    partitions: int
+    replication_factor: int
+    config: Mapping[str, str] = field(default_factory=dict)
+
+    def new_topic(self) -> NewTopic:
+        """The ``AdminClient`` request for this spec."""
+        return NewTopic(
+            self.name,
+            num_partitions=self.partitions,
+            replication_factor=self.replication_factor,
+            config=dict(self.config),
+        )
+
+
+def topic_specs(settings: Settings) -> dict[str, TopicSpec]:
+    """Every topic of ``settings`` keyed by its (prefixed) name."""
+    topics = settings.topics
+    rf = settings.replication_factor
+    cot_config = {
+        "cleanup.policy": "delete",
+        # The flight record is kept until someone decides otherwise.
+        "retention.ms": "-1",
+        "retention.bytes": "-1",
+    }
+    if rf >= 3:
+        # With RF 3 a write confirmed by acks=all survives the loss of one broker.
+        cot_config["min.insync.replicas"] = "2"
+    compacted = {"cleanup.policy": "compact"}
+    specs = [
+        TopicSpec(topics.applications, APPLICATIONS_PARTITIONS, rf),
+        TopicSpec(topics.applications_dlq, _DLQ_PARTITIONS, rf),
+        TopicSpec(topics.decisions, APPLICATIONS_PARTITIONS, rf),
+        TopicSpec(topics.cot, settings.cot_partitions, rf, cot_config),
+        TopicSpec(topics.replays, _REPLAYS_PARTITIONS, rf),
+        # The attempt ledger writes to the partition of its input event, so it
+        # needs exactly as many partitions as the input topic.
+        TopicSpec(topics.attempts, APPLICATIONS_PARTITIONS, rf, compacted),
+        # Registry storage: one partition gives a total order of schema writes.
+        TopicSpec(topics.schemas, 1, rf, compacted),
+    ]
+    return {spec.name: spec for spec in specs}
+
+
+def _missing_or_leaderless(
+    admin: AdminClient, specs: list[TopicSpec], timeout_s: float
+) -> list[str]:
+    metadata = admin.list_topics(timeout=timeout_s)
+    pending: list[str] = []
+    for spec in specs:
+        topic = metadata.topics.get(spec.name)
+        if topic is None or topic.error is not None or not topic.partitions:
+            pending.append(spec.name)
+            continue
+        if any(p.leader < 0 for p in topic.partitions.values()):
+            pending.append(spec.name)
+    return pending
+
+
+def ensure_topics(
+    settings: Settings,
+    names: Iterable[str] | None = None,
+    *,
+    timeout_s: float = 30.0,
+) -> list[str]:
+    """Create the topics named ``names`` (default: all of ``settings``) if missing.
+
+    Blocking; call ``aensure_topics`` from async code. Returns the names this
+    call created. Existing topics are left as they are. Raises ``ConfigError``
+    for a name that is not one of the settings' topics and ``StackError`` when
+    the broker refuses or does not confirm within ``timeout_s``.
+    """
+    all_specs = topic_specs(settings)
+    wanted = list(all_specs) if names is None else list(dict.fromkeys(names))
+    unknown = [name for name in wanted if name not in all_specs]
+    if unknown:
+        raise ConfigError("unknown topic names", names=unknown, known=sorted(all_specs))
+    specs = [all_specs[name] for name in wanted]
+    if not specs:
+        return []
+    admin = AdminClient(settings.kafka_client_config())
+    created: list[str] = []
+    try:
+        futures = admin.create_topics(
+            [spec.new_topic() for spec in specs],
+            operation_timeout=timeout_s,
+            request_timeout=timeout_s,
+        )
+        for name, future in futures.items():
+            try:
+                future.result(timeout=timeout_s)
+                created.append(name)
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                if (
+                    isinstance(error, KafkaError)
+                    and error.code() == KafkaError.TOPIC_ALREADY_EXISTS
+                ):
+                    continue
+                raise StackError(
+                    "could not create topic", topic=name, error=str(exc), retryable=True
+                ) from exc
+    except KafkaException as exc:
+        raise StackError(
+            "Kafka did not accept the topic request",
+            bootstrap_servers=settings.bootstrap_servers,
+            error=str(exc),
+            retryable=True,
+        ) from exc
+    # CreateTopics returns once the controller has the topic; the broker serving
+    # our metadata may learn of the leaders a moment later.
+    deadline = time.monotonic() + timeout_s
+    pending = _missing_or_leaderless(admin, specs, timeout_s)
+    while pending:
+        if time.monotonic() > deadline:
+            raise StackError("topics have no leader yet", topics=pending, retryable=True)
+        time.sleep(0.1)
+        pending = _missing_or_leaderless(admin, specs, timeout_s)
+    return created
+
+
+async def aensure_topics(
+    settings: Settings,
+    names: Iterable[str] | None = None,
+    *,
+    timeout_s: float = 30.0,
+) -> list[str]:
+    """``ensure_topics`` in a worker thread, so the event loop keeps running."""
+    wanted = None if names is None else list(names)
+    return await asyncio.to_thread(ensure_topics, settings, wanted, timeout_s=timeout_s)
+
+
+def watermarks(
+    consumer: Consumer, topic: str, partition: int, *, timeout_s: float = 30.0
+) -> tuple[int, int]:
+    """``(low, high)`` offsets of one partition, retrying while leadership settles.
+
+    Right after a topic is created (or a broker restarts) metadata may already
+    name a leader that still answers ``NOT_LEADER_FOR_PARTITION``; that and any
+    other retriable error is retried until ``timeout_s``. Blocking.
+    """
+    tp = TopicPartition(topic, partition)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(
+                tp, timeout=max(1.0, min(10.0, deadline - time.monotonic())), cached=False
+            )
+            return int(low), int(high)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            retriable = isinstance(error, KafkaError) and (
+                error.retriable()
+                or error.code()
+                in (
+                    KafkaError.NOT_LEADER_FOR_PARTITION,
+                    KafkaError.LEADER_NOT_AVAILABLE,
+                    KafkaError.UNKNOWN_TOPIC_OR_PART,
+                    KafkaError._TIMED_OUT,
+                )
+            )
+            if not retriable or time.monotonic() > deadline:
+                raise StackError(
+                    "could not read partition offsets",
+                    topic=topic,
+                    partition=partition,
+                    error=str(exc),
+                    retryable=True,
+                ) from exc
+            time.sleep(0.2)

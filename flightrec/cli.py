@@ -46,6 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not args.verbose:
+        # The registry client logs every HTTP request at INFO; that is noise here.
+        for chatty in ("httpx", "httpx2", "httpcore"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()

@@ -1,0 +1,320 @@
+"""Data-contract rules: CEL conditions registered with the schemas (``ruleSet.domainRules``).
+
+The rules run inside confluent-kafka's serializer on every write (``mode:
+WRITE``), through the executor registered for the rule type ``CEL`` (our
+:mod:`contracts.cel_fast` by default, cel-python's ``CelExecutor`` as the
+reference). Each rule names the field it checks in its params
+(``flightrec.field``) and carries a unique ``doc``: confluent's ERROR action
+raises with the rule's doc only, so the codec finds the failed rule by its doc
+and can raise a :class:`~contracts.errors.RuleViolationError` naming rule and
+field.
+
+Expressions avoid mixing int and double literals (``amount > 0.0``): cel-python
+rejects heterogeneous comparisons that the Rust engine accepts, and both engines
+must agree on every rule. A ``guard; condition`` expression only checks the
+condition when the guard holds (confluent's CEL executor semantics).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from confluent_kafka.schema_registry import Rule, RuleKind, RuleMode, RuleParams, RuleSet
+
+from contracts.settings import Settings
+
+__all__ = [
+    "FIELD_PARAM",
+    "ISO_4217",
+    "RuleSpec",
+    "rule_set_for",
+    "rule_specs",
+]
+
+FIELD_PARAM = "flightrec.field"
+"""Rule parameter naming the field a rule checks."""
+
+DLQ_TOPIC_PARAM = "dlq.topic"
+DLQ_KEY_PARAM = "dlq.key.field"
+
+# Active ISO 4217 currency codes (funds and precious-metal codes left out:
+# nobody borrows in XAU).
+ISO_4217: frozenset[str] = frozenset(
+    [
+        "AED",
+        "AFN",
+        "ALL",
+        "AMD",
+        "ANG",
+        "AOA",
+        "ARS",
+        "AUD",
+        "AWG",
+        "AZN",
+        "BAM",
+        "BBD",
+        "BDT",
+        "BGN",
+        "BHD",
+        "BIF",
+        "BMD",
+        "BND",
+        "BOB",
+        "BRL",
+        "BSD",
+        "BTN",
+        "BWP",
+        "BYN",
+        "BZD",
+        "CAD",
+        "CDF",
+        "CHF",
+        "CLP",
+        "CNY",
+        "COP",
+        "CRC",
+        "CUP",
+        "CVE",
+        "CZK",
+        "DJF",
+        "DKK",
+        "DOP",
+        "DZD",
+        "EGP",
+        "ERN",
+        "ETB",
+        "EUR",
+        "FJD",
+        "FKP",
+        "GBP",
+        "GEL",
+        "GHS",
+        "GIP",
+        "GMD",
+        "GNF",
+        "GTQ",
+        "GYD",
+        "HKD",
+        "HNL",
+        "HTG",
+        "HUF",
+        "IDR",
+        "ILS",
+        "INR",
+        "IQD",
+        "IRR",
+        "ISK",
+        "JMD",
+        "JOD",
+        "JPY",
+        "KES",
+        "KGS",
+        "KHR",
+        "KMF",
+        "KPW",
+        "KRW",
+        "KWD",
+        "KYD",
+        "KZT",
+        "LAK",
+        "LBP",
+        "LKR",
+        "LRD",
+        "LSL",
+        "LYD",
+        "MAD",
+        "MDL",
+        "MGA",
+        "MKD",
+        "MMK",
+        "MNT",
+        "MOP",
+        "MRU",
+        "MUR",
+        "MVR",
+        "MWK",
+        "MXN",
+        "MYR",
+        "MZN",
+        "NAD",
+        "NGN",
+        "NIO",
+        "NOK",
+        "NPR",
+        "NZD",
+        "OMR",
+        "PAB",
+        "PEN",
+        "PGK",
+        "PHP",
+        "PKR",
+        "PLN",
+        "PYG",
+        "QAR",
+        "RON",
+        "RSD",
+        "RUB",
+        "RWF",
+        "SAR",
+        "SBD",
+        "SCR",
+        "SDG",
+        "SEK",
+        "SGD",
+        "SHP",
+        "SLE",
+        "SOS",
+        "SRD",
+        "SSP",
+        "STN",
+        "SVC",
+        "SYP",
+        "SZL",
+        "THB",
+        "TJS",
+        "TMT",
+        "TND",
+        "TOP",
+        "TRY",
+        "TTD",
+        "TWD",
+        "TZS",
+        "UAH",
+        "UGX",
+        "USD",
+        "UYU",
+        "UZS",
+        "VES",
+        "VND",
+        "VUV",
+        "WST",
+        "XAF",
+        "XCD",
+        "XOF",
+        "XPF",
+        "YER",
+        "ZAR",
+        "ZMW",
+        "ZWG",
+    ]
+)
+
+MIN_TERM_MONTHS = 6
+MAX_TERM_MONTHS = 360
+ADULT_AGE = 18
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """One CEL condition of a contract."""
+
+    name: str
+    field: str
+    expr: str
+    doc: str
+
+    def to_rule(self, *, on_failure: str, params: dict[str, str] | None = None) -> Rule:
+        """The confluent ``Rule`` registered with the schema."""
+        all_params = {FIELD_PARAM: self.field, **(params or {})}
+        return Rule(
+            name=self.name,
+            doc=self.doc,
+            kind=RuleKind.CONDITION,
+            mode=RuleMode.WRITE,
+            type="CEL",
+            tags=None,
+            params=RuleParams(all_params),
+            expr=self.expr,
+            on_success=None,
+            on_failure=on_failure,
+            disabled=False,
+        )
+
+
+def _currency_list() -> str:
+    return "[" + ", ".join(f"'{c}'" for c in sorted(ISO_4217)) + "]"
+
+
+_APPLICATION_RULES: tuple[RuleSpec, ...] = (
+    RuleSpec(
+        "application_amount_positive",
+        "amount",
+        "message.amount > 0.0",
+        "rule application_amount_positive: amount must be greater than 0",
+    ),
+    RuleSpec(
+        "application_currency_iso4217",
+        "currency",
+        f"message.currency in {_currency_list()}",
+        "rule application_currency_iso4217: currency must be an ISO 4217 code",
+    ),
+    RuleSpec(
+        "application_term_bounds",
+        "term_months",
+        f"message.term_months >= {MIN_TERM_MONTHS} && message.term_months <= {MAX_TERM_MONTHS}",
+        f"rule application_term_bounds: term_months must be within {MIN_TERM_MONTHS}..{MAX_TERM_MONTHS}",
+    ),
+    RuleSpec(
+        "application_applicant_adult",
+        "applicant_age",
+        f"message.applicant_age >= {ADULT_AGE}",
+        f"rule application_applicant_adult: applicant_age must be at least {ADULT_AGE}",
+    ),
+)
+
+_COT_RULES: tuple[RuleSpec, ...] = (
+    RuleSpec(
+        "cot_seq_non_negative",
+        "seq",
+        "message.seq >= 0",
+        "rule cot_seq_non_negative: seq must not be negative",
+    ),
+    RuleSpec(
+        "cot_trace_id_format",
+        "trace_id",
+        "message.trace_id.matches('^[0-9a-f]{32}$')",
+        "rule cot_trace_id_format: trace_id must be 32 lowercase hex digits",
+    ),
+    RuleSpec(
+        "cot_decision_outcome",
+        "decision.outcome",
+        "message.kind == 'DECISION'; message.decision.outcome in ['APPROVE', 'DECLINE', 'REFER']",
+        "rule cot_decision_outcome: a DECISION's outcome must be APPROVE, DECLINE or REFER",
+    ),
+    RuleSpec(
+        "cot_decision_reasons",
+        "decision.reasons",
+        "message.kind == 'DECISION'; size(message.decision.reasons) > 0",
+        "rule cot_decision_reasons: a DECISION must give at least one reason",
+    ),
+)
+
+
+def rule_specs(contract_name: str) -> tuple[RuleSpec, ...]:
+    """The CEL conditions of a contract (empty when it has none)."""
+    if contract_name == "loan_application":
+        return _APPLICATION_RULES
+    if contract_name == "cot_event":
+        return _COT_RULES
+    return ()
+
+
+def rule_set_for(contract_name: str, settings: Settings) -> RuleSet | None:
+    """The ``ruleSet`` registered with a contract's schema, or ``None``.
+
+    Applications that break a rule go to the applications DLQ (``onFailure:
+    DLQ``; the DLQ action still makes the write fail). A CoT event that breaks a
+    rule is a bug in our runner: the recorder gets the error (``ERROR``).
+    """
+    specs = rule_specs(contract_name)
+    if not specs:
+        return None
+    if contract_name == "loan_application":
+        params = {
+            DLQ_TOPIC_PARAM: settings.topics.applications_dlq,
+            DLQ_KEY_PARAM: "application_id",
+        }
+        rules = [spec.to_rule(on_failure="DLQ", params=params) for spec in specs]
+    else:
+        rules = [spec.to_rule(on_failure="ERROR") for spec in specs]
+    return RuleSet(migration_rules=None, domain_rules=rules)

@@ -1,0 +1,175 @@
+"""The Avro schema files of flightrec and what they govern.
+
+Each governed topic value has one ``.avsc`` file under ``contracts/schemas/``;
+its registry subject follows the TopicNameStrategy (``<topic>-value``), so a
+topic prefix moves the subject with it. Files are loaded with their position
+kept on error: a malformed file raises :class:`SchemaFileError` naming the file,
+the line and the column, so a reviewer can jump to it.
+
+PII is declared in the schema itself with Confluent field tags
+(``"confluent:tags": ["PII"]``); :func:`pii_fields` reads the tags so the PII
+guard follows the contract instead of a hard-coded list.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import fastavro
+
+from contracts.errors import SchemaFileError
+from contracts.settings import Settings
+
+__all__ = [
+    "CONTRACTS",
+    "DEFAULT_SCHEMA_DIR",
+    "PII_TAG",
+    "ContractSpec",
+    "contract",
+    "field_tags",
+    "load_schema_file",
+    "load_schemas",
+    "pii_fields",
+    "schema_text",
+    "subject_for",
+]
+
+DEFAULT_SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+"""The schema files shipped with the package (repo-relative, package data)."""
+
+PII_TAG = "PII"
+
+
+@dataclass(frozen=True)
+class ContractSpec:
+    """One governed topic value: its logical name, schema file and topic."""
+
+    name: str
+    """Logical name, also the stem of the schema file (``cot_event``)."""
+    topic_attr: str
+    """Attribute of :class:`contracts.settings.Topics` naming the topic."""
+    transitive: bool = False
+    """BACKWARD_TRANSITIVE instead of BACKWARD (every old version stays readable)."""
+
+    @property
+    def file_name(self) -> str:
+        """The schema file's name inside the schema directory."""
+        return f"{self.name}.avsc"
+
+    def topic(self, settings: Settings) -> str:
+        """The topic (with prefix) whose values this contract governs."""
+        topic: str = getattr(settings.topics, self.topic_attr)
+        return topic
+
+    @property
+    def compatibility(self) -> str:
+        """The registry compatibility level the subject is governed with."""
+        return "BACKWARD_TRANSITIVE" if self.transitive else "BACKWARD"
+
+
+CONTRACTS: tuple[ContractSpec, ...] = (
+    ContractSpec("loan_application", "applications"),
+    ContractSpec("loan_decision", "decisions"),
+    # The flight record must stay readable from its very first event: replay
+    # reads logs that hold every version ever written.
+    ContractSpec("cot_event", "cot", transitive=True),
+    ContractSpec("replay_result", "replays"),
+)
+"""Every governed contract, in registration order."""
+
+
+def contract(name: str) -> ContractSpec:
+    """The contract called ``name`` (``loan_application``, ``cot_event``, ...)."""
+    for spec in CONTRACTS:
+        if spec.name == name:
+            return spec
+    raise KeyError(f"unknown contract {name!r}; known: {[c.name for c in CONTRACTS]}")
+
+
+def subject_for(spec: ContractSpec, settings: Settings) -> str:
+    """Registry subject of a contract: TopicNameStrategy, ``<topic>-value``."""
+    return f"{spec.topic(settings)}-value"
+
+
+def load_schema_file(path: Path) -> dict[str, Any]:
+    """Parse one ``.avsc`` file and check it is a valid Avro schema.
+
+    Raises :class:`SchemaFileError` with ``file``, ``line`` and ``column`` when
+    the JSON is malformed, and with ``file`` and the Avro error otherwise.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SchemaFileError("cannot read schema file", file=str(path), error=str(exc)) from exc
+    try:
+        schema = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SchemaFileError(
+            f"malformed JSON in schema file: {exc.msg}",
+            file=str(path),
+            line=exc.lineno,
+            column=exc.colno,
+        ) from exc
+    if not isinstance(schema, dict) or schema.get("type") != "record":
+        raise SchemaFileError("a schema file must hold one Avro record", file=str(path))
+    try:
+        # fastavro rejects unknown types, bad defaults, duplicate names...
+        fastavro.parse_schema(schema, _write_hint=False)
+    except Exception as exc:  # fastavro raises several unrelated exception types
+        raise SchemaFileError(f"invalid Avro schema: {exc}", file=str(path)) from exc
+    return schema
+
+
+def load_schemas(directory: Path | None = None) -> dict[str, dict[str, Any]]:
+    """Load the schema of every contract (by logical name) from ``directory``."""
+    base = DEFAULT_SCHEMA_DIR if directory is None else directory
+    return {spec.name: load_schema_file(base / spec.file_name) for spec in CONTRACTS}
+
+
+def schema_text(schema: Mapping[str, Any]) -> str:
+    """The compact JSON text registered for a schema (stable key order kept)."""
+    return json.dumps(schema, separators=(",", ":"), ensure_ascii=False)
+
+
+def field_tags(schema: Mapping[str, Any]) -> dict[str, frozenset[str]]:
+    """Tags of every tagged field, by dotted path (``source.key``), nested records included."""
+    tags: dict[str, frozenset[str]] = {}
+    _collect_tags(schema, "", tags, set())
+    return tags
+
+
+def pii_fields(schema: Mapping[str, Any] | str) -> frozenset[str]:
+    """Fields tagged ``PII`` in a schema (a dict or its JSON text), as dotted paths."""
+    parsed: Mapping[str, Any] = json.loads(schema) if isinstance(schema, str) else schema
+    return frozenset(path for path, tags in field_tags(parsed).items() if PII_TAG in tags)
+
+
+def _collect_tags(schema: Any, prefix: str, out: dict[str, frozenset[str]], seen: set[str]) -> None:
+    if isinstance(schema, list):
+        for branch in schema:
+            _collect_tags(branch, prefix, out, seen)
+        return
+    if not isinstance(schema, dict):
+        return
+    kind = schema.get("type")
+    if kind == "array":
+        _collect_tags(schema.get("items"), prefix, out, seen)
+    elif kind == "map":
+        _collect_tags(schema.get("values"), prefix, out, seen)
+    elif kind == "record":
+        name = str(schema.get("name"))
+        if name in seen:  # a recursive record: its fields were already visited
+            return
+        seen = seen | {name}
+        for field in schema.get("fields", []):
+            path = f"{prefix}{field['name']}"
+            tags = field.get("confluent:tags")
+            if tags:
+                out[path] = frozenset(str(t) for t in tags)
+            _collect_tags(field.get("type"), f"{path}.", out, seen)
+    elif isinstance(kind, dict | list):
+        _collect_tags(kind, prefix, out, seen)

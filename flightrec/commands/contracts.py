@@ -1,0 +1,84 @@
+"""``flightrec contracts``: governance of the Avro schemas and data-contract rules.
+
+``apply [--dry-run]`` prints the plan (per subject: new subject / new version /
+unchanged, the registry's compatibility verdict) and registers what changed;
+``check`` is the CI gate (exit 1 when a local schema is incompatible with the
+registry's latest); ``show SUBJECT [--version N]`` prints a registered version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from contracts.errors import SchemaIncompatibleError
+from contracts.settings import Settings
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    """Add ``contracts apply|check|show`` to the CLI."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "contracts", help="register and check the Avro schemas and data-contract rules"
+    )
+    commands = parser.add_subparsers(dest="contracts_command", metavar="ACTION", required=True)
+
+    apply = commands.add_parser("apply", help="print the plan, then register schemas and rules")
+    apply.add_argument("--dry-run", action="store_true", help="print the plan only")
+    apply.add_argument("--schema-dir", type=Path, default=None, help="directory of .avsc files")
+    apply.set_defaults(handler=_apply)
+
+    check = commands.add_parser("check", help="exit 1 when a local schema is incompatible")
+    check.add_argument("--schema-dir", type=Path, default=None, help="directory of .avsc files")
+    check.set_defaults(handler=_check)
+
+    show = commands.add_parser("show", help="print a registered schema version with its rules")
+    show.add_argument("subject")
+    show.add_argument("--version", type=int, default=None, metavar="N")
+    show.set_defaults(handler=_show)
+
+
+def _quiet_http() -> None:
+    # The registry client's HTTP library logs every request at INFO; the plan is the output.
+    for name in ("httpx", "httpx2"):
+        if not logging.getLogger().isEnabledFor(logging.DEBUG):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _apply(args: argparse.Namespace, settings: Settings) -> int:
+    _quiet_http()
+    from contracts.governance import apply_contracts, plan_contracts
+
+    if args.dry_run:
+        plan = plan_contracts(settings, schema_dir=args.schema_dir)
+        print(plan.render())
+        return 0 if plan.ok else 1
+    try:
+        result = apply_contracts(settings, schema_dir=args.schema_dir)
+    except SchemaIncompatibleError as exc:
+        print(plan_contracts(settings, schema_dir=args.schema_dir).render())
+        print(f"flightrec: {exc}")
+        return 1
+    print(result.render())
+    return 0
+
+
+def _check(args: argparse.Namespace, settings: Settings) -> int:
+    from contracts.governance import check_contracts
+
+    _quiet_http()
+    plan = check_contracts(settings, schema_dir=args.schema_dir)
+    print(plan.render())
+    return 0 if plan.ok else 1
+
+
+def _show(args: argparse.Namespace, settings: Settings) -> int:
+    from contracts.governance import show_subject
+
+    _quiet_http()
+    print(json.dumps(show_subject(settings, args.subject, args.version), indent=2))
+    return 0

@@ -1,0 +1,71 @@
+"""``flightrec contracts apply|check|show`` end to end against the real registry."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from contracts.schema_files import DEFAULT_SCHEMA_DIR, contract, subject_for
+from contracts.settings import Settings
+from flightrec.cli import main
+
+pytestmark = pytest.mark.integration
+
+
+def _run(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    settings: Settings,
+    *argv: str,
+) -> tuple[int, str]:
+    for key, value in settings.to_env().items():
+        monkeypatch.setenv(key, value)
+    code = main(list(argv))
+    return code, capsys.readouterr().out
+
+
+def test_apply_then_apply_again_is_a_no_op(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], settings: Settings
+) -> None:
+    code, out = _run(monkeypatch, capsys, settings, "contracts", "apply", "--dry-run")
+    assert code == 0 and out.count("NEW_SUBJECT") == 4 and out.startswith("plan:")
+    code, out = _run(monkeypatch, capsys, settings, "contracts", "apply")
+    assert code == 0 and out.startswith("applied:") and "registered=v1" in out
+    code, out = _run(monkeypatch, capsys, settings, "contracts", "apply")
+    assert code == 0 and out.count("UNCHANGED") == 4 and "no changes" in out
+    subject = subject_for(contract("cot_event"), settings)
+    code, out = _run(monkeypatch, capsys, settings, "contracts", "show", subject, "--version", "1")
+    assert code == 0
+    shown = json.loads(out)
+    assert shown["version"] == 1 and shown["schema"]["name"] == "CotEvent"
+
+
+def test_check_fails_on_an_incompatible_local_edit(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    assert _run(monkeypatch, capsys, settings, "contracts", "apply")[0] == 0
+    code, out = _run(monkeypatch, capsys, settings, "contracts", "check")
+    assert code == 0 and "INCOMPATIBLE" not in out
+
+    schema_dir = tmp_path / "schemas"
+    shutil.copytree(DEFAULT_SCHEMA_DIR, schema_dir)
+    path = schema_dir / "replay_result.avsc"
+    schema = json.loads(path.read_text())
+    schema["fields"].append({"name": "reviewer", "type": "string"})  # no default: breaks BACKWARD
+    path.write_text(json.dumps(schema))
+
+    code, out = _run(
+        monkeypatch, capsys, settings, "contracts", "check", "--schema-dir", str(schema_dir)
+    )
+    assert code == 1
+    assert "INCOMPATIBLE" in out and "reviewer" in out
+    code, out = _run(
+        monkeypatch, capsys, settings, "contracts", "apply", "--schema-dir", str(schema_dir)
+    )
+    assert code == 1

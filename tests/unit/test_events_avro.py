@@ -1,0 +1,109 @@
+"""Every contract round-trips pydantic -> Avro (Confluent wire format, through a
+registry) -> pydantic unchanged. The registry here is confluent-kafka's own
+in-process MockSchemaRegistryClient; tests/integration/test_codec.py repeats
+this over HTTP against the real registry."""
+
+from __future__ import annotations
+
+import pytest
+from confluent_kafka.schema_registry import Schema
+from confluent_kafka.schema_registry._sync.mock_schema_registry_client import (
+    MockSchemaRegistryClient,
+)
+
+from contracts.avro_mapping import cot_from_avro, cot_to_avro, payload_field
+from contracts.codec import Codec
+from contracts.events import COT_KINDS, CotEventBase
+from contracts.rules import rule_set_for
+from contracts.samples import (
+    sample_application,
+    sample_cot_events,
+    sample_decision,
+    sample_replay,
+)
+from contracts.schema_files import CONTRACTS, load_schemas, schema_text, subject_for
+from contracts.settings import Settings
+
+
+def _registered_codec(settings: Settings) -> Codec:
+    client = MockSchemaRegistryClient({"url": "mock://events-avro"})
+    schemas = load_schemas()
+    for spec in CONTRACTS:
+        client.register_schema(
+            subject_for(spec, settings),
+            Schema(
+                schema_text(schemas[spec.name]), "AVRO", rule_set=rule_set_for(spec.name, settings)
+            ),
+        )
+    return Codec(settings, client)
+
+
+@pytest.fixture
+async def codec() -> Codec:
+    codec = _registered_codec(Settings())
+    await codec.start()
+    return codec
+
+
+def test_samples_cover_every_kind() -> None:
+    assert sorted(e.kind for e in sample_cot_events()) == sorted(COT_KINDS)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("event", sample_cot_events(), ids=lambda e: e.kind)
+async def test_cot_event_round_trip(codec: Codec, event: CotEventBase) -> None:
+    data = await codec.encode_cot(event)
+    # Confluent wire format: magic byte 0, then the registered schema id.
+    registered = codec.registered("cot_event")
+    assert registered is not None
+    assert data[0] == 0
+    assert int.from_bytes(data[1:5], "big") == registered.schema_id
+    assert await codec.decode_cot(data) == event
+
+
+@pytest.mark.parametrize("event", sample_cot_events(), ids=lambda e: e.kind)
+def test_only_the_kind_payload_is_set(event: CotEventBase) -> None:
+    datum = cot_to_avro(event)
+    kind = event.kind  # type: ignore[attr-defined]
+    set_payloads = [k for k in COT_KINDS if datum[payload_field(k)] is not None]
+    assert set_payloads == [kind]
+    assert cot_from_avro(datum) == event
+
+
+async def test_application_round_trip(codec: Codec) -> None:
+    application = sample_application()
+    assert (
+        await codec.decode_application(await codec.encode_application(application)) == application
+    )
+
+
+async def test_decision_round_trip(codec: Codec) -> None:
+    decision = sample_decision()
+    assert await codec.decode_decision(await codec.encode_decision(decision)) == decision
+
+
+async def test_replay_round_trip(codec: Codec) -> None:
+    result = sample_replay()
+    assert await codec.decode_replay(await codec.encode_replay(result)) == result
+
+
+async def test_optional_fields_absent_round_trip(codec: Codec) -> None:
+    event = sample_cot_events()[1].model_copy(
+        update={
+            "parent_span_id": None,
+            "gen_ai_response_model": None,
+            "gen_ai_request_temperature": None,
+            "gen_ai_request_seed": None,
+            "output_json": None,
+        }
+    )
+    assert await codec.decode_cot(await codec.encode_cot(event)) == event
+
+
+async def test_bytes_of_another_contract_are_rejected(codec: Codec) -> None:
+    from contracts.errors import DecodeError
+
+    data = await codec.encode_decision(sample_decision())
+    with pytest.raises(DecodeError):
+        await codec.decode_cot(data)
+    with pytest.raises(DecodeError):
+        await codec.decode_cot(b"not avro at all")

@@ -1,0 +1,201 @@
+"""Data-contract rules: one passing and one failing record per rule, on both CEL
+engines (which must agree), plus the start-up checks that keep rules from being
+skipped. The registry is confluent-kafka's MockSchemaRegistryClient; DLQ delivery
+is covered in tests/integration/test_codec.py (it needs a broker)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from confluent_kafka.schema_registry import RuleSet, Schema
+from confluent_kafka.schema_registry._sync.mock_schema_registry_client import (
+    MockSchemaRegistryClient,
+)
+
+from contracts.cel_fast import compile_rule
+from contracts.codec import Codec
+from contracts.errors import ConfigError, RuleViolationError
+from contracts.rules import ISO_4217, rule_set_for, rule_specs
+from contracts.samples import sample_application, sample_cot_events
+from contracts.schema_files import CONTRACTS, contract, load_schemas, schema_text, subject_for
+from contracts.settings import Settings
+
+SETTINGS = Settings()
+
+
+def _client(overrides: dict[str, RuleSet | None] | None = None) -> MockSchemaRegistryClient:
+    client = MockSchemaRegistryClient({"url": "mock://rules"})
+    schemas = load_schemas()
+    for spec in CONTRACTS:
+        rule_set = rule_set_for(spec.name, SETTINGS)
+        if spec.name == "loan_application":
+            # No broker in unit tests: fail with ERROR instead of the DLQ action.
+            rules = [r.to_rule(on_failure="ERROR") for r in rule_specs(spec.name)]
+            rule_set = RuleSet(migration_rules=None, domain_rules=rules)
+        if overrides and spec.name in overrides:
+            rule_set = overrides[spec.name]
+        client.register_schema(
+            subject_for(spec, SETTINGS),
+            Schema(schema_text(schemas[spec.name]), "AVRO", rule_set=rule_set),
+        )
+    return client
+
+
+@pytest.fixture(scope="module")
+def codecs() -> dict[str, Codec]:
+    client = _client()
+    result = {engine: Codec(SETTINGS, client, cel_engine=engine) for engine in ("fast", "celpy")}
+    for codec in result.values():
+        codec.start_sync()
+    return result
+
+
+def _decision(**update: Any) -> Any:
+    return sample_cot_events()[5].model_copy(update=update)
+
+
+# (contract, rule, field, passing record, failing record). model_copy does not
+# validate, so the failing records can break what pydantic would refuse.
+CASES: list[tuple[str, str, str, Any, Any]] = [
+    ("loan_application", "application_amount_positive", "amount",
+     sample_application(amount=0.01), sample_application(amount=0.0)),
+    ("loan_application", "application_currency_iso4217", "currency",
+     sample_application(currency="EUR"), sample_application(currency="EUX")),
+    ("loan_application", "application_term_bounds", "term_months",
+     sample_application(term_months=360), sample_application(term_months=361)),
+    ("loan_application", "application_term_bounds", "term_months",
+     sample_application(term_months=6), sample_application(term_months=5)),
+    ("loan_application", "application_applicant_adult", "applicant_age",
+     sample_application(applicant_age=18), sample_application(applicant_age=17)),
+    ("cot_event", "cot_seq_non_negative", "seq",
+     sample_cot_events()[2].model_copy(update={"seq": 0}), sample_cot_events()[2].model_copy(update={"seq": -1})),
+    ("cot_event", "cot_trace_id_format", "trace_id",
+     sample_cot_events()[2], sample_cot_events()[2].model_copy(update={"trace_id": "4BF92F3577B34DA6A3CE929D0E0E4736"})),
+    ("cot_event", "cot_decision_outcome", "decision.outcome",
+     _decision(outcome="DECLINE"), _decision(outcome="MAYBE")),
+    ("cot_event", "cot_decision_reasons", "decision.reasons",
+     _decision(reasons=["one"]), _decision(reasons=[])),
+]  # fmt: skip
+
+
+def _encode(codec: Codec, name: str, record: Any) -> bytes:
+    return codec.encode_sync(name, record)
+
+
+@pytest.mark.parametrize("engine", ["fast", "celpy"])
+@pytest.mark.parametrize(
+    ("name", "rule", "field", "good", "bad"),
+    CASES,
+    ids=[f"{c[1]}-{i}" for i, c in enumerate(CASES)],
+)
+def test_rule_passes_and_fails(
+    codecs: dict[str, Codec], engine: str, name: str, rule: str, field: str, good: Any, bad: Any
+) -> None:
+    codec = codecs[engine]
+    assert _encode(codec, name, good)[0] == 0
+    with pytest.raises(RuleViolationError) as info:
+        _encode(codec, name, bad)
+    assert info.value.context["rule"] == rule
+    assert info.value.context["field"] == field
+    assert rule in str(info.value) and field in str(info.value)
+
+
+async def test_async_encode_raises_rule_violation(codecs: dict[str, Codec]) -> None:
+    with pytest.raises(RuleViolationError) as info:
+        await codecs["fast"].encode_application(sample_application(applicant_age=16))
+    assert info.value.context["rule"] == "application_applicant_adult"
+
+
+def test_every_rule_has_cases_and_compiles_on_both_engines() -> None:
+    import celpy
+
+    covered = {c[1] for c in CASES}
+    for name in ("loan_application", "cot_event"):
+        for spec in rule_specs(name):
+            assert spec.name in covered
+            compile_rule(spec.expr)
+            for part in spec.expr.split(";"):
+                celpy.Environment().compile(part)
+
+
+def test_engines_agree_on_many_records(codecs: dict[str, Codec]) -> None:
+    records: list[tuple[str, Any]] = [(c[0], c[3]) for c in CASES] + [(c[0], c[4]) for c in CASES]
+    records += [("cot_event", e) for e in sample_cot_events()]
+    records += [("loan_application", sample_application(currency=c)) for c in sorted(ISO_4217)[:20]]
+    for name, record in records:
+        outcomes: list[str | None] = []
+        for engine in ("fast", "celpy"):
+            try:
+                _encode(codecs[engine], name, record)
+                outcomes.append(None)
+            except RuleViolationError as exc:
+                outcomes.append(exc.context["rule"])
+        assert outcomes[0] == outcomes[1], (name, record, outcomes)
+
+
+def test_non_decision_kinds_skip_decision_rules(codecs: dict[str, Codec]) -> None:
+    # The guard ("kind == DECISION;") makes the DECISION rules pass for other kinds.
+    for event in sample_cot_events():
+        assert _encode(codecs["fast"], "cot_event", event)[0] == 0
+
+
+def test_auto_register_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"auto\.register"):
+        Codec(
+            SETTINGS,
+            _client(),
+            serializer_conf={"auto.register.schemas": True, "use.latest.version": False},
+        )
+
+
+def test_not_resolving_latest_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"use\.latest\.version"):
+        Codec(SETTINGS, _client(), serializer_conf={"use.latest.version": False})
+
+
+def test_rule_without_executor_fails_at_start() -> None:
+    rule = rule_specs("cot_event")[0].to_rule(on_failure="ERROR")
+    exotic = RuleSet(
+        migration_rules=None, domain_rules=[rule.__class__(**{**_fields(rule), "type": "WASM"})]
+    )
+    codec = Codec(SETTINGS, _client({"cot_event": exotic}))
+    with pytest.raises(ConfigError) as info:
+        codec.start_sync()
+    assert info.value.context["rule_type"] == "WASM"
+    assert info.value.context["subject"] == subject_for(contract("cot_event"), SETTINGS)
+
+
+def test_rule_with_unknown_action_fails_at_start() -> None:
+    rule = rule_specs("cot_event")[0].to_rule(on_failure="PAGER")
+    codec = Codec(
+        SETTINGS, _client({"cot_event": RuleSet(migration_rules=None, domain_rules=[rule])})
+    )
+    with pytest.raises(ConfigError) as info:
+        codec.start_sync()
+    assert info.value.context["action"] == "PAGER"
+
+
+def test_unregistered_subject_fails_at_start() -> None:
+    codec = Codec(SETTINGS, MockSchemaRegistryClient({"url": "mock://empty"}))
+    with pytest.raises(ConfigError, match="contracts apply"):
+        codec.start_sync()
+
+
+def _fields(rule: Any) -> dict[str, Any]:
+    return {
+        name: getattr(rule, name)
+        for name in (
+            "name",
+            "doc",
+            "kind",
+            "mode",
+            "type",
+            "tags",
+            "params",
+            "expr",
+            "on_success",
+            "on_failure",
+            "disabled",
+        )
+    }

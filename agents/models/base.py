@@ -1,0 +1,85 @@
+"""Helpers shared by the offline models: token estimates and turn building."""
+
+from __future__ import annotations
+
+from agents.model import ModelAttempt, ModelInfo, ModelTurn, Transcript, request_hash
+from agents.steps import AgentStep, DecisionStep, ThoughtStep, ToolCallStep
+from contracts.events import canonical_json
+
+__all__ = [
+    "StepLike",
+    "as_agent_step",
+    "error_turn",
+    "estimate_tokens",
+    "ok_turn",
+    "transcript_tokens",
+]
+
+StepLike = AgentStep | ThoughtStep | ToolCallStep | DecisionStep
+"""A step, bare or wrapped in its ``AgentStep`` envelope."""
+
+
+def estimate_tokens(text: str) -> int:
+    """About four characters per token, the usual rule of thumb for English and
+    JSON with BPE tokenizers; at least one token for any non-empty text."""
+    return (len(text) + 3) // 4
+
+
+def transcript_tokens(transcript: Transcript) -> int:
+    """Estimated prompt tokens (a few per message for the role framing)."""
+    return sum(estimate_tokens(m.content) + 4 for m in transcript)
+
+
+def as_agent_step(step: StepLike) -> AgentStep:
+    """Wrap a bare step in the ``AgentStep`` envelope."""
+    return step if isinstance(step, AgentStep) else AgentStep(step=step)
+
+
+def ok_turn(
+    info: ModelInfo,
+    transcript: Transcript,
+    output_type: type[AgentStep],
+    step: StepLike,
+    *,
+    response_id: str | None = None,
+    latency_ms: float = 0.0,
+) -> ModelTurn:
+    """A one-attempt successful turn with estimated token usage."""
+    output = as_agent_step(step)
+    text = canonical_json(output.model_dump(mode="json"))
+    attempt = ModelAttempt(
+        request_hash=request_hash(info, transcript, output_type),
+        call_attempt=1,
+        latency_ms=latency_ms,
+        status="ok",
+        response_model=info.model,
+        response_id=response_id,
+        finish_reasons=("stop",),
+        input_tokens=transcript_tokens(transcript),
+        output_tokens=estimate_tokens(text),
+        output_json=text,
+    )
+    return ModelTurn(output=output, attempts=(attempt,))
+
+
+def error_turn(
+    info: ModelInfo,
+    transcript: Transcript,
+    output_type: type[AgentStep],
+    error_type: str,
+    message: str,
+    *,
+    latency_ms: float = 0.0,
+) -> ModelTurn:
+    """A one-attempt failed turn (``output=None``)."""
+    attempt = ModelAttempt(
+        request_hash=request_hash(info, transcript, output_type),
+        call_attempt=1,
+        latency_ms=latency_ms,
+        status="error",
+        response_model=info.model,
+        input_tokens=transcript_tokens(transcript),
+        error_type=error_type,
+        error_message=message,
+    )
+    return ModelTurn(output=None, attempts=(attempt,))

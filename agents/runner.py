@@ -1,0 +1,409 @@
+"""The runner: one attempt of one run, as an async generator of CoT events.
+
+Live runs and replays execute this same code; only the model, the tools and the
+clock differ. Events come out in this order::
+
+    RUN_STARTED
+    per step:  MODEL_CALL x attempts (retries included), then one of
+               THOUGHT | TOOL_CALL, TOOL_RESULT | DECISION
+    RUN_COMPLETED                      (after a DECISION proposed by the model)
+    DECISION(REFER), RUN_FAILED        (budget, model or tool-policy failure)
+
+``TOOL_CALL`` is yielded before the tool runs (record before acting). ``seq``
+counts from 0 without gaps; ``step`` is the loop index. ``prev_hash`` stays at
+the genesis value: the recorder seals the chain. ``RunContext.now()`` is called
+exactly once per event, in order, so replay's recorded clock hands every event
+the time it had live.
+
+The runner never raises for model or tool failures: they end the run with a
+recorded reason. Cancellation propagates, and so do replay's divergence errors
+(a replay that stops matching the record must stop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, TypeVar
+
+from agents.agent import Agent
+from agents.context import RunContext
+from agents.model import Message, Model, ModelAttempt, ModelTurn, request_hash
+from agents.steps import DecisionStep, ThoughtStep, ToolCallStep
+from agents.transcript import assistant_message, system_message, tool_message, user_message
+from contracts.errors import ReplayError
+from contracts.events import (
+    CotEvent,
+    CotEventBase,
+    Decision,
+    ModelCall,
+    RunCompleted,
+    RunFailed,
+    RunStarted,
+    Thought,
+    ToolCall,
+    ToolResult,
+    canonical_json,
+)
+from tools.base import ToolExecutor, ToolOutcome
+
+__all__ = ["run_agent"]
+
+E = TypeVar("E", bound=CotEventBase)
+
+_NOT_ALLOWED = "ToolNotAllowedError"
+_BAD_ARGUMENTS = "ToolArgumentsError"
+_BUDGET = "BudgetExceededError"
+
+
+class _Emitter:
+    """Builds events with the shared envelope and the next ``seq``."""
+
+    def __init__(self, agent: Agent, ctx: RunContext, run_span: str) -> None:
+        self._agent = agent
+        self.ctx = ctx
+        self.run_span = run_span
+        self.seq = 0
+        self.step = 0
+
+    def make(
+        self, cls: type[E], *, span_id: str | None = None, parent: str | None = None, **fields: Any
+    ) -> E:
+        ctx = self.ctx
+        event = cls(
+            event_id=ctx.new_event_id(),
+            trace_id=ctx.trace_id,
+            span_id=span_id or self.run_span,
+            parent_span_id=parent,
+            attempt=ctx.attempt,
+            seq=self.seq,
+            step=self.step,
+            agent=self._agent.name,
+            agent_version=self._agent.version,
+            prompt_version=self._agent.prompt_version,
+            source=ctx.source,
+            ts=ctx.now(),
+            **fields,
+        )
+        self.seq += 1
+        return event
+
+
+def _json_or_wrapped(text: str | None) -> str | None:
+    # MODEL_CALL.output_json must be JSON; output that is not (the model wrote
+    # prose or broken JSON) is kept, wrapped, so the record still shows it.
+    if text is None:
+        return None
+    try:
+        json.loads(text)
+    except ValueError:
+        return canonical_json({"unparsed_output": text})
+    return text
+
+
+def _model_call(em: _Emitter, model: Model, attempt: ModelAttempt) -> ModelCall:
+    info = model.info
+    return em.make(
+        ModelCall,
+        span_id=em.ctx.new_span_id(),
+        parent=em.run_span,
+        gen_ai_provider_name=info.provider,
+        gen_ai_request_model=info.model,
+        gen_ai_response_model=attempt.response_model,
+        gen_ai_request_temperature=info.temperature,
+        gen_ai_request_seed=info.seed,
+        gen_ai_response_id=attempt.response_id,
+        gen_ai_response_finish_reasons=list(attempt.finish_reasons),
+        gen_ai_usage_input_tokens=attempt.input_tokens,
+        gen_ai_usage_output_tokens=attempt.output_tokens,
+        request_hash=attempt.request_hash,
+        call_attempt=attempt.call_attempt,
+        latency_ms=attempt.latency_ms,
+        status=attempt.status,
+        error_type=attempt.error_type,
+        error_message=attempt.error_message,
+        output_json=_json_or_wrapped(attempt.output_json),
+    )
+
+
+def _budget_failure(agent: Agent, step: int, tokens: int, ctx: RunContext) -> str | None:
+    if step >= agent.max_steps:
+        return f"step budget exhausted: {step} of {agent.max_steps} steps used without a decision"
+    if tokens >= agent.max_tokens:
+        return (
+            f"token budget exhausted: {tokens} of {agent.max_tokens} tokens used without a decision"
+        )
+    if ctx.elapsed_s() >= agent.deadline_s:
+        return f"deadline exhausted: {agent.deadline_s:g} s passed without a decision"
+    return None
+
+
+def _remaining_s(agent: Agent, ctx: RunContext) -> float:
+    return max(0.0, agent.deadline_s - ctx.elapsed_s())
+
+
+async def _ask(agent: Agent, model: Model, transcript: list[Message], ctx: RunContext) -> ModelTurn:
+    """One model turn; failures (including the run deadline) become error attempts."""
+    started = time.monotonic()
+    deadline = asyncio.timeout(_remaining_s(agent, ctx))
+    error: tuple[str, str]
+    try:
+        async with deadline:
+            return await model.next_step(list(transcript), agent.output_type)
+    except ReplayError:
+        raise
+    except TimeoutError as exc:
+        if deadline.expired():
+            error = (
+                _BUDGET,
+                f"deadline of {agent.deadline_s:g} s reached while the model was answering",
+            )
+        else:
+            error = ("ModelUnavailableError", f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # a model must not raise; one that does is recorded, not fatal
+        error = ("ModelError", f"{type(exc).__name__}: {exc}")
+    attempt = ModelAttempt(
+        request_hash=request_hash(model.info, transcript, agent.output_type),
+        call_attempt=1,
+        latency_ms=(time.monotonic() - started) * 1000,
+        status="error",
+        error_type=error[0],
+        error_message=error[1][:2000],
+    )
+    return ModelTurn(output=None, attempts=(attempt,))
+
+
+async def _call_tool(
+    agent: Agent,
+    tools: ToolExecutor,
+    ctx: RunContext,
+    step: ToolCallStep,
+    arguments: Mapping[str, Any] | None,
+    call_id: str,
+    pii_vault: Mapping[str, str] | None,
+) -> ToolOutcome:
+    if arguments is None:
+        return ToolOutcome(
+            status="error",
+            error_type=_BAD_ARGUMENTS,
+            error_message="arguments_json is not a JSON object",
+        )
+    if step.tool not in agent.tools and step.tool in tools.allowed:
+        # The toolset would run it, but the agent's own allow-list does not name
+        # it (a wiring mistake): refuse here rather than trust the toolset alone.
+        return ToolOutcome(
+            status="error",
+            error_type=_NOT_ALLOWED,
+            error_message=f"tool {step.tool!r} is not on agent {agent.name}'s allow-list",
+        )
+    started = time.monotonic()
+    deadline = asyncio.timeout(_remaining_s(agent, ctx))
+    try:
+        async with deadline:
+            return await tools.call(step.tool, arguments, call_id=call_id, pii_vault=pii_vault)
+    except ReplayError:
+        raise
+    except TimeoutError as exc:
+        kind = _BUDGET if deadline.expired() else "ToolTimeoutError"
+        message = (
+            "run deadline reached while the tool was running" if deadline.expired() else str(exc)
+        )
+        return ToolOutcome(
+            status="error",
+            error_type=kind,
+            error_message=message,
+            latency_ms=(time.monotonic() - started) * 1000,
+        )
+    except Exception as exc:  # an executor must not raise; one that does is recorded
+        return ToolOutcome(
+            status="error",
+            error_type=type(exc).__name__,
+            error_message=str(exc)[:2000],
+            latency_ms=(time.monotonic() - started) * 1000,
+        )
+
+
+def _parse_arguments(text: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _model_failure(turn: ModelTurn) -> tuple[str, str, bool]:
+    """(error type, reason, retryable) of a turn that produced no step."""
+    if not turn.attempts:
+        return "ModelError", "the model returned no attempt and no step", False
+    last = turn.attempts[-1]
+    error_type = last.error_type or "ModelError"
+    detail = f"{error_type}: {last.error_message}" if last.error_message else error_type
+    if error_type == _BUDGET:
+        return _BUDGET, detail, False
+    reason = (
+        f"model produced no valid step after {len(turn.attempts)} attempt(s); last error {detail}"
+    )
+    return error_type, reason, error_type == "ModelUnavailableError"
+
+
+def _invalid_decision(step: DecisionStep) -> str | None:
+    if not step.reasons or not any(r.strip() for r in step.reasons):
+        return "the model decided without giving any reason"
+    if not 0.0 <= step.confidence <= 1.0:
+        return f"the model gave a confidence of {step.confidence}, outside [0, 1]"
+    return None
+
+
+async def run_agent(
+    agent: Agent,
+    *,
+    model: Model,
+    tools: ToolExecutor,
+    ctx: RunContext,
+    application_id: str,
+    input_view: Mapping[str, Any],
+    pii_vault: Mapping[str, str] | None = None,
+) -> AsyncIterator[CotEvent]:
+    """Run ``agent`` on one input; yield every CoT event of the attempt, in order.
+
+    ``input_view`` is the input as the model may see it (PII already replaced by
+    tokens); ``pii_vault`` maps those tokens to real values for the tools only.
+    The last event is ``RUN_COMPLETED`` or ``RUN_FAILED``; both follow a
+    ``DECISION`` (a failed run is referred to a human, never dropped).
+    """
+    info = model.info
+    em = _Emitter(agent, ctx, ctx.new_span_id())
+    tokens_in = tokens_out = 0
+    refusals = 0
+
+    yield em.make(
+        RunStarted,
+        parent=ctx.parent_span_id,
+        application_id=application_id,
+        input_json=canonical_json(dict(input_view)),
+        model_profile=info.profile,
+        gen_ai_provider_name=info.provider,
+        gen_ai_request_model=info.model,
+        tools=list(agent.tools),
+        max_steps=agent.max_steps,
+        max_tokens=agent.max_tokens,
+        deadline_s=agent.deadline_s,
+        run_config_json=canonical_json(
+            {
+                "temperature": info.temperature,
+                "seed": info.seed,
+                "output_type": agent.output_type.__name__,
+                "max_tool_refusals": agent.max_tool_refusals,
+                "agent_model_profile": agent.model_profile,
+            }
+        ),
+    )
+
+    def fail(error_type: str, reason: str, retryable: bool = False) -> list[CotEvent]:
+        return [
+            em.make(
+                Decision,
+                application_id=application_id,
+                outcome="REFER",
+                reasons=[f"referred to a human underwriter: {reason}"],
+                conditions=[],
+                confidence=0.0,
+            ),
+            em.make(RunFailed, error_type=error_type, reason=reason, retryable=retryable),
+        ]
+
+    descriptions = [d for d in tools.describe() if d.get("name") in agent.tools]
+    transcript: list[Message] = [
+        system_message(agent.instructions, descriptions),
+        user_message(application_id, input_view),
+    ]
+
+    while True:
+        budget = _budget_failure(agent, em.step, tokens_in + tokens_out, ctx)
+        if budget is not None:
+            for event in fail(_BUDGET, budget):
+                yield event
+            return
+
+        turn = await _ask(agent, model, transcript, ctx)
+        for attempt in turn.attempts:
+            yield _model_call(em, model, attempt)
+        tokens_in += turn.input_tokens
+        tokens_out += turn.output_tokens
+        if turn.output is None:
+            for event in fail(*_model_failure(turn)):
+                yield event
+            return
+
+        step = turn.output.step
+        transcript.append(assistant_message(turn.output))
+        if isinstance(step, ThoughtStep):
+            yield em.make(Thought, reasoning=step.reasoning)
+        elif isinstance(step, ToolCallStep):
+            arguments = _parse_arguments(step.arguments_json)
+            call_id = ctx.new_call_id()
+            tool_span = ctx.new_span_id()
+            yield em.make(
+                ToolCall,
+                span_id=tool_span,
+                parent=em.run_span,
+                tool=step.tool,
+                call_id=call_id,
+                arguments_json=canonical_json(
+                    arguments
+                    if arguments is not None
+                    else {"unparsed_arguments": step.arguments_json}
+                ),
+                reasoning=step.reasoning,
+            )
+            outcome = await _call_tool(agent, tools, ctx, step, arguments, call_id, pii_vault)
+            yield em.make(
+                ToolResult,
+                span_id=tool_span,
+                parent=em.run_span,
+                tool=step.tool,
+                call_id=call_id,
+                status=outcome.status,
+                result_json=None if outcome.result is None else canonical_json(outcome.result),
+                error_type=outcome.error_type,
+                error_message=outcome.error_message,
+                retryable=outcome.retryable,
+                latency_ms=outcome.latency_ms,
+            )
+            transcript.append(tool_message(step.tool, call_id, outcome))
+            if outcome.error_type == _NOT_ALLOWED:
+                refusals += 1
+                if refusals >= agent.max_tool_refusals:
+                    reason = (
+                        f"the model proposed tools outside the allow-list {refusals} times "
+                        f"(last: {step.tool!r})"
+                    )
+                    for event in fail(_NOT_ALLOWED, reason):
+                        yield event
+                    return
+        else:
+            invalid = _invalid_decision(step)
+            if invalid is not None:
+                for event in fail("ModelOutputError", invalid):
+                    yield event
+                return
+            yield em.make(
+                Decision,
+                application_id=application_id,
+                outcome=step.outcome,
+                reasons=list(step.reasons),
+                conditions=list(step.conditions),
+                confidence=step.confidence,
+            )
+            yield em.make(
+                RunCompleted,
+                outcome=step.outcome,
+                steps=em.step + 1,
+                gen_ai_usage_input_tokens=tokens_in,
+                gen_ai_usage_output_tokens=tokens_out,
+                duration_ms=ctx.elapsed_s() * 1000,
+            )
+            return
+        em.step += 1

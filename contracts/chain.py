@@ -1,0 +1,234 @@
+"""The hash chain of a trace attempt: sealing (recorder) and verification (replay).
+
+Every CoT event of one ``(trace_id, attempt)`` carries in ``prev_hash`` the
+SHA-256 of the canonical bytes of the event before it (``GENESIS_HASH`` for the
+first). Changing, removing or adding an event therefore breaks a link, and
+:func:`verify_chain` names the first event concerned and what happened to it.
+
+It lives in ``contracts`` because both sides need it and replay must not import
+the recorder.
+
+Canonical bytes: the canonical JSON (sorted keys, no whitespace, UTF-8) of
+``model_dump(mode="json", exclude_defaults=True)`` with ``kind`` and
+``prev_hash`` always present. Leaving out fields at their default value keeps
+old records verifiable after a backward-compatible schema evolution: a field
+added later (with a default) decodes to its default on old events and so does
+not change their bytes. Setting a field to its default is still a change the
+hash sees, because the field then disappears from the canonical form.
+
+What the chain cannot see on its own: the last event of an attempt has no
+successor whose link would break, and a writer who recomputes every later hash
+can rewrite a tail. Anchoring the last hash elsewhere (``ChainReport.head``)
+closes both gaps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+from contracts.errors import ChainBrokenError
+from contracts.events import GENESIS_HASH, CotEventBase, canonical_json
+
+__all__ = [
+    "ChainProblem",
+    "ChainReport",
+    "ChainSealer",
+    "canonical_bytes",
+    "event_hash",
+    "verify_chain",
+]
+
+E = TypeVar("E", bound=CotEventBase)
+
+ChainProblem = Literal["modified", "deleted", "inserted"]
+_TERMINAL = frozenset({"RUN_COMPLETED", "RUN_FAILED"})
+
+
+def canonical_bytes(event: CotEventBase) -> bytes:
+    """The bytes the chain hashes: canonical JSON of the event, ``prev_hash`` included."""
+    data = event.model_dump(mode="json", exclude_defaults=True)
+    data["kind"] = getattr(event, "kind", type(event).__name__)
+    data["prev_hash"] = event.prev_hash
+    return canonical_json(data).encode("utf-8")
+
+
+def event_hash(event: CotEventBase) -> str:
+    """SHA-256 (hex) of :func:`canonical_bytes`."""
+    return hashlib.sha256(canonical_bytes(event)).hexdigest()
+
+
+class ChainSealer:
+    """Sets ``prev_hash`` on the events of each ``(trace_id, attempt)`` in emit order.
+
+    One sealer serves many concurrent runs; events of one run must be sealed in
+    their ``seq`` order (the runner yields them that way). State per run is one
+    hash; call :meth:`forget` when a run is over (the recorder does so on the
+    terminal event) to keep memory bounded.
+    """
+
+    def __init__(self) -> None:
+        self._heads: dict[tuple[str, int], str] = {}
+
+    def seal(self, event: E) -> E:
+        """A copy of ``event`` linked to the previous sealed event of its run."""
+        key = (event.trace_id, event.attempt)
+        sealed = event.model_copy(update={"prev_hash": self._heads.get(key, GENESIS_HASH)})
+        self._heads[key] = event_hash(sealed)
+        return sealed
+
+    def head(self, trace_id: str, attempt: int) -> str | None:
+        """Hash of the last sealed event of the run (None before the first)."""
+        return self._heads.get((trace_id, attempt))
+
+    def restore(self, trace_id: str, attempt: int, head: str | None) -> None:
+        """Put back a head saved with :meth:`head` (an event sealed but never written)."""
+        if head is None:
+            self._heads.pop((trace_id, attempt), None)
+        else:
+            self._heads[(trace_id, attempt)] = head
+
+    def forget(self, trace_id: str, attempt: int) -> None:
+        """Drop the state of a finished run."""
+        self._heads.pop((trace_id, attempt), None)
+
+    def __len__(self) -> int:
+        return len(self._heads)
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """Verdict of :func:`verify_chain`.
+
+    When broken, ``problem`` says what happened to the first event concerned:
+    ``modified`` (its content changed: the link to its successor breaks),
+    ``deleted`` (``seq`` names the first missing event; ``event_id`` the event
+    after the hole) or ``inserted`` (an event that is not part of the chain).
+    ``index`` is the position in the sequence given.
+    """
+
+    ok: bool
+    events: int
+    head: str | None = None
+    problem: ChainProblem | None = None
+    seq: int | None = None
+    event_id: str | None = None
+    index: int | None = None
+    trace_id: str | None = None
+    attempt: int | None = None
+    detail: str = ""
+
+    def describe(self) -> str:
+        """One readable line."""
+        if self.ok:
+            return f"chain intact ({self.events} events)"
+        return f"chain broken: {self.problem} event at seq {self.seq} ({self.detail})"
+
+    def raise_if_broken(self) -> None:
+        """Raise :class:`ChainBrokenError` for a broken chain."""
+        if not self.ok:
+            raise ChainBrokenError(
+                self.describe(),
+                trace_id=self.trace_id,
+                attempt=self.attempt,
+                problem=self.problem,
+                seq=self.seq,
+                event_id=self.event_id,
+            )
+
+
+def verify_chain(events: Sequence[CotEventBase]) -> ChainReport:
+    """Check the hash chain of events in log order.
+
+    Events of several ``(trace_id, attempt)`` are checked per attempt (in order
+    of first appearance); the first problem found is reported.
+    """
+    groups: dict[tuple[str, int], list[CotEventBase]] = {}
+    for event in events:
+        groups.setdefault((event.trace_id, event.attempt), []).append(event)
+    if not groups:
+        return ChainReport(ok=True, events=0)
+    report = ChainReport(ok=True, events=0)
+    for group in groups.values():
+        report = _verify_attempt(group)
+        if not report.ok:
+            return report
+    return report if len(groups) == 1 else ChainReport(ok=True, events=len(events))
+
+
+def _verify_attempt(events: list[CotEventBase]) -> ChainReport:
+    hashes = [event_hash(e) for e in events]
+    n = len(events)
+
+    def prev_of(i: int) -> str:
+        return GENESIS_HASH if i == 0 else hashes[i - 1]
+
+    def linked(i: int) -> bool:
+        return events[i].prev_hash == prev_of(i)
+
+    def removable(i: int) -> bool:
+        # True when the chain holds without events[i]: the event was slipped in.
+        if i + 1 >= n:
+            return False
+        return events[i + 1].prev_hash == prev_of(i)
+
+    def broken(problem: ChainProblem, i: int, detail: str, seq: int | None = None) -> ChainReport:
+        event = events[i]
+        return ChainReport(
+            ok=False,
+            events=n,
+            problem=problem,
+            seq=event.seq if seq is None else seq,
+            event_id=event.event_id,
+            index=i,
+            trace_id=event.trace_id,
+            attempt=event.attempt,
+            detail=detail,
+        )
+
+    for j in range(n):
+        expected_seq = 0 if j == 0 else events[j - 1].seq + 1
+        seq = events[j].seq
+        if linked(j):
+            continue
+        if seq > expected_seq:
+            return broken(
+                "deleted",
+                j,
+                f"seq {expected_seq}..{seq - 1} missing before event {events[j].event_id}",
+                seq=expected_seq,
+            )
+        if seq < expected_seq:
+            # A repeated or backwards seq: one of the two neighbours was slipped in.
+            if removable(j) or j == n - 1:
+                return broken("inserted", j, f"seq {seq} repeated; the chain holds without it")
+            if j > 0 and events[j].prev_hash == prev_of(j - 1):
+                return broken("inserted", j - 1, f"seq {seq} repeated; the chain holds without it")
+            return broken("inserted", j, f"seq {seq} out of order")
+        if removable(j):
+            return broken("inserted", j, "the chain holds without this event")
+        if j > 0 and events[j].prev_hash == prev_of(j - 1):
+            return broken("inserted", j - 1, "the chain holds without this event")
+        if j == 0:
+            return broken("modified", 0, "first event does not start from the genesis hash")
+        if j + 1 < n and not linked(j + 1):
+            # Both links around events[j] break: its own prev_hash was changed.
+            return broken("modified", j, "prev_hash does not match the event before")
+        if getattr(events[j - 1], "kind", None) in _TERMINAL:
+            return broken("inserted", j, "event after the end of the run")
+        return broken("modified", j - 1, "content no longer matches the hash its successor holds")
+
+    # Links intact; a seq irregularity then means the chain was rebuilt around it.
+    for j, event in enumerate(events):
+        if event.seq != j:
+            problem: ChainProblem = "deleted" if event.seq > j else "inserted"
+            return broken(problem, j, f"links intact but seq {event.seq} at position {j}", seq=j)
+    return ChainReport(
+        ok=True,
+        events=n,
+        head=hashes[-1],
+        trace_id=events[0].trace_id,
+        attempt=events[0].attempt,
+    )

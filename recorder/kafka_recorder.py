@@ -1,0 +1,375 @@
+"""``KafkaRecorder``: CoT events to ``agent.cot``, confirmed, in order, never dropped.
+
+Path of one event, all on the caller's task until the queue::
+
+    emit(event, vault) -> PII scrub -> hash-chain seal -> encode (Avro via the
+    registry, data-contract rules) -> bounded asyncio queue -> writer task ->
+    confluent-kafka Producer (acks=all, idempotent) -> delivery callback
+    (poll thread) -> per-event future + per-run account on the loop
+
+Why this shape:
+
+* Key = trace id, so a run lives in one partition; one writer task takes the
+  queue in FIFO order and the idempotent producer keeps that order through
+  retries, so a trace is written in ``seq`` order.
+* Backpressure, never loss: ``emit`` waits while the queue is full, and a full
+  librdkafka buffer (``BufferError``) makes the writer wait and retry.
+* Nothing blocks the loop: a dedicated thread calls ``poll()``; delivery
+  reports are collected in a deque and handed to the loop in batches (one
+  ``call_soon_threadsafe`` per poll, not per message).
+* Encoding happens in ``emit`` so a contract violation raises to the run that
+  caused it, before anything is written; the chain head is then rolled back so
+  the next event still links to the last one actually written.
+* A failed delivery never passes silently: the event's future and
+  :meth:`KafkaRecorder.confirm` for its run raise :class:`RecorderError`.
+
+Headers: ``traceparent`` (W3C, the event's trace and span id), ``flightrec-kind``
+(lets readers skip kinds without decoding) and ``flightrec-subject`` (the
+business key the run is about, e.g. the application id; never PII).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections import deque
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+from opentelemetry.sdk.trace import TracerProvider
+
+from contracts.chain import ChainSealer
+from contracts.errors import RecorderError
+from contracts.events import CotEvent
+from contracts.settings import Settings
+from recorder.base import CotEncoder
+from recorder.pii import PiiGuard, scrub_event
+from recorder.tracing import SpanRecorder
+
+__all__ = ["KafkaRecorder", "cot_headers"]
+
+log = logging.getLogger(__name__)
+
+_TERMINAL = frozenset({"RUN_COMPLETED", "RUN_FAILED"})
+_EPOCH_MS = 1000
+
+
+def cot_headers(event: CotEvent) -> list[tuple[str, str | bytes | None]]:
+    """The Kafka headers of one CoT record."""
+    return [
+        ("traceparent", f"00-{event.trace_id}-{event.span_id}-01".encode("ascii")),
+        ("flightrec-kind", event.kind.encode("ascii")),
+        ("flightrec-subject", (event.source.key or "").encode("utf-8")),
+    ]
+
+
+@dataclass(eq=False)
+class _Run:
+    """Delivery account of one ``(trace_id, attempt)``."""
+
+    outstanding: int = 0
+    error: RecorderError | None = None
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+
+
+@dataclass(eq=False, slots=True)
+class _Outgoing:
+    key: tuple[str, int]
+    seq: int
+    value: bytes
+    headers: list[tuple[str, str | bytes | None]]
+    timestamp_ms: int
+    future: asyncio.Future[None]
+    run: _Run
+
+
+class KafkaRecorder:
+    """The flight recorder on Kafka. ``await start()``, ``emit`` events, ``await close()``.
+
+    ``encoder`` is any object with ``async encode_cot(event) -> bytes``
+    (``contracts.codec.Codec``). ``guard`` scrubs with cached tables (without
+    it, events are scrubbed with the vault given to ``emit`` all the same).
+    With ``tracer_provider`` (or ``spans``), every recorded event also becomes
+    OpenTelemetry spans. ``producer_overrides`` are extra librdkafka properties.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        encoder: CotEncoder,
+        *,
+        guard: PiiGuard | None = None,
+        tracer_provider: TracerProvider | None = None,
+        spans: SpanRecorder | None = None,
+        producer_overrides: Mapping[str, Any] | None = None,
+        poll_interval_s: float = 0.05,
+    ) -> None:
+        self._settings = settings
+        self._encoder = encoder
+        self._guard = guard
+        self._topic = settings.topics.cot
+        if spans is None and tracer_provider is not None:
+            spans = SpanRecorder(settings, tracer_provider)
+        self._spans = spans
+        self._config = settings.producer_config(
+            error_cb=self._on_client_error, **dict(producer_overrides or {})
+        )
+        self._poll_interval_s = poll_interval_s
+        self._sealer = ChainSealer()
+        self._runs: dict[tuple[str, int], _Run] = {}
+        self._queue: asyncio.Queue[_Outgoing] = asyncio.Queue(
+            maxsize=max(1, settings.recorder_queue_size)
+        )
+        # Filled by librdkafka callbacks (poll or flush thread), drained on the loop.
+        self._deliveries: deque[tuple[_Outgoing, KafkaError | None]] = deque()
+        self._settle_scheduled = False
+        self._producer: Producer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._poller: threading.Thread | None = None
+        self._stop_polling = threading.Event()
+        self._closing = False
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Create the producer, the poll thread and the writer task; idempotent."""
+        if self._producer is not None:
+            return
+        if self._closing:
+            raise RecorderError("recorder is closed", topic=self._topic, retryable=False)
+        self._loop = asyncio.get_running_loop()
+        self._producer = Producer(self._config)
+        self._poller = threading.Thread(
+            target=self._poll_forever, name="flightrec-recorder-poll", daemon=True
+        )
+        self._poller.start()
+        self._writer = asyncio.create_task(self._write_forever(), name="flightrec-recorder-writer")
+
+    async def __aenter__(self) -> KafkaRecorder:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self, timeout_s: float = 30.0) -> None:
+        """Write and deliver everything queued (up to ``timeout_s``), then stop.
+
+        Events that could not be delivered in time fail with ``RecorderError``.
+        """
+        if self._closing:
+            return
+        self._closing = True
+        producer = self._producer
+        if producer is None:
+            return
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._queue.join(), timeout_s)
+            if self._writer is not None:
+                self._writer.cancel()
+                await asyncio.gather(self._writer, return_exceptions=True)
+            while not self._queue.empty():  # not even handed to librdkafka in time
+                out = self._queue.get_nowait()
+                self._finish(out, self._error("not written before close", out))
+            remaining = await asyncio.to_thread(producer.flush, timeout_s)
+            if remaining:
+                # Undeliverable in time: purge so each gets a failed delivery report.
+                producer.purge()
+                await asyncio.to_thread(producer.flush, 1.0)
+        finally:
+            self._stop_polling.set()
+            if self._poller is not None:
+                await asyncio.to_thread(self._poller.join, 5.0)
+            self._settle()
+            if self._spans is not None:
+                self._spans.close()
+            self._producer = None  # librdkafka's handle is released with the object
+
+    # --------------------------------------------------------------------- emit
+
+    async def emit(
+        self, event: CotEvent, vault: Mapping[str, str] | None = None
+    ) -> Awaitable[None]:
+        """Scrub, seal, encode and queue one event (waits while the queue is full).
+
+        Returns a future resolved when the broker confirms the event, or failed
+        with :class:`RecorderError`. Encoding errors (a data-contract rule)
+        raise here, and the event is not recorded.
+        """
+        if self._closing:
+            raise RecorderError("recorder is closed", topic=self._topic, retryable=False)
+        if self._producer is None:
+            await self.start()
+        loop = self._loop
+        assert loop is not None
+        if vault:
+            event = (
+                self._guard.scrub_event(event, vault)
+                if self._guard is not None
+                else scrub_event(event, vault)
+            )
+        key = (event.trace_id, event.attempt)
+        head = self._sealer.head(*key)
+        sealed = self._sealer.seal(event)
+        run = self._runs.get(key)
+        if run is None:
+            run = self._runs[key] = _Run()
+        try:
+            value = await self._encoder.encode_cot(sealed)
+            out = _Outgoing(
+                key=key,
+                seq=sealed.seq,
+                value=value,
+                headers=cot_headers(sealed),
+                timestamp_ms=int(sealed.ts.timestamp() * _EPOCH_MS),
+                future=loop.create_future(),
+                run=run,
+            )
+            await self._queue.put(out)
+        except BaseException:
+            self._sealer.restore(*key, head)
+            if run.outstanding == 0 and run.error is None and not run.waiters:
+                self._runs.pop(key, None)
+            raise
+        # No await between the put and here: the writer cannot have settled it yet.
+        run.outstanding += 1
+        # Earlier events may have settled during the awaits above and dropped the
+        # account from the table: put it back so confirm() sees this event.
+        self._runs[key] = run
+        if sealed.kind in _TERMINAL:
+            self._sealer.forget(*key)
+        if self._spans is not None:
+            self._spans.observe(sealed)
+        return out.future
+
+    async def confirm(self, trace_id: str, attempt: int) -> None:
+        """Wait until every event of the run emitted so far is confirmed.
+
+        Raises :class:`RecorderError` (retryable) when any of them was not; the
+        run's account is then cleared.
+        """
+        key = (trace_id, attempt)
+        run = self._runs.get(key)
+        if run is None:
+            return  # nothing outstanding and nothing failed
+        if run.outstanding:
+            assert self._loop is not None
+            waiter: asyncio.Future[None] = self._loop.create_future()
+            run.waiters.append(waiter)
+            await waiter
+        if run.error is not None:
+            if self._runs.get(key) is run and run.outstanding == 0:
+                del self._runs[key]
+            raise run.error
+
+    def forget(self, trace_id: str, attempt: int) -> None:
+        """Drop the chain and tracing state of a run that will emit no more
+        (a run abandoned without a terminal event)."""
+        self._sealer.forget(trace_id, attempt)
+        if self._spans is not None:
+            self._spans.abandon(trace_id, attempt)
+
+    def pending(self) -> int:
+        """Events emitted and not yet confirmed or failed (all runs)."""
+        return sum(run.outstanding for run in self._runs.values())
+
+    # ------------------------------------------------------------------- writer
+
+    async def _write_forever(self) -> None:
+        while True:
+            out = await self._queue.get()
+            try:
+                await self._produce(out)
+            except Exception as exc:  # the writer must outlive any one event
+                self._finish(out, self._error(f"could not produce: {exc}", out))
+            finally:
+                self._queue.task_done()
+
+    async def _produce(self, out: _Outgoing) -> None:
+        producer = self._producer
+        assert producer is not None
+        deliveries = self._deliveries
+
+        def delivered(err: KafkaError | None, _msg: Any) -> None:  # poll/flush thread
+            deliveries.append((out, err))
+
+        while True:
+            try:
+                producer.produce(
+                    self._topic,
+                    value=out.value,
+                    key=out.key[0],
+                    headers=out.headers,
+                    timestamp=out.timestamp_ms,
+                    on_delivery=delivered,
+                )
+                return
+            except BufferError:
+                # librdkafka's queue is full: wait for deliveries, never drop.
+                await asyncio.sleep(0.002)
+            except KafkaException as exc:
+                self._finish(out, self._error("producer refused the record", out, exc.args[0]))
+                return
+
+    # ---------------------------------------------------------------- delivery
+
+    def _poll_forever(self) -> None:
+        producer = self._producer
+        loop = self._loop
+        assert producer is not None and loop is not None
+        while not self._stop_polling.is_set():
+            producer.poll(self._poll_interval_s)
+            if self._deliveries and not self._settle_scheduled:
+                self._settle_scheduled = True
+                try:
+                    loop.call_soon_threadsafe(self._settle)
+                except RuntimeError:  # loop closed under us: nothing left to tell
+                    return
+
+    def _settle(self) -> None:
+        self._settle_scheduled = False
+        deliveries = self._deliveries
+        while deliveries:
+            out, err = deliveries.popleft()
+            self._finish(out, None if err is None else self._error("delivery failed", out, err))
+
+    def _error(self, message: str, out: _Outgoing, err: Any = None) -> RecorderError:
+        context: dict[str, Any] = {"topic": self._topic, "trace_id": out.key[0], "seq": out.seq}
+        if isinstance(err, KafkaError):
+            context["kafka_error"] = err.str()
+        elif err is not None:
+            context["kafka_error"] = str(err)
+        return RecorderError(message, retryable=True, **context)
+
+    def _finish(self, out: _Outgoing, error: RecorderError | None) -> None:
+        future = out.future
+        if not future.done():
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
+                # Reported through confirm() too: don't warn if only that path is used.
+                future.exception()
+        run = out.run
+        run.outstanding -= 1
+        if error is not None and run.error is None:
+            run.error = error
+            log.error("CoT event not recorded: %s", error)
+        if run.outstanding == 0:
+            for waiter in run.waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+            run.waiters.clear()
+            if run.error is None and self._runs.get(out.key) is run:
+                del self._runs[out.key]
+
+    def _on_client_error(self, err: KafkaError) -> None:  # librdkafka thread
+        # Transient (broker down, reconnecting): librdkafka retries within
+        # delivery.timeout.ms; lasting failures surface as delivery errors.
+        log.warning("kafka client: %s", err.str())

@@ -310,7 +310,7 @@ class Codec:
         try:
             data: bytes | None = sub.serializer(datum, sub.ctx)
         except SerializationError as exc:
-            raise self._rule_error(sub, exc, datum) from exc
+            raise self._rule_error(sub, exc) from exc
         except SchemaRegistryError as exc:
             raise RegistryError(str(exc), subject=sub.subject, status=exc.http_status_code) from exc
         except httpx.TransportError as exc:
@@ -325,7 +325,9 @@ class Codec:
             raise ContractError("serializer returned no bytes", subject=sub.subject)
         return data
 
-    def _rule_error(self, sub: _Subject, exc: SerializationError, datum: Any) -> ContractError:
+    def _rule_error(
+        self, sub: _Subject, exc: SerializationError, *, writing: bool = True
+    ) -> ContractError:
         cause: BaseException | None = exc
         while cause is not None and not isinstance(cause, RuleError):
             cause = cause.__cause__
@@ -340,7 +342,9 @@ class Codec:
                 field=None,
             )
         params = rule.params.params if rule.params is not None else {}
-        dlq = "DLQ" in (rule.on_failure or "")
+        # "WRITE_ACTION,READ_ACTION" for WRITEREAD rules; only writes use the DLQ action.
+        actions = (rule.on_failure or "").split(",")
+        dlq = writing and actions[0].strip() == "DLQ"
         return RuleViolationError(
             rule.doc or f"rule {rule.name} failed",
             subject=sub.subject,
@@ -399,6 +403,13 @@ class Codec:
             raise RegistryUnavailableError(
                 "schema registry unreachable", subject=sub.subject, error=str(exc)
             ) from exc
+        except SerializationError as exc:
+            # A READ rule failed (a record that bypassed the rules on write), or
+            # the bytes are not this contract's wire format.
+            error = self._rule_error(sub, exc, writing=False)
+            if isinstance(error, RuleViolationError):
+                raise error from exc
+            raise DecodeError(f"not a {sub.spec.name} record: {exc}", subject=sub.subject) from exc
         except Exception as exc:  # fastavro raises EOFError, ValueError, IndexError...
             raise DecodeError(
                 f"not a {sub.spec.name} record: {type(exc).__name__}: {exc}", subject=sub.subject

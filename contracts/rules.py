@@ -213,14 +213,20 @@ class RuleSpec:
     expr: str
     doc: str
 
-    def to_rule(self, *, on_failure: str, params: dict[str, str] | None = None) -> Rule:
+    def to_rule(
+        self,
+        *,
+        on_failure: str,
+        params: dict[str, str] | None = None,
+        mode: RuleMode = RuleMode.WRITE,
+    ) -> Rule:
         """The confluent ``Rule`` registered with the schema."""
         all_params = {FIELD_PARAM: self.field, **(params or {})}
         return Rule(
             name=self.name,
             doc=self.doc,
             kind=RuleKind.CONDITION,
-            mode=RuleMode.WRITE,
+            mode=mode,
             type="CEL",
             tags=None,
             params=RuleParams(all_params),
@@ -302,9 +308,13 @@ def rule_specs(contract_name: str) -> tuple[RuleSpec, ...]:
 def rule_set_for(contract_name: str, settings: Settings) -> RuleSet | None:
     """The ``ruleSet`` registered with a contract's schema, or ``None``.
 
-    Applications that break a rule go to the applications DLQ (``onFailure:
-    DLQ``; the DLQ action still makes the write fail). A CoT event that breaks a
-    rule is a bug in our runner: the recorder gets the error (``ERROR``).
+    Application rules run on write and on read (``WRITEREAD``). A producer that
+    breaks one sends the record to the applications DLQ (``DLQ``; the write
+    still fails). A consumer reading a record that bypassed the rules gets the
+    error (``ERROR``): the worker dead-letters it itself, with the source
+    offset in the headers, so each poison record lands in the DLQ exactly once.
+    A CoT event that breaks a rule is a bug in our runner: the recorder gets the
+    error (``ERROR``, on write only, so recorded history always stays readable).
     """
     specs = rule_specs(contract_name)
     if not specs:
@@ -314,7 +324,10 @@ def rule_set_for(contract_name: str, settings: Settings) -> RuleSet | None:
             DLQ_TOPIC_PARAM: settings.topics.applications_dlq,
             DLQ_KEY_PARAM: "application_id",
         }
-        rules = [spec.to_rule(on_failure="DLQ", params=params) for spec in specs]
+        rules = [
+            spec.to_rule(on_failure="DLQ,ERROR", params=params, mode=RuleMode.WRITEREAD)
+            for spec in specs
+        ]
     else:
         rules = [spec.to_rule(on_failure="ERROR") for spec in specs]
     return RuleSet(migration_rules=None, domain_rules=rules)

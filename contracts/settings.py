@@ -118,6 +118,12 @@ class Settings(BaseModel):
     # Worker
     worker_concurrency: int = 4
     app_id: str = "flightrec-worker"
+    # Static group membership: a worker restarted under the same id (a pod
+    # name, a systemd instance) takes its partitions back at once instead of
+    # waiting out the session timeout of the member that died. Unique per
+    # running worker; unset means dynamic membership.
+    worker_instance_id: str | None = None
+    worker_session_timeout_s: float = 45.0
 
     # Observability
     otlp_endpoint: str | None = None

@@ -5,14 +5,19 @@ is covered in tests/integration/test_codec.py (it needs a broker)."""
 
 from __future__ import annotations
 
+import io
+import json
+import struct
 from typing import Any
 
+import fastavro
 import pytest
-from confluent_kafka.schema_registry import RuleSet, Schema
+from confluent_kafka.schema_registry import RuleMode, RuleSet, Schema
 from confluent_kafka.schema_registry._sync.mock_schema_registry_client import (
     MockSchemaRegistryClient,
 )
 
+from contracts.avro_mapping import application_to_avro
 from contracts.cel_fast import compile_rule
 from contracts.codec import Codec
 from contracts.errors import ConfigError, RuleViolationError
@@ -199,3 +204,44 @@ def _fields(rule: Any) -> dict[str, Any]:
             "disabled",
         )
     }
+
+
+def test_registered_application_rules_run_on_write_and_read() -> None:
+    rules = rule_set_for("loan_application", SETTINGS)
+    assert rules is not None and rules.domain_rules
+    for rule in rules.domain_rules:
+        assert rule.mode == RuleMode.WRITEREAD
+        # DLQ when a producer breaks a rule; ERROR for a reader (the worker
+        # dead-letters the record itself, once, with its source offset).
+        assert rule.on_failure == "DLQ,ERROR"
+
+
+@pytest.mark.parametrize("engine", ["fast", "celpy"])
+def test_record_that_bypassed_the_rules_fails_on_read(engine: Any) -> None:
+    read_rules = [
+        r.to_rule(on_failure="ERROR,ERROR", mode=RuleMode.WRITEREAD)
+        for r in rule_specs("loan_application")
+    ]
+    client = _client({"loan_application": RuleSet(migration_rules=None, domain_rules=read_rules)})
+    codec = Codec(SETTINGS, client, cel_engine=engine)
+    codec.start_sync()
+    registered = codec.registered("loan_application")
+    assert registered is not None
+    # A producer without the rules: plain Avro in Confluent's wire format.
+    schema = fastavro.parse_schema(json.loads(registered.schema.schema_str or ""))
+    body = io.BytesIO()
+    fastavro.schemaless_writer(
+        body, schema, application_to_avro(sample_application(applicant_age=16))
+    )
+    raw = b"\x00" + struct.pack(">I", registered.schema_id) + body.getvalue()
+
+    with pytest.raises(RuleViolationError) as info:
+        codec.decode_sync("loan_application", raw)
+    assert info.value.context["rule"] == "application_applicant_adult"
+    assert info.value.context["field"] == "applicant_age"
+    assert info.value.context.get("dlq_topic") is None
+
+    good = io.BytesIO()
+    fastavro.schemaless_writer(good, schema, application_to_avro(sample_application()))
+    decoded = codec.decode_sync("loan_application", raw[:5] + good.getvalue())
+    assert decoded == sample_application()

@@ -1,0 +1,253 @@
+"""``RunPipeline``: what happens to one input record, from bytes to confirmed outputs.
+
+decode -> attempt number -> PII tokens -> runner -> recorder (every CoT event)
+-> decision on ``loan.decisions``; any failure -> DLQ record with context headers.
+``process`` returns only when the broker has confirmed the decision (or the DLQ
+record) and every CoT event of the run, so the caller may ack the input then.
+It never raises for bad input or a failed run: that is what the DLQ is for.
+
+This module has no Faust in it, so it is tested directly; ``agents.worker``
+wires it to a Faust stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+from agents.agent import Agent
+from agents.attempts import AttemptLedger
+from agents.context import RunContext, derive_trace_id
+from agents.model import Model
+from agents.runner import run_agent
+from contracts.errors import DecodeError
+from contracts.events import CotEvent, Decision, LoanApplication, LoanDecision, SourceRef
+from contracts.producer import ConfirmedProducer, Header
+from contracts.settings import Settings
+from tools.base import ToolExecutor
+
+__all__ = ["Guard", "PipelineResult", "RunPipeline", "RunRecorder", "parse_traceparent"]
+
+log = logging.getLogger(__name__)
+
+
+class Guard(Protocol):
+    """The PII guard the pipeline needs (``recorder.pii.PiiGuard``)."""
+
+    def tokenize(self, application: LoanApplication) -> tuple[dict[str, Any], dict[str, str]]: ...
+
+    def scrub_text(self, text: str, vault: Mapping[str, str]) -> str: ...
+
+
+class RunRecorder(Protocol):
+    """What the pipeline needs from the recorder: emit events, then await them all."""
+
+    async def emit(
+        self, event: CotEvent, vault: Mapping[str, str] | None = None
+    ) -> Awaitable[Any]: ...
+
+
+class ApplicationDecoder(Protocol):
+    async def decode_application(self, data: bytes) -> LoanApplication: ...
+
+    async def encode_decision(self, decision: LoanDecision) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    """What became of one input record."""
+
+    status: Literal["decided", "dlq"]
+    trace_id: str
+    attempt: int = 0
+    outcome: str | None = None
+    application_id: str | None = None
+    error: str | None = None
+
+
+def parse_traceparent(headers: Sequence[tuple[str, bytes]] | None) -> tuple[str, str] | None:
+    """(trace id, parent span id) from a W3C ``traceparent`` header, if valid."""
+    for name, value in headers or ():
+        if name.lower() != "traceparent" or value is None:
+            continue
+        parts = value.decode("ascii", "replace").strip().split("-")
+        if len(parts) == 4 and len(parts[1]) == 32 and len(parts[2]) == 16:
+            trace_id, span_id = parts[1].lower(), parts[2].lower()
+            if trace_id != "0" * 32 and all(c in "0123456789abcdef" for c in trace_id + span_id):
+                return trace_id, span_id
+    return None
+
+
+class RunPipeline:
+    """Processes input records one at a time per caller; safe to call concurrently."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        agent: Agent,
+        model: Model,
+        tools: ToolExecutor,
+        codec: ApplicationDecoder,
+        recorder: RunRecorder,
+        guard: Guard,
+        ledger: AttemptLedger,
+        producer: ConfirmedProducer,
+        encrypt_dlq: Callable[[bytes], bytes],
+        dlq_key_id: str,
+        clock: Callable[[], datetime] | None = None,
+        max_input_bytes: int = 512 * 1024,
+    ) -> None:
+        self._settings = settings
+        self._agent = agent
+        self._model = model
+        self._tools = tools
+        self._codec = codec
+        self._recorder = recorder
+        self._guard = guard
+        self._ledger = ledger
+        self._producer = producer
+        self._encrypt_dlq = encrypt_dlq
+        self._dlq_key_id = dlq_key_id
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._max_input_bytes = max_input_bytes
+
+    async def process(
+        self,
+        value: bytes | None,
+        key: bytes | None,
+        source: SourceRef,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+    ) -> PipelineResult:
+        """Handle one record; returns once every output is confirmed by the broker."""
+        continued = parse_traceparent(headers)
+        trace_id = continued[0] if continued else derive_trace_id(source)
+        parent_span = continued[1] if continued else None
+        vault: Mapping[str, str] = {}
+        try:
+            application = await self._decode(value)
+        except Exception as exc:
+            return await self._dead_letter(value, key, source, exc, trace_id, vault)
+        try:
+            return await self._run(application, source, trace_id, parent_span)
+        except Exception as exc:
+            log.exception("run failed for trace %s; sending input to the DLQ", trace_id)
+            _, vault = self._guard.tokenize(application)
+            return await self._dead_letter(value, key, source, exc, trace_id, vault)
+
+    async def _decode(self, value: bytes | None) -> LoanApplication:
+        if value is None:
+            raise DecodeError("record has no value (tombstone)")
+        if len(value) > self._max_input_bytes:
+            raise DecodeError(
+                "record is larger than the accepted maximum",
+                size=len(value),
+                max_input_bytes=self._max_input_bytes,
+            )
+        return await self._codec.decode_application(value)
+
+    async def _run(
+        self,
+        application: LoanApplication,
+        source: SourceRef,
+        trace_id: str,
+        parent_span: str | None,
+    ) -> PipelineResult:
+        attempt = await self._ledger.begin(trace_id, source.partition)
+        input_view, vault = self._guard.tokenize(application)
+        ctx = RunContext(
+            trace_id=trace_id, attempt=attempt, source=source, parent_span_id=parent_span
+        )
+        confirmations: list[Awaitable[Any]] = []
+        decision: Decision | None = None
+        async for event in run_agent(
+            self._agent,
+            model=self._model,
+            tools=self._tools,
+            ctx=ctx,
+            application_id=application.application_id,
+            input_view=input_view,
+            pii_vault=vault,
+        ):
+            confirmations.append(await self._recorder.emit(event, vault))
+            if isinstance(event, Decision):
+                decision = event
+        for confirmation in confirmations:
+            await confirmation
+        if decision is None:  # the runner always decides; a missing decision is a bug
+            raise RuntimeError(f"run {trace_id} ended without a decision")
+        out = LoanDecision(
+            application_id=application.application_id,
+            trace_id=trace_id,
+            attempt=attempt,
+            outcome=decision.outcome,
+            reasons=decision.reasons,
+            conditions=decision.conditions,
+            confidence=decision.confidence,
+            agent=self._agent.name,
+            agent_version=self._agent.version,
+            prompt_version=self._agent.prompt_version,
+            model_profile=self._model.info.profile,
+            decided_at=self._clock(),
+            source=source,
+        )
+        payload = await self._codec.encode_decision(out)
+        await self._producer.send_and_wait(
+            self._settings.topics.decisions,
+            payload,
+            key=application.application_id,
+            headers=[("traceparent", f"00-{trace_id}-{decision.span_id}-01".encode())],
+        )
+        return PipelineResult(
+            status="decided",
+            trace_id=trace_id,
+            attempt=attempt,
+            outcome=decision.outcome,
+            application_id=application.application_id,
+        )
+
+    async def _dead_letter(
+        self,
+        value: bytes | None,
+        key: bytes | None,
+        source: SourceRef,
+        exc: BaseException,
+        trace_id: str,
+        vault: Mapping[str, str],
+    ) -> PipelineResult:
+        message = self._guard.scrub_text(str(exc), vault)[:2000]
+        headers: list[Header] = [
+            ("flightrec-source-topic", source.topic.encode()),
+            ("flightrec-source-partition", str(source.partition).encode()),
+            ("flightrec-source-offset", str(source.offset).encode()),
+            ("flightrec-error-class", type(exc).__name__.encode()),
+            ("flightrec-error-message", message.encode()),
+            ("flightrec-error-time", self._clock().isoformat().encode()),
+            ("flightrec-trace-id", trace_id.encode()),
+            ("flightrec-encryption", f"AES-256-GCM;{self._dlq_key_id}".encode()),
+        ]
+        for rule_header in ("rule", "field"):
+            detail = getattr(exc, "context", {}).get(rule_header)
+            if detail:
+                headers.append((f"flightrec-error-{rule_header}", str(detail).encode()))
+        started = time.monotonic()
+        payload = None if value is None else self._encrypt_dlq(value)
+        await self._producer.send_and_wait(
+            self._settings.topics.applications_dlq, payload, key=key, headers=headers
+        )
+        log.warning(
+            "input %s/%d@%d sent to DLQ (%s: %s) in %.1f ms",
+            source.topic,
+            source.partition,
+            source.offset,
+            type(exc).__name__,
+            message,
+            (time.monotonic() - started) * 1000,
+        )
+        return PipelineResult(
+            status="dlq", trace_id=trace_id, error=f"{type(exc).__name__}: {message}"
+        )

@@ -1,0 +1,248 @@
+"""The Faust worker: the only module of flightrec that imports Faust.
+
+Faust acks an event whose agent raised and commits past events it could not
+decode (DESIGN.md, known traps). So the input topic uses the raw serializer,
+values are decoded inside ``RunPipeline.process`` (which catches everything and
+confirms a DLQ record for poison), and the stream is ``noack()``: an event is
+acked by hand only when its decision (or DLQ record) and all its CoT events are
+confirmed. Faust commits the highest *contiguous* acked offset per partition.
+
+Concurrency without reordering: every partition gets a lane that processes its
+events one after another; up to ``worker_concurrency`` lanes run at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from faust.types import EventT, StreamT
+
+from agents.attempts import AttemptLedger
+from agents.loan_agent import build_model, loan_agent
+from agents.pipeline import RunPipeline
+from contracts.codec import Codec
+from contracts.events import SourceRef
+from contracts.producer import ConfirmedProducer
+from contracts.settings import Settings
+from recorder.dlq_cipher import DlqCipher
+from recorder.kafka_recorder import KafkaRecorder
+from recorder.log_filter import PiiLogFilter
+from recorder.otel import setup_tracing
+from recorder.pii import PiiGuard
+from tools.http import HttpClient
+from tools.loan_tools import build_loan_toolset
+
+__all__ = ["WorkerServices", "create_app", "open_services", "run_worker"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerServices:
+    """Everything a running worker holds open; built by ``open_services``."""
+
+    pipeline: RunPipeline
+    recorder: KafkaRecorder
+    producer: ConfirmedProducer
+    ledger: AttemptLedger
+    http: HttpClient
+
+
+@contextlib.asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[WorkerServices]:
+    """Open codec, recorder, producer, ledger, tools; close them all on exit."""
+    codec = Codec(settings)
+    await codec.start()
+    guard = PiiGuard(settings)
+    tracer_provider = setup_tracing(settings)
+    recorder = KafkaRecorder(settings, codec, guard=guard, tracer_provider=tracer_provider)
+    producer = ConfirmedProducer(settings.producer_config())
+    ledger = AttemptLedger(
+        settings.topics.attempts,
+        settings.consumer_config(group_id=f"{settings.app_id}-ledger"),
+        producer,
+    )
+    http = HttpClient(settings)
+    cipher = DlqCipher(settings)
+    log_filter = PiiLogFilter(guard).attach()
+    model = build_model(settings)
+    await producer.start()
+    await recorder.start()
+    await http.start()
+    try:
+        agent = loan_agent(profile=settings.model_profile)
+        pipeline = RunPipeline(
+            settings,
+            agent=agent,
+            model=model,
+            tools=build_loan_toolset(settings, http, allowed=agent.tools),
+            codec=codec,
+            recorder=recorder,
+            guard=guard,
+            ledger=ledger,
+            producer=producer,
+            encrypt_dlq=cipher.encrypt,
+            dlq_key_id=cipher.key_id,
+        )
+        yield WorkerServices(pipeline, recorder, producer, ledger, http)
+    finally:
+        # Close in reverse order of use; one failing close must not leak the rest.
+        with contextlib.suppress(Exception):
+            await recorder.close()
+        with contextlib.suppress(Exception):
+            await producer.close()
+        with contextlib.suppress(Exception):
+            await http.close()
+        aclose = getattr(model, "aclose", None)
+        if aclose is not None:
+            with contextlib.suppress(Exception):
+                await aclose()
+        with contextlib.suppress(Exception):
+            await codec.close()
+        ledger.close()
+        tracer_provider.shutdown()
+        log_filter.detach()
+
+
+class PartitionLanes:
+    """One sequential lane per partition; at most ``concurrency`` lanes busy."""
+
+    def __init__(self, pipeline: RunPipeline, stream: StreamT[Any], concurrency: int) -> None:
+        self._pipeline = pipeline
+        self._stream = stream
+        self._slots = asyncio.Semaphore(max(1, concurrency))
+        self._queues: dict[tuple[str, int], asyncio.Queue[EventT[Any]]] = {}
+        self._tasks: dict[tuple[str, int], asyncio.Task[None]] = {}
+
+    async def submit(self, event: EventT[Any]) -> None:
+        tp = (event.message.topic, event.message.partition)
+        queue = self._queues.get(tp)
+        if queue is None:
+            queue = self._queues[tp] = asyncio.Queue(maxsize=64)
+            self._tasks[tp] = asyncio.create_task(self._lane(queue), name=f"lane-{tp[0]}-{tp[1]}")
+        await queue.put(event)  # a full lane holds the stream back: backpressure
+
+    async def _lane(self, queue: asyncio.Queue[EventT[Any]]) -> None:
+        while True:
+            event = await queue.get()
+            message = event.message
+            source = SourceRef(
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                key=message.key.decode("utf-8", "replace") if message.key else None,
+            )
+            headers = _raw_headers(message.headers)
+            try:
+                async with self._slots:
+                    result = await self._pipeline.process(
+                        message.value, message.key, source, headers
+                    )
+            except Exception:
+                # process() dead-letters bad input itself; reaching here means the
+                # DLQ write failed too (broker gone). Not acking keeps the event
+                # for the next owner; this lane stops so later offsets wait too.
+                log.exception(
+                    "could not settle %s/%d@%d; leaving it unacked",
+                    source.topic,
+                    source.partition,
+                    source.offset,
+                )
+                raise
+            log.debug(
+                "%s/%d@%d -> %s", source.topic, source.partition, source.offset, result.status
+            )
+            await self._stream.ack(event)
+            queue.task_done()
+
+    async def drain(self, timeout_s: float) -> None:
+        """Let lanes finish what they hold (clean shutdown), then stop them."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(
+                asyncio.gather(*(q.join() for q in self._queues.values())), timeout_s
+            )
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+
+def _raw_headers(headers: Any) -> list[tuple[str, bytes]]:
+    """Faust hands headers over as a dict or a list of pairs; the pipeline wants pairs."""
+    if not headers:
+        return []
+    items = headers.items() if isinstance(headers, dict) else headers
+    return [(str(k), v if isinstance(v, bytes) else str(v).encode()) for k, v in items]
+
+
+def _broker_credentials(settings: Settings) -> Any:
+    config = settings.kafka_client_config()
+    protocol = str(config.get("security.protocol", "PLAINTEXT")).upper()
+    if protocol.startswith("SASL"):
+        # Faust's SASLCredentials without an ssl_context is SASL_PLAINTEXT: pass one for SASL_SSL.
+        return faust.SASLCredentials(
+            username=config.get("sasl.username"),
+            password=config.get("sasl.password"),
+            mechanism=str(config.get("sasl.mechanism", "PLAIN")),
+            ssl_context=ssl.create_default_context() if protocol == "SASL_SSL" else None,
+        )
+    if protocol == "SSL":
+        return ssl.create_default_context()
+    return None
+
+
+def create_app(settings: Settings) -> faust.App:
+    """Build the Faust app with one agent per flightrec ``Agent`` (here: the loan agent)."""
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
+        broker_credentials=_broker_credentials(settings),
+        value_serializer="raw",
+        key_serializer="raw",
+        topic_replication_factor=settings.replication_factor,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=False,
+        store="memory://",
+        topic_disable_leader=True,
+        consumer_group_instance_id=settings.worker_instance_id,
+        broker_session_timeout=settings.worker_session_timeout_s,
+    )
+    topic = app.topic(
+        settings.topics.applications,
+        key_serializer="raw",
+        value_serializer="raw",
+        key_type=bytes,
+        value_type=bytes,
+    )
+
+    @app.agent(topic, name="loan-underwriter")
+    async def loan_underwriter(stream: StreamT[Any]) -> None:
+        # noack() exists on faust.Stream but not on the StreamT protocol.
+        manual: StreamT[Any] = stream.noack()  # type: ignore[attr-defined]
+        async with open_services(settings) as services:
+            lanes = PartitionLanes(services.pipeline, manual, settings.worker_concurrency)
+            try:
+                async for event in manual.events():
+                    await lanes.submit(event)
+            finally:
+                await lanes.drain(timeout_s=20.0)
+
+    return app
+
+
+def run_worker(settings: Settings) -> int:
+    """Run the worker until interrupted (``flightrec worker``)."""
+    from contracts.topics import ensure_topics
+
+    ensure_topics(settings)
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel="INFO", quiet=True)
+    worker.execute_from_commandline()
+    return 0

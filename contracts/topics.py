@@ -184,9 +184,10 @@ def watermarks(
 ) -> tuple[int, int]:
     """``(low, high)`` offsets of one partition, retrying while leadership settles.
 
-    Right after a topic is created (or a broker restarts) metadata may already
-    name a leader that still answers ``NOT_LEADER_FOR_PARTITION``; that and any
-    other retriable error is retried until ``timeout_s``. Blocking.
+    Right after a topic is created (or a broker restarts) the client's metadata
+    may not know the partition yet, or name a leader that still answers
+    ``NOT_LEADER_FOR_PARTITION``; those and other retriable errors are retried
+    until ``timeout_s``. Blocking.
     """
     tp = TopicPartition(topic, partition)
     deadline = time.monotonic() + timeout_s
@@ -205,6 +206,8 @@ def watermarks(
                     KafkaError.NOT_LEADER_FOR_PARTITION,
                     KafkaError.LEADER_NOT_AVAILABLE,
                     KafkaError.UNKNOWN_TOPIC_OR_PART,
+                    KafkaError._UNKNOWN_PARTITION,
+                    KafkaError._UNKNOWN_TOPIC,
                     KafkaError._TIMED_OUT,
                 )
             )

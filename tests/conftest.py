@@ -31,12 +31,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_STACK_DIR = REPO_ROOT / ".flightrec" / "test-stack"
 
 # Ports of the session stack: apart from the defaults of `flightrec stack up`
-# (19092, ...) so tests never touch a developer's running stack.
+# (19092, ...) so tests never touch a developer's running stack, and below
+# Linux's ephemeral range (32768+), where a client's outgoing connection can
+# hold the port a listener is about to bind.
 TEST_PORTS = {
-    "FLIGHTREC_KAFKA_PORT": "39092",
-    "FLIGHTREC_KAFKA_CONTROLLER_PORT": "39093",
-    "FLIGHTREC_REGISTRY_PORT": "38081",
-    "FLIGHTREC_BUREAU_PORT": "38090",
+    "FLIGHTREC_KAFKA_PORT": "29192",
+    "FLIGHTREC_KAFKA_CONTROLLER_PORT": "29193",
+    "FLIGHTREC_REGISTRY_PORT": "28181",
+    "FLIGHTREC_BUREAU_PORT": "28190",
 }
 
 
@@ -97,7 +99,15 @@ def _shared_stack(local: Stack) -> Iterator[None]:
                 local.down()
                 _wipe_state(local)
             fcntl.flock(users, fcntl.LOCK_SH)
-            local.up()  # idempotent when another session started it
+            try:
+                local.up()  # idempotent when another session started it
+            except BaseException:
+                # Half a stack must not outlive a failed start (it would hold
+                # the ports of the next session).
+                if alone:
+                    local.down()
+                fcntl.flock(users, fcntl.LOCK_UN)
+                raise
         finally:
             fcntl.flock(setup, fcntl.LOCK_UN)
         try:

@@ -26,6 +26,9 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._config import ConfigResource
 from confluent_kafka.cimpl import NewTopic
 
+from contracts.errors import StackError
+from contracts.topics import watermarks
+
 __all__ = ["KafkaLog", "MemoryLog", "Record", "Storage", "StorageError"]
 
 _log = logging.getLogger(__name__)
@@ -187,9 +190,7 @@ class KafkaLog:
         )
         records: list[Record] = []
         try:
-            low, high = consumer.get_watermark_offsets(
-                TopicPartition(self._topic, 0), timeout=_TIMEOUT_S
-            )
+            low, high = watermarks(consumer, self._topic, 0, timeout_s=_TIMEOUT_S)
             if high <= low:
                 return records
             consumer.assign([TopicPartition(self._topic, 0, low)])
@@ -217,7 +218,7 @@ class KafkaLog:
                     _log.warning("skipping unreadable record at offset %s", msg.offset())
                     continue
                 records.append((key, value))
-        except KafkaException as exc:
+        except (KafkaException, StackError) as exc:
             raise StorageError(f"cannot read {self._topic}: {exc}") from exc
         finally:
             consumer.close()

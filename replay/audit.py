@@ -1,0 +1,405 @@
+"""Audit report of one or more traces: what the agent saw, thought, called, got back
+and decided, whether the record is intact, and what replays found.
+
+Built from :class:`~replay.history.RunHistory` objects (and the trace's
+``ReplayResult`` records) into one plain document (:func:`audit_document`),
+rendered as JSON, Markdown or a self-contained HTML page (no external CSS,
+scripts or fonts) that a compliance officer can open without other tools.
+Personal data appears only as the tokens the log holds.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from contracts.events import (
+    CotEvent,
+    Decision,
+    ModelCall,
+    ReplayResult,
+    RunCompleted,
+    RunFailed,
+    RunStarted,
+    Thought,
+    ToolCall,
+    ToolResult,
+)
+from replay.history import Attempt, RunHistory
+
+__all__ = ["AuditFormat", "audit_document", "event_summary", "render_audit"]
+
+AuditFormat = Literal["md", "html", "json"]
+
+
+def _pretty(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def event_summary(event: CotEvent) -> str:
+    """One readable line describing an event (used by the timeline and the report)."""
+    if isinstance(event, RunStarted):
+        return (
+            f"run started for application {event.application_id} "
+            f"(model {event.gen_ai_provider_name}/{event.gen_ai_request_model}, "
+            f"profile {event.model_profile}, tools {', '.join(event.tools)})"
+        )
+    if isinstance(event, ModelCall):
+        status = (
+            "ok" if event.status == "ok" else f"error {event.error_type}: {event.error_message}"
+        )
+        return (
+            f"model call #{event.call_attempt} {event.gen_ai_request_model} {status}, "
+            f"{event.gen_ai_usage_input_tokens} in / {event.gen_ai_usage_output_tokens} out tokens, "
+            f"{event.latency_ms:.0f} ms"
+        )
+    if isinstance(event, Thought):
+        return f"thought: {event.reasoning}"
+    if isinstance(event, ToolCall):
+        return f"tool call {event.tool}({event.arguments_json})"
+    if isinstance(event, ToolResult):
+        if event.status == "ok":
+            return f"tool result {event.tool}: {event.result_json}"
+        return f"tool error {event.tool}: {event.error_type}: {event.error_message}"
+    if isinstance(event, Decision):
+        return (
+            f"decision {event.outcome} (confidence {event.confidence:.2f}): "
+            f"{'; '.join(event.reasons)}"
+        )
+    if isinstance(event, RunFailed):
+        return f"run failed: {event.error_type}: {event.reason}"
+    if isinstance(event, RunCompleted):
+        return f"run completed: {event.outcome} after {event.steps} steps"
+    return event.kind  # pragma: no cover - every kind is handled above
+
+
+def _event_doc(event: CotEvent) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "seq": event.seq,
+        "step": event.step,
+        "kind": event.kind,
+        "ts": event.ts.isoformat(),
+        "summary": event_summary(event),
+    }
+    if isinstance(event, ModelCall):
+        doc["model_config"] = {
+            "gen_ai.provider.name": event.gen_ai_provider_name,
+            "gen_ai.request.model": event.gen_ai_request_model,
+            "gen_ai.response.model": event.gen_ai_response_model,
+            "gen_ai.request.temperature": event.gen_ai_request_temperature,
+            "gen_ai.request.seed": event.gen_ai_request_seed,
+            "gen_ai.usage.input_tokens": event.gen_ai_usage_input_tokens,
+            "gen_ai.usage.output_tokens": event.gen_ai_usage_output_tokens,
+            "request_hash": event.request_hash,
+        }
+        doc["output"] = _pretty(event.output_json)
+    elif isinstance(event, ToolCall):
+        doc["tool"] = event.tool
+        doc["input"] = _pretty(event.arguments_json)
+        doc["reasoning"] = event.reasoning
+    elif isinstance(event, ToolResult):
+        doc["tool"] = event.tool
+        doc["status"] = event.status
+        doc["output"] = _pretty(event.result_json)
+        if event.status != "ok":
+            doc["error"] = f"{event.error_type}: {event.error_message}"
+    elif isinstance(event, Decision):
+        doc["outcome"] = event.outcome
+        doc["reasons"] = list(event.reasons)
+        doc["conditions"] = list(event.conditions)
+        doc["confidence"] = event.confidence
+    return doc
+
+
+def _attempt_doc(attempt: Attempt, authoritative: bool) -> dict[str, Any]:
+    decision = attempt.decision
+    return {
+        "attempt": attempt.number,
+        "status": attempt.status,
+        "authoritative": authoritative,
+        "chain": attempt.chain.describe(),
+        "chain_ok": attempt.chain.ok,
+        "problems": attempt.problems(),
+        "decision": None
+        if decision is None
+        else {
+            "outcome": decision.outcome,
+            "reasons": list(decision.reasons),
+            "conditions": list(decision.conditions),
+            "confidence": decision.confidence,
+        },
+        "failure": None
+        if attempt.failure is None
+        else f"{attempt.failure.error_type}: {attempt.failure.reason}",
+        "events": [_event_doc(e) for e in attempt.events],
+    }
+
+
+def _replay_doc(result: ReplayResult) -> dict[str, Any]:
+    return {
+        "replay_id": result.replay_id,
+        "mode": result.mode,
+        "status": result.status,
+        "ts": result.ts.isoformat(),
+        "attempt": result.attempt,
+        "agent_version": result.agent_version,
+        "prompt_version": result.prompt_version,
+        "model_profile": result.model_profile,
+        "old_outcome": result.old_outcome,
+        "new_outcome": result.new_outcome,
+        "first_diff_step": result.first_diff_step,
+        "expected": result.expected,
+        "actual": result.actual,
+        "message": result.message,
+    }
+
+
+def audit_document(history: RunHistory, replays: Sequence[ReplayResult] = ()) -> dict[str, Any]:
+    """The audit facts of one trace as plain data (the JSON format is exactly this)."""
+    started = history.run_started
+    chosen = history.authoritative
+    first = history.first_event
+    doc: dict[str, Any] = {
+        "trace_id": history.trace_id,
+        "application_id": history.application_id,
+        "agent": first.agent,
+        "agent_version": first.agent_version,
+        "prompt_version": first.prompt_version,
+        "source": first.source.model_dump(),
+        "record_intact": history.intact,
+        "problems": history.problems(),
+        "authoritative_attempt": chosen.number if chosen is not None else None,
+        "outcome": history.outcome,
+        "input": _pretty(started.input_json) if started is not None else None,
+        "model_config": None
+        if started is None
+        else {
+            "profile": started.model_profile,
+            "gen_ai.provider.name": started.gen_ai_provider_name,
+            "gen_ai.request.model": started.gen_ai_request_model,
+            "tools": list(started.tools),
+            "max_steps": started.max_steps,
+            "max_tokens": started.max_tokens,
+            "deadline_s": started.deadline_s,
+            "run_config": _pretty(started.run_config_json),
+        },
+        "attempts": [_attempt_doc(a, a is chosen) for a in history.attempts],
+        "replays": [_replay_doc(r) for r in replays if r.replay_of == history.trace_id],
+    }
+    return doc
+
+
+# ------------------------------------------------------------------ rendering
+
+
+def _md_cell(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _markdown(doc: dict[str, Any]) -> str:
+    out = [f"# Audit report — trace `{doc['trace_id']}`", ""]
+    out += [
+        f"- **Application:** {doc['application_id']}",
+        f"- **Agent:** {doc['agent']} {doc['agent_version']} (prompt {doc['prompt_version']})",
+        f"- **Source:** {doc['source']['topic']} partition {doc['source']['partition']} "
+        f"offset {doc['source']['offset']}",
+        f"- **Decision of record:** {doc['outcome'] or 'none'} "
+        f"(attempt {doc['authoritative_attempt'] or '—'})",
+        f"- **Record integrity:** {'INTACT' if doc['record_intact'] else 'NOT INTACT'}",
+        "",
+    ]
+    if doc["problems"]:
+        out += ["## Integrity problems", ""] + [f"- {p}" for p in doc["problems"]] + [""]
+    out += ["## Input (personal data shown as tokens)", "", "```json"]
+    out += [json.dumps(doc["input"], indent=2, ensure_ascii=False, sort_keys=True), "```", ""]
+    if doc["model_config"] is not None:
+        out += ["## Model configuration", "", "| setting | value |", "|---|---|"]
+        out += [f"| {k} | {_md_cell(v)} |" for k, v in doc["model_config"].items()]
+        out.append("")
+    for attempt in doc["attempts"]:
+        label = "authoritative" if attempt["authoritative"] else attempt["status"].lower()
+        out += [
+            f"## Attempt {attempt['attempt']} — {attempt['status']} ({label})",
+            "",
+            f"Hash chain: {attempt['chain']}",
+            "",
+        ]
+        out += [f"- problem: {p}" for p in attempt["problems"]]
+        out += ["| seq | step | kind | time | details |", "|---|---|---|---|---|"]
+        for event in attempt["events"]:
+            details = event["summary"]
+            if "model_config" in event:
+                details += " — config " + json.dumps(event["model_config"], ensure_ascii=False)
+            out.append(
+                f"| {event['seq']} | {event['step']} | {event['kind']} | {event['ts']} | "
+                f"{_md_cell(details)} |"
+            )
+        out.append("")
+        if attempt["decision"] is not None:
+            d = attempt["decision"]
+            out += [
+                f"**Decision:** {d['outcome']} (confidence {d['confidence']:.2f})",
+                "",
+                *[f"- reason: {r}" for r in d["reasons"]],
+                *[f"- condition: {c}" for c in d["conditions"]],
+                "",
+            ]
+        if attempt["failure"]:
+            out += [f"**Failure:** {attempt['failure']}", ""]
+    out += ["## Replays", ""]
+    if not doc["replays"]:
+        out += ["No replay or re-evaluation has been recorded for this trace.", ""]
+    else:
+        out += [
+            "| time | mode | status | model profile | prompt | old | new | step | detail |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in doc["replays"]:
+            detail = r["message"] or ""
+            if r["expected"] or r["actual"]:
+                detail += f" expected: {r['expected']}; actual: {r['actual']}"
+            out.append(
+                f"| {r['ts']} | {r['mode']} | {r['status']} | {r['model_profile']} | "
+                f"{r['prompt_version']} | {r['old_outcome'] or ''} | {r['new_outcome'] or ''} | "
+                f"{'' if r['first_diff_step'] is None else r['first_diff_step']} | "
+                f"{_md_cell(detail)} |"
+            )
+        out.append("")
+    return "\n".join(out)
+
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:70em}
+table{border-collapse:collapse;width:100%;margin:.5em 0 1.5em}
+td,th{border:1px solid #ccc;padding:.3em .5em;vertical-align:top;text-align:left;font-size:.9em}
+th{background:#f2f2f2}pre{background:#f7f7f7;padding:.8em;overflow-x:auto}
+.ok{color:#176117;font-weight:bold}.bad{color:#a40000;font-weight:bold}
+.aborted{color:#8a5a00}.kind{font-family:monospace}
+"""
+
+
+def _h(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return html.escape(text)
+
+
+def _html(docs: Sequence[dict[str, Any]]) -> str:
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        "<title>flightrec audit report</title>",
+        f"<style>{_CSS}</style></head><body>",
+    ]
+    for doc in docs:
+        intact = doc["record_intact"]
+        parts += [
+            f"<h1>Audit report — trace <code>{_h(doc['trace_id'])}</code></h1>",
+            "<table>",
+            f"<tr><th>Application</th><td>{_h(doc['application_id'] or '')}</td></tr>",
+            f"<tr><th>Agent</th><td>{_h(doc['agent'])} {_h(doc['agent_version'])} "
+            f"(prompt {_h(doc['prompt_version'])})</td></tr>",
+            f"<tr><th>Source</th><td>{_h(doc['source'])}</td></tr>",
+            f"<tr><th>Decision of record</th><td>{_h(doc['outcome'] or 'none')} "
+            f"(attempt {_h(doc['authoritative_attempt'] or '—')})</td></tr>",
+            f'<tr><th>Record integrity</th><td class="{"ok" if intact else "bad"}">'
+            f"{'INTACT' if intact else 'NOT INTACT'}</td></tr>",
+            "</table>",
+        ]
+        if doc["problems"]:
+            parts.append("<h2>Integrity problems</h2><ul>")
+            parts += [f'<li class="bad">{_h(p)}</li>' for p in doc["problems"]]
+            parts.append("</ul>")
+        parts += [
+            "<h2>Input (personal data shown as tokens)</h2>",
+            f"<pre>{_h(json.dumps(doc['input'], indent=2, ensure_ascii=False, sort_keys=True))}"
+            "</pre>",
+        ]
+        if doc["model_config"] is not None:
+            parts.append("<h2>Model configuration</h2><table>")
+            parts += [
+                f"<tr><th>{_h(k)}</th><td>{_h(v)}</td></tr>" for k, v in doc["model_config"].items()
+            ]
+            parts.append("</table>")
+        for attempt in doc["attempts"]:
+            cls = "ok" if attempt["authoritative"] else "aborted"
+            label = "authoritative" if attempt["authoritative"] else attempt["status"].lower()
+            chain_cls = "ok" if attempt["chain_ok"] else "bad"
+            parts += [
+                f'<h2 class="{cls}">Attempt {attempt["attempt"]} — {_h(attempt["status"])} '
+                f"({_h(label)})</h2>",
+                f'<p>Hash chain: <span class="{chain_cls}">{_h(attempt["chain"])}</span></p>',
+            ]
+            if attempt["problems"]:
+                parts.append("<ul>")
+                parts += [f'<li class="bad">{_h(p)}</li>' for p in attempt["problems"]]
+                parts.append("</ul>")
+            parts.append(
+                "<table><tr><th>seq</th><th>step</th><th>kind</th><th>time</th>"
+                "<th>details</th></tr>"
+            )
+            for event in attempt["events"]:
+                extra = ""
+                if "model_config" in event:
+                    extra = f"<br><small>{_h(event['model_config'])}</small>"
+                parts.append(
+                    f"<tr><td>{event['seq']}</td><td>{event['step']}</td>"
+                    f'<td class="kind">{_h(event["kind"])}</td><td>{_h(event["ts"])}</td>'
+                    f"<td>{_h(event['summary'])}{extra}</td></tr>"
+                )
+            parts.append("</table>")
+            if attempt["decision"] is not None:
+                d = attempt["decision"]
+                parts.append(
+                    f"<p><b>Decision:</b> {_h(d['outcome'])} (confidence {d['confidence']:.2f})</p>"
+                    "<ul>"
+                    + "".join(f"<li>reason: {_h(r)}</li>" for r in d["reasons"])
+                    + "".join(f"<li>condition: {_h(c)}</li>" for c in d["conditions"])
+                    + "</ul>"
+                )
+            if attempt["failure"]:
+                parts.append(f'<p class="bad">Failure: {_h(attempt["failure"])}</p>')
+        parts.append("<h2>Replays</h2>")
+        if not doc["replays"]:
+            parts.append("<p>No replay or re-evaluation has been recorded for this trace.</p>")
+        else:
+            parts.append(
+                "<table><tr><th>time</th><th>mode</th><th>status</th><th>model profile</th>"
+                "<th>prompt</th><th>old</th><th>new</th><th>step</th><th>detail</th></tr>"
+            )
+            for r in doc["replays"]:
+                detail = r["message"] or ""
+                if r["expected"] or r["actual"]:
+                    detail += f" expected: {r['expected']}; actual: {r['actual']}"
+                parts.append(
+                    f"<tr><td>{_h(r['ts'])}</td><td>{_h(r['mode'])}</td><td>{_h(r['status'])}</td>"
+                    f"<td>{_h(r['model_profile'])}</td><td>{_h(r['prompt_version'])}</td>"
+                    f"<td>{_h(r['old_outcome'] or '')}</td><td>{_h(r['new_outcome'] or '')}</td>"
+                    f"<td>{'' if r['first_diff_step'] is None else r['first_diff_step']}</td>"
+                    f"<td>{_h(detail)}</td></tr>"
+                )
+            parts.append("</table>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def render_audit(
+    histories: Sequence[RunHistory],
+    replays: Sequence[ReplayResult] = (),
+    *,
+    fmt: AuditFormat = "md",
+) -> str:
+    """The audit report of ``histories`` in ``fmt`` (``md``, ``html`` or ``json``)."""
+    docs = [audit_document(h, replays) for h in histories]
+    if fmt == "json":
+        return json.dumps({"traces": docs}, indent=2, ensure_ascii=False)
+    if fmt == "html":
+        return _html(docs)
+    return "\n\n".join(_markdown(d) for d in docs)

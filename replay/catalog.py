@@ -1,0 +1,75 @@
+"""``LoanCatalog``: the agents, models and tools this code base knows, for replay.
+
+Replay re-runs *the code* of the agent a record names. The loan agent is built
+by ``agents.loan_agent.loan_agent``; an agent name or version the code does not
+provide is refused (replaying it with another definition would prove nothing).
+Live tools are only created for re-evaluation with live tools enabled.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agents.loan_agent import build_model, loan_agent
+from agents.model import Model
+from contracts.errors import ReplayError
+from contracts.settings import Settings
+from tools.base import ToolExecutor
+from tools.http import HttpClient
+from tools.loan_tools import build_loan_toolset
+
+__all__ = ["LoanCatalog"]
+
+
+class LoanCatalog:
+    """Resolves recorded (agent, version, prompt version, profile) to the loan agent.
+
+    Use ``async with`` when live tools may be needed (it owns an HTTP client).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._http = HttpClient(settings)
+        self._http_started = False
+
+    async def __aenter__(self) -> LoanCatalog:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start_live_tools(self) -> None:
+        """Open the HTTP client live tools use (only re-evaluation with live tools)."""
+        if not self._http_started:
+            await self._http.start()
+            self._http_started = True
+
+    async def close(self) -> None:
+        """Close the HTTP client if it was opened."""
+        if self._http_started:
+            await self._http.close()
+            self._http_started = False
+
+    def agent(self, name: str, version: str, prompt_version: str, profile: str) -> Any:
+        """The loan agent at ``prompt_version``; refuses names and versions the code lacks."""
+        agent = loan_agent(profile=profile, prompt_version=prompt_version)
+        if agent.name != name or agent.version != version:
+            raise ReplayError(
+                "the recorded agent is not available in this code base",
+                agent=name,
+                agent_version=version,
+                available=f"{agent.name} {agent.version}",
+            )
+        return agent
+
+    def tool_descriptions(self, agent: Any) -> list[dict[str, Any]]:
+        """The loan toolset's descriptions for ``agent`` (describing calls nothing)."""
+        return build_loan_toolset(self._settings, self._http, allowed=agent.tools).describe()
+
+    def model(self, profile: str) -> Model:
+        """The configured model (policy or OpenAI-compatible) under ``profile``."""
+        return build_model(self._settings.model_copy(update={"model_profile": profile}))
+
+    def live_tools(self, agent: Any) -> ToolExecutor:
+        """The real loan tools (the caller must have awaited :meth:`start_live_tools`)."""
+        return build_loan_toolset(self._settings, self._http, allowed=agent.tools)

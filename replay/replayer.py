@@ -1,0 +1,436 @@
+"""``Replayer``: verify a recorded run, or re-evaluate it under a candidate configuration.
+
+*verify* re-runs the recorded agent with the same runner the worker uses, over
+the recorded input (PII already tokens), with :class:`ReplayModel` and a strict
+:class:`ReplayToolset`: nothing live is called. Every event the runner yields
+is compared with the recorded event at the same position (time-dependent
+fields aside); the first difference, a request the recording cannot answer, or
+a recording longer than the replay, is a divergence at a named step.
+
+*reevaluate* runs a candidate (model profile, prompt version and/or agent
+version) over the recorded input; tool calls that match the recording are
+answered from it, others live (only with live tools enabled) or as a
+``ToolUnavailable`` error. It reports old and new decision and the first step
+where the new run differs from the recording.
+
+Which agent, model and tools a record names is the :class:`AgentCatalog`'s job,
+so this module does not hard-code the loan agent.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+from agents.context import RunContext
+from agents.model import Model
+from contracts.errors import DivergenceError
+from contracts.events import CotEvent, DecisionOutcome, ReplayResult, RunStarted
+from replay.history import Attempt, RunHistory
+from replay.replay_model import ReplayModel
+from replay.replay_tools import ReplayToolset
+from tools.base import ToolExecutor
+
+__all__ = [
+    "VOLATILE_FIELDS",
+    "AgentCatalog",
+    "Candidate",
+    "ReevaluateOutcome",
+    "Replayer",
+    "RunFn",
+    "VerifyOutcome",
+    "event_diff",
+    "now_utc",
+    "summarize_transitions",
+]
+
+VOLATILE_FIELDS = frozenset(
+    {"ts", "prev_hash", "latency_ms", "duration_ms", "event_id", "span_id", "parent_span_id"}
+)
+"""Fields that legitimately differ between a run and its replay (time, chain, ids)."""
+
+RunFn = Callable[..., AsyncIterator[CotEvent]]
+"""The runner: ``run_agent(agent, *, model, tools, ctx, application_id, input_view, pii_vault)``."""
+
+
+class AgentCatalog(Protocol):
+    """Resolves what a record names into runnable parts."""
+
+    def agent(self, name: str, version: str, prompt_version: str, profile: str) -> Any:
+        """The agent definition (``agents.agent.Agent``) for these coordinates."""
+        ...
+
+    def tool_descriptions(self, agent: Any) -> list[dict[str, Any]]:
+        """What the live toolset's ``describe()`` returns for ``agent`` (no tool is called)."""
+        ...
+
+    def model(self, profile: str) -> Model:
+        """A live model for re-evaluation under ``profile``."""
+        ...
+
+    def live_tools(self, agent: Any) -> ToolExecutor:
+        """The agent's real tools (used by re-evaluation with live tools enabled only)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What changes in a re-evaluation; None keeps the recorded value."""
+
+    model_profile: str | None = None
+    prompt_version: str | None = None
+    agent_version: str | None = None
+    live_tools: bool = False
+
+
+@dataclass(frozen=True)
+class VerifyOutcome:
+    """Result of verifying one trace."""
+
+    trace_id: str
+    status: Literal["REPRODUCED", "DIVERGED", "ABORTED", "ERROR"]
+    attempt: int
+    step: int | None = None
+    expected: str | None = None
+    actual: str | None = None
+    message: str = ""
+    chain_ok: bool = True
+
+    def to_result(self, started: RunStarted | None, first: CotEvent, ts: datetime) -> ReplayResult:
+        """The ``ReplayResult`` record of this outcome."""
+        return ReplayResult(
+            replay_id=uuid.uuid4().hex,
+            replay_of=self.trace_id,
+            mode="VERIFY",
+            status=self.status,
+            attempt=self.attempt,
+            agent=first.agent,
+            agent_version=first.agent_version,
+            prompt_version=first.prompt_version,
+            model_profile=started.model_profile if started is not None else "unknown",
+            first_diff_step=self.step,
+            expected=self.expected,
+            actual=self.actual,
+            message=self.message,
+            ts=ts,
+        )
+
+
+@dataclass(frozen=True)
+class ReevaluateOutcome:
+    """Result of re-evaluating one trace under a candidate."""
+
+    trace_id: str
+    status: Literal["CHANGED", "UNCHANGED", "ABORTED", "ERROR"]
+    attempt: int
+    agent: str
+    agent_version: str
+    prompt_version: str
+    model_profile: str
+    old: DecisionOutcome | None
+    new: DecisionOutcome | None
+    first_diff_step: int | None
+    expected: str | None = None
+    actual: str | None = None
+    message: str = ""
+    live_tool_calls: int = 0
+    unavailable_tool_calls: int = 0
+
+    @property
+    def transition(self) -> str | None:
+        """``"APPROVE->REFER"`` when the decision changed, else None."""
+        if self.status != "CHANGED":
+            return None
+        return f"{self.old or 'NONE'}->{self.new or 'NONE'}"
+
+    def to_result(self, ts: datetime) -> ReplayResult:
+        """The ``ReplayResult`` record of this outcome."""
+        return ReplayResult(
+            replay_id=uuid.uuid4().hex,
+            replay_of=self.trace_id,
+            mode="REEVALUATE",
+            status=self.status,
+            attempt=self.attempt,
+            agent=self.agent,
+            agent_version=self.agent_version,
+            prompt_version=self.prompt_version,
+            model_profile=self.model_profile,
+            old_outcome=self.old,
+            new_outcome=self.new,
+            first_diff_step=self.first_diff_step,
+            expected=self.expected,
+            actual=self.actual,
+            message=self.message,
+            ts=ts,
+        )
+
+
+def _comparable(event: CotEvent) -> dict[str, Any]:
+    data = event.model_dump(mode="json")
+    return {k: v for k, v in data.items() if k not in VOLATILE_FIELDS}
+
+
+def _show(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 300 else text[:300] + "..."
+
+
+def event_diff(expected: CotEvent, actual: CotEvent) -> tuple[str, str] | None:
+    """Readable (expected, actual) of the fields that differ, or None when equal."""
+    want, got = _comparable(expected), _comparable(actual)
+    keys = [k for k in dict.fromkeys([*want, *got]) if want.get(k) != got.get(k)]
+    if not keys:
+        return None
+    head_e = f"seq {expected.seq} {expected.kind}"
+    head_a = f"seq {actual.seq} {actual.kind}"
+    return (
+        head_e + ": " + ", ".join(f"{k}={_show(want.get(k))}" for k in keys),
+        head_a + ": " + ", ".join(f"{k}={_show(got.get(k))}" for k in keys),
+    )
+
+
+def _recorded_clock(attempt: Attempt) -> Callable[[], datetime]:
+    # Replay's clock returns the recorded times in order, so anything the agent
+    # derives from "now" sees what the live run saw; past the end it stays put.
+    times = [e.ts for e in attempt.events]
+    state = {"i": 0}
+
+    def now() -> datetime:
+        i = min(state["i"], len(times) - 1)
+        state["i"] += 1
+        return times[i]
+
+    return now
+
+
+def _input_of(started: RunStarted) -> dict[str, Any]:
+    value = json.loads(started.input_json)
+    return value if isinstance(value, dict) else {"input": value}
+
+
+class Replayer:
+    """Runs verifications and re-evaluations of recorded histories."""
+
+    def __init__(self, catalog: AgentCatalog, *, runner: RunFn | None = None) -> None:
+        self._catalog = catalog
+        if runner is None:
+            from agents.runner import run_agent  # the live runner, same code path
+
+            runner = run_agent
+        self._run = runner
+
+    def _context(self, history: RunHistory, attempt: Attempt, started: RunStarted) -> RunContext:
+        return RunContext(
+            trace_id=history.trace_id,
+            attempt=attempt.number,
+            source=started.source,
+            clock=_recorded_clock(attempt),
+            parent_span_id=started.parent_span_id,
+        )
+
+    # ---------------------------------------------------------------- verify
+
+    async def verify(self, history: RunHistory) -> VerifyOutcome:
+        """Re-run the authoritative attempt offline and compare it with the record."""
+        attempt = history.authoritative
+        if attempt is None:
+            latest = history.latest
+            return VerifyOutcome(
+                history.trace_id,
+                "ABORTED",
+                latest.number,
+                message="no complete attempt: the run was interrupted and has no decision of record",
+                chain_ok=latest.chain.ok,
+            )
+        outcome = await self._verify_attempt(history, attempt)
+        if attempt.intact:
+            return outcome
+        # A broken record is reported as such whatever the replay found: the
+        # replay compared against events that may not be the ones written.
+        problem = "; ".join(attempt.problems())
+        bad_seq = attempt.chain.seq
+        step = next((e.step for e in attempt.events if e.seq == bad_seq), outcome.step)
+        return VerifyOutcome(
+            history.trace_id,
+            "ERROR",
+            attempt.number,
+            step=step,
+            expected=outcome.expected,
+            actual=outcome.actual,
+            message=f"record not intact: {problem}; replay: {outcome.status}",
+            chain_ok=attempt.chain.ok,
+        )
+
+    async def _verify_attempt(self, history: RunHistory, attempt: Attempt) -> VerifyOutcome:
+        started = attempt.run_started
+        if started is None:
+            return VerifyOutcome(
+                history.trace_id, "ERROR", attempt.number, message="RUN_STARTED missing"
+            )
+        recorded = list(attempt.events)
+        agent = self._catalog.agent(
+            started.agent, started.agent_version, started.prompt_version, started.model_profile
+        )
+        model = ReplayModel(recorded)
+        tools = ReplayToolset(
+            recorded,
+            descriptions=self._catalog.tool_descriptions(agent),
+            allowed=frozenset(started.tools),
+            mode="strict",
+        )
+        produced = 0
+        try:
+            async for event in self._run(
+                agent,
+                model=model,
+                tools=tools,
+                ctx=self._context(history, attempt, started),
+                application_id=started.application_id,
+                input_view=_input_of(started),
+                pii_vault=None,
+            ):
+                if produced >= len(recorded):
+                    return VerifyOutcome(
+                        history.trace_id,
+                        "DIVERGED",
+                        attempt.number,
+                        step=event.step,
+                        expected="end of the recorded run",
+                        actual=f"seq {event.seq} {event.kind}",
+                        message="the replay produced more events than were recorded",
+                    )
+                diff = event_diff(recorded[produced], event)
+                if diff is not None:
+                    return VerifyOutcome(
+                        history.trace_id,
+                        "DIVERGED",
+                        attempt.number,
+                        step=recorded[produced].step,
+                        expected=diff[0],
+                        actual=diff[1],
+                        message="the replayed event differs from the recorded one",
+                    )
+                produced += 1
+        except DivergenceError as exc:
+            return VerifyOutcome(
+                history.trace_id,
+                "DIVERGED",
+                attempt.number,
+                step=exc.step,
+                expected=str(exc.expected),
+                actual=str(exc.actual),
+                message=exc.message,
+            )
+        if produced < len(recorded):
+            missing = recorded[produced]
+            return VerifyOutcome(
+                history.trace_id,
+                "DIVERGED",
+                attempt.number,
+                step=missing.step,
+                expected=f"seq {missing.seq} {missing.kind}",
+                actual="end of the replayed run",
+                message="the replay ended before the recorded run did",
+            )
+        return VerifyOutcome(history.trace_id, "REPRODUCED", attempt.number)
+
+    # ------------------------------------------------------------ reevaluate
+
+    async def reevaluate(self, history: RunHistory, candidate: Candidate) -> ReevaluateOutcome:
+        """Run ``candidate`` over the recorded input; compare its decision with the record's."""
+        attempt = history.authoritative
+        first = history.first_event
+        started = history.run_started
+        profile = candidate.model_profile or (started.model_profile if started else "standard")
+        agent_version = candidate.agent_version or first.agent_version
+        prompt_version = candidate.prompt_version or first.prompt_version
+        base: dict[str, Any] = {
+            "trace_id": history.trace_id,
+            "agent": first.agent,
+            "agent_version": agent_version,
+            "prompt_version": prompt_version,
+            "model_profile": profile,
+        }
+        if attempt is None or started is None:
+            return ReevaluateOutcome(
+                **base,
+                status="ABORTED",
+                attempt=history.latest.number,
+                old=None,
+                new=None,
+                first_diff_step=None,
+                message="no complete attempt to re-evaluate",
+            )
+        agent = self._catalog.agent(first.agent, agent_version, prompt_version, profile)
+        recorded = list(attempt.events)
+        tools = ReplayToolset(
+            recorded,
+            descriptions=self._catalog.tool_descriptions(agent),
+            allowed=frozenset(getattr(agent, "tools", started.tools)),
+            mode="lenient",
+            live=self._catalog.live_tools(agent) if candidate.live_tools else None,
+        )
+        new_events: list[CotEvent] = []
+        async for event in self._run(
+            agent,
+            model=self._catalog.model(profile),
+            tools=tools,
+            ctx=self._context(history, attempt, started),
+            application_id=started.application_id,
+            input_view=_input_of(started),
+            pii_vault=None,
+        ):
+            new_events.append(event)
+        first_diff: int | None = None
+        expected: str | None = None
+        actual: str | None = None
+        for index, event in enumerate(new_events):
+            old_event = recorded[index] if index < len(recorded) else None
+            if old_event is None:
+                first_diff, expected, actual = (
+                    event.step,
+                    "end of the recorded run",
+                    str(event.kind),
+                )
+                break
+            diff = event_diff(old_event, event)
+            if diff is not None:
+                first_diff, (expected, actual) = old_event.step, diff
+                break
+        else:
+            if len(new_events) < len(recorded):
+                missing = recorded[len(new_events)]
+                first_diff, expected, actual = missing.step, str(missing.kind), "end of the new run"
+        new_decision = next((e for e in reversed(new_events) if e.kind == "DECISION"), None)
+        new = getattr(new_decision, "outcome", None)
+        old = attempt.outcome
+        return ReevaluateOutcome(
+            **base,
+            status="CHANGED" if new != old else "UNCHANGED",
+            attempt=attempt.number,
+            old=old,
+            new=new,
+            first_diff_step=first_diff,
+            expected=expected,
+            actual=actual,
+            live_tool_calls=tools.live_calls,
+            unavailable_tool_calls=tools.unavailable_calls,
+        )
+
+
+def now_utc() -> datetime:
+    """Wall-clock time for replay records (replay itself is not a recorded run)."""
+    return datetime.now(UTC)
+
+
+def summarize_transitions(outcomes: Sequence[ReevaluateOutcome]) -> Mapping[str, int]:
+    """Count ``"OLD->NEW"`` transitions of changed decisions."""
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        if outcome.transition is not None:
+            counts[outcome.transition] = counts.get(outcome.transition, 0) + 1
+    return dict(sorted(counts.items()))

@@ -1,0 +1,32 @@
+"""Golden log format: one CoT event per line, ``model_dump(mode="json")`` with sorted
+keys, in log order. Read back through the event adapter, so a golden file is
+validated against the current event model on every test run."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+from contracts.events import CotEvent, CotEventBase, cot_event_adapter
+
+__all__ = ["GOLDEN_DIR", "read_golden", "write_golden"]
+
+GOLDEN_DIR = Path(__file__).parent / "golden"
+
+
+def write_golden(path: Path, events: Iterable[CotEventBase]) -> None:
+    """Write events as JSON lines (stable bytes: sorted keys)."""
+    lines = [
+        json.dumps(e.model_dump(mode="json"), sort_keys=True, ensure_ascii=False) for e in events
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def read_golden(path: Path) -> list[CotEvent]:
+    """Events of a golden file, validated."""
+    return [
+        cot_event_adapter.validate_json(line)
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 
@@ -76,7 +77,12 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
-    return asyncio.run(_serve(parse_args(argv)))
+    args = parse_args(argv)
+    # First line of the log: an empty log then means the process never ran.
+    logging.getLogger("contracts.registry").info(
+        "starting (pid %d) on port %d, storage topic %s", os.getpid(), args.port, args.topic
+    )
+    return asyncio.run(_serve(args))
 
 
 if __name__ == "__main__":

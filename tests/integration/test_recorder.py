@@ -16,7 +16,6 @@ import pytest
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from recorder_support import check_traces, read_topic, record_runs
 
 from contracts.codec import Codec
 from contracts.errors import RecorderError, RuleViolationError
@@ -30,6 +29,8 @@ from recorder.log_filter import PiiLogFilter
 from recorder.otel import setup_tracing
 from recorder.pii import PiiGuard
 from replay.synthetic import synthetic_run, synthetic_trace_id
+
+from recorder_support import check_traces, read_topic, record_runs
 
 pytestmark = pytest.mark.integration
 

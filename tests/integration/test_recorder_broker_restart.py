@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from recorder_support import check_traces, read_topic, record_runs
 
 from contracts.codec import Codec
 from contracts.events import CotEvent, CotEventBase
@@ -29,6 +28,8 @@ from flightrec.stack_kafka import KafkaLayout, ensure_formatted, fetch_kafka, ja
 from flightrec.stack_proc import port_open, tail
 from recorder.kafka_recorder import KafkaRecorder
 from replay.synthetic import synthetic_run, synthetic_trace_id
+
+from recorder_support import check_traces, read_topic, record_runs
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from recorder_support import read_topic
-from test_worker import WorkerHandle, encode_all, produce
 
 from contracts.codec import Codec
 from contracts.events import LoanDecision
@@ -27,10 +25,13 @@ from flightrec.synthetic import synthetic_applications
 from replay.history import RunHistory
 from replay.reader import CotReader
 
+from recorder_support import read_topic
+from test_worker import WorkerHandle, encode_all, produce
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-APPLICATIONS = 300
-KILLS = 4
+APPLICATIONS = 500
+KILLS = 5
 
 
 def _count(settings: Settings) -> int:

@@ -19,19 +19,19 @@ from aiohttp import web
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).parent))
 
+from agents.context import RunContext, derive_trace_id
 from agents.loan_agent import build_model, loan_agent
 from agents.runner import run_agent
 from contracts.chain import ChainSealer
-from golden_io import GOLDEN_DIR, write_golden
-from recorder.pii import PiiGuard
-
-from agents.context import RunContext, derive_trace_id
 from contracts.events import CotEvent, SourceRef
 from contracts.settings import Settings
 from flightrec.synthetic import synthetic_applications
+from recorder.pii import PiiGuard
 from tools.bureau import build_app
 from tools.http import HttpClient
 from tools.loan_tools import build_loan_toolset
+
+from golden_io import GOLDEN_DIR, write_golden
 
 FIXED_NOW = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
 APPLICATIONS = 12

@@ -7,12 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from golden_io import GOLDEN_DIR, read_golden
 
 from contracts.settings import Settings
 from replay.catalog import LoanCatalog
 from replay.history import RunHistory, build_histories
 from replay.replayer import Candidate, Replayer, summarize_transitions
+
+from golden_io import GOLDEN_DIR, read_golden
 
 GOLDEN = GOLDEN_DIR / "loan_standard.jsonl"
 

@@ -49,7 +49,7 @@ from confluent_kafka.schema_registry.serde import RuleConditionError, RuleError
 from confluent_kafka.serialization import MessageField, SerializationContext, SerializationError
 from pydantic import BaseModel, ValidationError
 
-from contracts import avro_mapping
+from contracts import avro_mapping, serde_cache
 from contracts.cel_fast import FastCelExecutor
 from contracts.dlq_action import DlqAction
 from contracts.errors import (
@@ -65,6 +65,7 @@ from contracts.rules import FIELD_PARAM
 from contracts.schema_files import CONTRACTS, ContractSpec, subject_for
 from contracts.settings import Settings
 
+serde_cache.install()
 __all__ = ["Codec", "registry_call", "registry_client"]
 
 T = TypeVar("T")

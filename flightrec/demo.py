@@ -220,6 +220,7 @@ async def _collect(
     consumer.assign([TopicPartition(t, p, o) for (t, p), o in start.items()])
     traces: set[str] = set()
     last_shown = -1
+    interactive = progress is not None and progress.isatty()
     try:
         while True:
             done = len(report.decisions) + report.dlq
@@ -236,9 +237,15 @@ async def _collect(
                     "demo timed out waiting for decisions", done=done, expected=len(wanted)
                 )
             if progress is not None and done != last_shown:
-                progress.write(f"\r  decided {done}/{len(wanted)}")
-                progress.flush()
-                last_shown = done
+                if interactive:
+                    progress.write(f"\r  decided {done}/{len(wanted)}")
+                    progress.flush()
+                    last_shown = done
+                elif done * 10 // len(wanted) != last_shown * 10 // len(wanted) or last_shown < 0:
+                    # A log file gets a line per tenth, not a line per decision.
+                    progress.write(f"  decided {done}/{len(wanted)}\n")
+                    progress.flush()
+                    last_shown = done
             msg = await asyncio.to_thread(consumer.poll, 0.5)
             if msg is None or msg.error() is not None:
                 continue
@@ -265,7 +272,7 @@ async def _collect(
                 if isinstance(event, RunCompleted):
                     report.runs[event.trace_id] = event
     finally:
-        if progress is not None:
+        if progress is not None and interactive:
             progress.write("\n")
         consumer.close()
 

@@ -30,3 +30,14 @@ def test_pii_tags_are_found_through_the_memo() -> None:
     tags = sync_avro.get_inline_tags(parsed)
     tagged = {path.rsplit(".", 1)[-1] for path, names in tags.items() if "PII" in names}
     assert {"applicant_name", "national_id", "bank_account"} <= tagged
+
+
+def test_expanded_schema_is_computed_once_and_equals_fastavro() -> None:
+    from fastavro.schema import expand_schema
+
+    serde_cache.install()
+    schema = load_schemas()["cot_event"]
+    parsed = parse_schema_with_repo(schema_text(schema), named_schemas={})
+    first = sync_avro.expand_schema(parsed)  # type: ignore[attr-defined]
+    assert first == expand_schema(parsed)
+    assert sync_avro.expand_schema(parsed) is first  # type: ignore[attr-defined]

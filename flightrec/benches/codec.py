@@ -32,23 +32,11 @@ def _handle(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _bench(settings: Settings, n: int) -> int:
-    from confluent_kafka.schema_registry import Schema
-    from confluent_kafka.schema_registry._sync.mock_schema_registry_client import (
-        MockSchemaRegistryClient,
-    )
-
     from contracts.codec import Codec
-    from contracts.rules import rule_set_for
+    from contracts.offline_registry import offline_registry
     from contracts.samples import sample_cot_events
-    from contracts.schema_files import CONTRACTS, load_schemas, schema_text, subject_for
 
-    client = MockSchemaRegistryClient({"url": "mock://bench"})
-    schemas = load_schemas()
-    for spec in CONTRACTS:
-        schema = Schema(
-            schema_text(schemas[spec.name]), "AVRO", rule_set=rule_set_for(spec.name, settings)
-        )
-        client.register_schema(subject_for(spec, settings), schema)
+    client = offline_registry(settings)
     events = sample_cot_events()
     rates: dict[str, tuple[float, float]] = {}
     for engine in ("fast", "celpy"):

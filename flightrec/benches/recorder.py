@@ -66,25 +66,6 @@ def _handle(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _mock_registry(settings: Settings) -> Any:
-    from confluent_kafka.schema_registry import Schema
-    from confluent_kafka.schema_registry._sync.mock_schema_registry_client import (
-        MockSchemaRegistryClient,
-    )
-
-    from contracts.rules import rule_set_for
-    from contracts.schema_files import CONTRACTS, load_schemas, schema_text, subject_for
-
-    client = MockSchemaRegistryClient({"url": "mock://bench"})
-    schemas = load_schemas()
-    for spec in CONTRACTS:
-        schema = Schema(
-            schema_text(schemas[spec.name]), "AVRO", rule_set=rule_set_for(spec.name, settings)
-        )
-        client.register_schema(subject_for(spec, settings), schema)
-    return client
-
-
 def _create_topics(settings: Settings, names: list[str]) -> None:
     from confluent_kafka.admin import AdminClient
     from confluent_kafka.cimpl import NewTopic
@@ -176,6 +157,7 @@ async def _bench(settings: Settings, n: int, *, live_registry: bool) -> dict[str
     from contracts.chain import ChainSealer
     from contracts.codec import Codec
     from contracts.events import CotEvent
+    from contracts.offline_registry import offline_registry
     from contracts.samples import sample_application
     from recorder.kafka_recorder import cot_headers
     from recorder.pii import PiiGuard
@@ -198,7 +180,7 @@ async def _bench(settings: Settings, n: int, *, live_registry: bool) -> dict[str
         runs.append(run)
         total += len(run)
 
-    codec = Codec(settings, None if live_registry else _mock_registry(settings))
+    codec = Codec(settings, None if live_registry else offline_registry(settings))
     await codec.start()
     try:
         # The raw side sends exactly what the recorder would: sealed, encoded.

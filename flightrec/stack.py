@@ -119,6 +119,7 @@ class Stack:
                     "%s skipped: module %s is not available yet", component.name, component.module
                 )
         started: set[str] = set()
+        commands: dict[str, list[str]] = {}
         if self._needs_start(kafka):
             ensure_formatted(self.settings, self.layout)
             self._start(
@@ -131,6 +132,7 @@ class Stack:
             argv = [sys.executable, "-m", _BUREAU_MODULE, "--port", str(self.settings.bureau_port)]
             self._start(bureau, argv, env=self._python_env())
             started.add(bureau.name)
+            commands[bureau.name] = argv
         self._wait(kafka)
         if self._available(registry) and self._needs_start(registry):
             argv = [
@@ -146,8 +148,21 @@ class Stack:
             ]
             self._start(registry, argv, env=self._python_env())
             started.add(registry.name)
+            commands[registry.name] = argv
         for component in (bureau, registry):
-            if self._available(component):
+            if not self._available(component):
+                continue
+            try:
+                self._wait(component)
+            except StackError:
+                again = commands.get(component.name)
+                if again is None or self._our_pid(component) is not None:
+                    raise
+                # A Python component that died before answering is started once
+                # more (seen rarely right after a fresh broker came up, with
+                # nothing in its log); a second failure is reported as is.
+                _log.warning("%s exited before it answered; starting it once more", component.name)
+                self._start(component, again, env=self._python_env())
                 self._wait(component)
         statuses = self.status()
         for status in statuses:

@@ -157,7 +157,7 @@ class RunPipeline:
         trace_id: str,
         parent_span: str | None,
     ) -> PipelineResult:
-        attempt = await self._ledger.begin(trace_id, source.partition)
+        attempt = await self._ledger.begin(trace_id, source.partition, source.offset)
         input_view, vault = self._guard.tokenize(application)
         ctx = RunContext(
             trace_id=trace_id, attempt=attempt, source=source, parent_span_id=parent_span

@@ -68,6 +68,7 @@ async def open_services(settings: Settings) -> AsyncIterator[WorkerServices]:
         settings.topics.attempts,
         settings.consumer_config(group_id=f"{settings.app_id}-ledger"),
         producer,
+        lookback_s=settings.attempts_lookback_s,
     )
     http = HttpClient(settings)
     cipher = DlqCipher(settings)

@@ -124,6 +124,10 @@ class Settings(BaseModel):
     # running worker; unset means dynamic membership.
     worker_instance_id: str | None = None
     worker_session_timeout_s: float = 45.0
+    # How far back a worker taking over a partition reads the attempt ledger:
+    # an input can only be re-delivered while uncommitted, so a day is ample.
+    # The ledger topic keeps entries for a week (at least twice this).
+    attempts_lookback_s: float = 86400.0
 
     # Observability
     otlp_endpoint: str | None = None

@@ -76,6 +76,10 @@ def topic_specs(settings: Settings) -> dict[str, TopicSpec]:
         # With RF 3 a write confirmed by acks=all survives the loss of one broker.
         cot_config["min.insync.replicas"] = "2"
     compacted = {"cleanup.policy": "compact"}
+    # The ledger holds one entry per run; only recent ones matter (see
+    # agents.attempts), so old entries are deleted as well as compacted.
+    ledger_retention_ms = int(max(7 * 86400.0, 2 * settings.attempts_lookback_s) * 1000)
+    ledger = {"cleanup.policy": "compact,delete", "retention.ms": str(ledger_retention_ms)}
     specs = [
         TopicSpec(topics.applications, APPLICATIONS_PARTITIONS, rf),
         TopicSpec(topics.applications_dlq, _DLQ_PARTITIONS, rf),
@@ -84,7 +88,7 @@ def topic_specs(settings: Settings) -> dict[str, TopicSpec]:
         TopicSpec(topics.replays, _REPLAYS_PARTITIONS, rf),
         # The attempt ledger writes to the partition of its input event, so it
         # needs exactly as many partitions as the input topic.
-        TopicSpec(topics.attempts, APPLICATIONS_PARTITIONS, rf, compacted),
+        TopicSpec(topics.attempts, APPLICATIONS_PARTITIONS, rf, ledger),
         # Registry storage: one partition gives a total order of schema writes.
         TopicSpec(topics.schemas, 1, rf, compacted),
     ]

@@ -10,11 +10,14 @@ coordinates, while the worker keeps running and commits past every input.
 from __future__ import annotations
 
 import asyncio
+import gzip
+import http.server
 import io
 import json
 import os
 import random
 import struct
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,6 +27,7 @@ from typing import Any
 import fastavro
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from contracts.avro_mapping import application_to_avro
 from contracts.codec import Codec
@@ -57,8 +61,53 @@ def worker_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"app_id": f"flightrec-test-{uuid.uuid4().hex[:8]}"})
 
 
+class OtlpReceiver:
+    """A minimal OTLP/HTTP traces endpoint: keeps every request body it gets."""
+
+    def __init__(self) -> None:
+        bodies: list[bytes] = []
+        self.bodies = bodies
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                bodies.append(body)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def spans(self) -> list[Any]:
+        found = []
+        for body in self.bodies:
+            request = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
+            for resource_spans in request.resource_spans:
+                for scope_spans in resource_spans.scope_spans:
+                    found.extend(scope_spans.spans)
+        return found
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
 @pytest.fixture
-def worker(worker_settings: Settings, tmp_path: Path) -> Iterator[WorkerHandle]:
+def otlp() -> Iterator[OtlpReceiver]:
+    receiver = OtlpReceiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture
+def worker(worker_settings: Settings, tmp_path: Path, otlp: OtlpReceiver) -> Iterator[WorkerHandle]:
+    worker_settings = worker_settings.model_copy(update={"otlp_endpoint": otlp.url})
     handle = WorkerHandle(worker_settings, tmp_path / "worker.log")
     handle.start()
     try:
@@ -179,9 +228,9 @@ def header(record: Record, name: str) -> str:
 
 
 def test_good_then_poison_inputs_all_settle_and_the_worker_keeps_running(
-    worker_settings: Settings, worker: WorkerHandle
+    worker: WorkerHandle, otlp: OtlpReceiver
 ) -> None:
-    settings = worker_settings
+    settings = worker.settings
     run = uuid.uuid4().hex[:6]
 
     # 1. 200 good applications: 200 decisions, DLQ empty.
@@ -296,3 +345,19 @@ def test_good_then_poison_inputs_all_settle_and_the_worker_keeps_running(
 
     # Every input, poison included, is acked: the group commits to the end.
     assert committed_to_end(settings)
+
+    # A clean stop flushes the spans to the OTLP endpoint: one trace per run,
+    # with the trace id of its CoT events, and no personal data in clear.
+    worker.stop()
+    assert worker.process.returncode == 0, worker.log()[-4000:]
+    spans = otlp.spans()
+    decided_traces = {
+        h.decode() for r in decisions for k, h in r.headers.items() if k == "traceparent"
+    }
+    assert len(decided_traces) == 300
+    span_traces = {s.trace_id.hex() for s in spans}
+    assert {t.split("-")[1] for t in decided_traces} <= span_traces
+    assert any(s.name.startswith("invoke_agent") for s in spans)
+    raw_spans = b"".join(otlp.bodies)
+    for marker in CANARY_PII.values():
+        assert marker.encode() not in raw_spans, marker

@@ -245,3 +245,50 @@ def test_record_that_bypassed_the_rules_fails_on_read(engine: Any) -> None:
     fastavro.schemaless_writer(good, schema, application_to_avro(sample_application()))
     decoded = codec.decode_sync("loan_application", raw[:5] + good.getvalue())
     assert decoded == sample_application()
+
+
+@pytest.mark.parametrize(
+    ("expr", "fields"),
+    [
+        ("message.seq >= 0", {"seq"}),
+        ("message.kind == 'DECISION'; size(message.decision.reasons) > 0", {"kind", "decision"}),
+        ("message.currency in ['EUR', 'GBP']", {"currency"}),
+        ("size(message) > 1", None),
+        ("message['amount'] > 0.0", None),
+        ("message.exists(k, k == 'amount')", None),
+        # "message" inside a string literal: conservatively the whole record.
+        ("has(message.notes) && message.notes != 'message'", None),
+    ],
+)
+def test_fast_cel_converts_only_the_fields_a_rule_reads(expr: str, fields: set[str] | None) -> None:
+    from contracts.cel_fast import referenced_fields
+
+    found = referenced_fields(expr)
+    assert (None if found is None else set(found)) == fields
+
+
+def test_fast_cel_projection_keeps_has_semantics() -> None:
+    from confluent_kafka.schema_registry import Rule, RuleKind, RuleMode
+    from confluent_kafka.schema_registry.serde import RuleContext
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    from contracts.cel_fast import FastCelExecutor
+
+    executor = FastCelExecutor()
+
+    def run(expr: str, message: dict[str, Any]) -> bool:
+        rule = Rule(
+            name="r", doc=None, kind=RuleKind.CONDITION, mode=RuleMode.WRITE, type="CEL",
+            tags=None, params=None, expr=expr, on_success=None, on_failure=None, disabled=False,
+        )  # fmt: skip
+        ctx = RuleContext(
+            None, SerializationContext("t", MessageField.VALUE), None, None, "t-value",
+            RuleMode.WRITE, rule, 0, [rule], None, None,
+        )  # fmt: skip
+        return bool(executor.transform(ctx, message))
+
+    record = {"amount": 5.0, "notes": None, "other": "x"}
+    assert run("message.amount > 1.0", record)
+    assert run("has(message.notes)", record) is True
+    assert run("has(message.missing)", record) is False
+    assert run("size(message) == 3", record)  # a whole-record rule sees every field

@@ -16,6 +16,7 @@ same work off the event loop.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -158,6 +159,13 @@ def ensure_topics(
             "Kafka did not accept the topic request",
             bootstrap_servers=settings.bootstrap_servers,
             error=str(exc),
+            retryable=True,
+        ) from exc
+    except concurrent.futures.TimeoutError as exc:
+        raise StackError(
+            f"Kafka did not answer within {timeout_s:.0f} s; is it running "
+            "(`flightrec stack status`) and are the bootstrap servers right?",
+            bootstrap_servers=settings.bootstrap_servers,
             retryable=True,
         ) from exc
     # CreateTopics returns once the controller has the topic; the broker serving

@@ -1,0 +1,27 @@
+"""No broker at the bootstrap address: topic creation fails with one clear error."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from contracts.errors import StackError
+from contracts.settings import Settings
+from contracts.topics import ensure_topics
+
+
+def _unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_unreachable_broker_is_a_stack_error_naming_the_servers() -> None:
+    servers = f"127.0.0.1:{_unused_port()}"
+    settings = Settings.from_env({"FLIGHTREC_KAFKA_BOOTSTRAP_SERVERS": servers})
+    with pytest.raises(StackError) as info:
+        ensure_topics(settings, timeout_s=2.0)
+    assert "did not answer" in str(info.value)
+    assert info.value.context["bootstrap_servers"] == servers

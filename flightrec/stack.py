@@ -159,8 +159,9 @@ class Stack:
                 if again is None or self._our_pid(component) is not None:
                     raise
                 # A Python component that died before answering is started once
-                # more (seen rarely right after a fresh broker came up, with
-                # nothing in its log); a second failure is reported as is.
+                # more; a second failure is reported as is. (The case that
+                # prompted this was a live process caught mid-exec, now
+                # recognised by is_alive; the retry stays as a safety net.)
                 _log.warning("%s exited before it answered; starting it once more", component.name)
                 self._start(component, again, env=self._python_env())
                 self._wait(component)

@@ -98,10 +98,20 @@ def is_alive(pid: int, marker: str) -> bool:
     if _proc_state(pid) in {"Z", "X"}:
         return False
     try:
-        cmdline = cmdline_path.read_bytes().replace(b"\x00", b" ").decode("utf-8", "replace")
+        raw = cmdline_path.read_bytes()
     except OSError:
         return False
-    return marker in cmdline
+    if not raw:
+        # Mid-exec: the kernel has switched to the new image but not yet set
+        # its argument area, so cmdline reads empty for a moment. Seen right
+        # after a start, when the first run of a binary loads it cold. (Kernel
+        # threads also have an empty cmdline, but no executable.)
+        try:
+            os.readlink(f"/proc/{pid}/exe")
+        except OSError:
+            return False
+        return True
+    return marker in raw.replace(b"\x00", b" ").decode("utf-8", "replace")
 
 
 def start_detached(spec: ProcessSpec, *, timeout_s: float = 30.0) -> int:

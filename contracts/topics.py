@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ __all__ = [
     "topic_specs",
     "watermarks",
 ]
+
+_librdkafka_log = logging.getLogger("flightrec.kafka")
 
 APPLICATIONS_PARTITIONS = 6
 """Partitions of the input and output topics: the unit of worker scaling."""
@@ -132,7 +135,9 @@ def ensure_topics(
     specs = [all_specs[name] for name in wanted]
     if not specs:
         return []
-    admin = AdminClient(settings.kafka_client_config())
+    # librdkafka's own log lines (connection refused, ...) go through logging,
+    # not straight to stderr.
+    admin = AdminClient(settings.kafka_client_config(), logger=_librdkafka_log)
     created: list[str] = []
     try:
         futures = admin.create_topics(

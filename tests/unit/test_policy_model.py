@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,23 +22,11 @@ from contracts.events import CotEvent, LoanApplication, SourceRef
 from contracts.settings import Settings
 from flightrec.synthetic import synthetic_applications
 from recorder.pii import PiiGuard
-from tools.bureau import start_bureau
 from tools.http import HttpClient
 from tools.loan_policy import get_policy
 from tools.loan_tools import build_loan_toolset
 
 NOW = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def env() -> AsyncIterator[tuple[Settings, HttpClient]]:
-    bureau = await start_bureau(port=0, slow_s=2.0)
-    settings = Settings(bureau_url=f"http://127.0.0.1:{bureau.addresses[0][1]}", tool_timeout_s=0.5)
-    try:
-        async with HttpClient(settings) as http:
-            yield settings, http
-    finally:
-        await bureau.cleanup()
 
 
 async def assess(

@@ -8,6 +8,7 @@ Implementations: ``OpenAIModel`` (any OpenAI-compatible endpoint),
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from typing import Literal, Protocol, runtime_checkable
@@ -108,11 +109,20 @@ def request_hash(info: ModelInfo, transcript: Transcript, output_type: type[Base
 
     Replay compares it to the recorded hash to prove the same question was asked.
     """
-    payload = {
-        "model": info.model,
-        "temperature": info.temperature,
-        "seed": info.seed,
-        "messages": [m.model_dump() for m in transcript],
-        "output_type": output_type.__name__,
-    }
-    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+    # The bytes are exactly canonical_json({"model", "temperature", "seed",
+    # "messages": [m.model_dump() ...], "output_type"}), assembled from pieces:
+    # each step re-sends the whole conversation, so every message's JSON is
+    # cached instead of re-encoded at every step (sorted keys: messages, model,
+    # output_type, seed, temperature).
+    messages = ",".join(_message_json(m.role, m.content) for m in transcript)
+    text = (
+        f'{{"messages":[{messages}],"model":{canonical_json(info.model)},'
+        f'"output_type":{canonical_json(output_type.__name__)},'
+        f'"seed":{canonical_json(info.seed)},"temperature":{canonical_json(info.temperature)}}}'
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=8192)
+def _message_json(role: str, content: str) -> str:
+    return canonical_json({"role": role, "content": content})

@@ -115,12 +115,16 @@ def request_hash(info: ModelInfo, transcript: Transcript, output_type: type[Base
     # cached instead of re-encoded at every step (sorted keys: messages, model,
     # output_type, seed, temperature).
     messages = ",".join(_message_json(m.role, m.content) for m in transcript)
-    text = (
-        f'{{"messages":[{messages}],"model":{canonical_json(info.model)},'
-        f'"output_type":{canonical_json(output_type.__name__)},'
-        f'"seed":{canonical_json(info.seed)},"temperature":{canonical_json(info.temperature)}}}'
+    tail = _request_tail(info.model, output_type.__name__, info.seed, info.temperature)
+    return hashlib.sha256(f'{{"messages":[{messages}]{tail}'.encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=256)
+def _request_tail(model: str, output_type: str, seed: int | None, temperature: float | None) -> str:
+    return (
+        f',"model":{canonical_json(model)},"output_type":{canonical_json(output_type)},'
+        f'"seed":{canonical_json(seed)},"temperature":{canonical_json(temperature)}}}'
     )
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @functools.lru_cache(maxsize=8192)

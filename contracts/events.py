@@ -68,9 +68,15 @@ COT_KINDS: tuple[str, ...] = (
 )
 
 
+# What json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+# builds on every call; one shared encoder gives the same text (it keeps no
+# state between calls) without rebuilding it for each of the many small values.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(value: Any) -> str:
     """Canonical JSON text: sorted keys, no whitespace, UTF-8 kept as is."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(value)
 
 
 def utc_micros(value: datetime) -> datetime:

@@ -31,6 +31,9 @@ class LoanCatalog:
         self._settings = settings
         self._http = HttpClient(settings)
         self._http_started = False
+        # Descriptions depend only on the allowed tools; a batch replays
+        # thousands of runs of the same agent.
+        self._descriptions: dict[tuple[str, ...], list[dict[str, Any]]] = {}
 
     async def __aenter__(self) -> LoanCatalog:
         return self
@@ -63,8 +66,16 @@ class LoanCatalog:
         return agent
 
     def tool_descriptions(self, agent: Any) -> list[dict[str, Any]]:
-        """The loan toolset's descriptions for ``agent`` (describing calls nothing)."""
-        return build_loan_toolset(self._settings, self._http, allowed=agent.tools).describe()
+        """The loan toolset's descriptions for ``agent`` (describing calls nothing).
+
+        Built once per set of allowed tools; callers get a list of their own
+        whose descriptions they must not modify."""
+        key = tuple(sorted(agent.tools))
+        cached = self._descriptions.get(key)
+        if cached is None:
+            toolset = build_loan_toolset(self._settings, self._http, allowed=agent.tools)
+            cached = self._descriptions[key] = toolset.describe()
+        return list(cached)
 
     def model(self, profile: str) -> Model:
         """The configured model (policy or OpenAI-compatible) under ``profile``."""

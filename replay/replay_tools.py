@@ -133,7 +133,8 @@ class ReplayToolset:
         return await self._lenient(tool, arguments, call_id=call_id, pii_vault=pii_vault)
 
     def _strict(self, tool: str, arguments: Mapping[str, Any]) -> ToolOutcome:
-        actual = f"{tool}({_canonical_args(arguments)})"
+        canonical = _canonical_args(arguments)
+        actual = f"{tool}({canonical})"
         if self._next >= len(self._calls):
             raise DivergenceError(
                 "replay called a tool the recording does not hold",
@@ -144,9 +145,7 @@ class ReplayToolset:
         index = self._next
         recorded = self._calls[index]
         expected = f"{recorded.call.tool}({recorded.call.arguments_json})"
-        if tool != recorded.call.tool or _canonical_args(arguments) != _reformat(
-            recorded.call.arguments_json
-        ):
+        if tool != recorded.call.tool or canonical != _reformat(recorded.call.arguments_json):
             raise DivergenceError(
                 "the tool call differs from the recording",
                 step=recorded.step,

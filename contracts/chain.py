@@ -37,6 +37,7 @@ __all__ = [
     "ChainReport",
     "ChainSealer",
     "canonical_bytes",
+    "canonical_text",
     "event_hash",
     "verify_chain",
 ]
@@ -47,12 +48,17 @@ ChainProblem = Literal["modified", "deleted", "inserted"]
 _TERMINAL = frozenset({"RUN_COMPLETED", "RUN_FAILED"})
 
 
-def canonical_bytes(event: CotEventBase) -> bytes:
-    """The bytes the chain hashes: canonical JSON of the event, ``prev_hash`` included."""
+def canonical_text(event: CotEventBase) -> str:
+    """Canonical JSON of the event, ``prev_hash`` included (:func:`canonical_bytes` as text)."""
     data = event.model_dump(mode="json", exclude_defaults=True)
     data["kind"] = getattr(event, "kind", type(event).__name__)
     data["prev_hash"] = event.prev_hash
-    return canonical_json(data).encode("utf-8")
+    return canonical_json(data)
+
+
+def canonical_bytes(event: CotEventBase) -> bytes:
+    """The bytes the chain hashes: canonical JSON of the event, ``prev_hash`` included."""
+    return canonical_text(event).encode("utf-8")
 
 
 def event_hash(event: CotEventBase) -> str:
@@ -74,10 +80,17 @@ class ChainSealer:
 
     def seal(self, event: E) -> E:
         """A copy of ``event`` linked to the previous sealed event of its run."""
+        return self.seal_canonical(event)[0]
+
+    def seal_canonical(self, event: E) -> tuple[E, str]:
+        """:meth:`seal`, also giving the canonical text that was hashed, so a
+        caller that must inspect the whole event (the PII guard) reads it
+        without serialising the event a second time."""
         key = (event.trace_id, event.attempt)
         sealed = event.model_copy(update={"prev_hash": self._heads.get(key, GENESIS_HASH)})
-        self._heads[key] = event_hash(sealed)
-        return sealed
+        text = canonical_text(sealed)
+        self._heads[key] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return sealed, text
 
     def head(self, trace_id: str, attempt: int) -> str | None:
         """Hash of the last sealed event of the run (None before the first)."""

@@ -208,15 +208,9 @@ class KafkaRecorder:
             await self.start()
         loop = self._loop
         assert loop is not None
-        if vault:
-            event = (
-                self._guard.scrub_event(event, vault)
-                if self._guard is not None
-                else scrub_event(event, vault)
-            )
         key = (event.trace_id, event.attempt)
         head = self._sealer.head(*key)
-        sealed = self._sealer.seal(event)
+        sealed = self._seal_scrubbed(event, vault, key, head)
         run = self._runs.get(key)
         if run is None:
             run = self._runs[key] = _Run()
@@ -247,6 +241,30 @@ class KafkaRecorder:
         if self._spans is not None:
             self._spans.observe(sealed)
         return out.future
+
+    def _seal_scrubbed(
+        self,
+        event: CotEvent,
+        vault: Mapping[str, str] | None,
+        key: tuple[str, int],
+        head: str | None,
+    ) -> CotEvent:
+        """``event`` with the run's real PII values replaced by tokens, sealed.
+
+        Sealing serialises the whole event anyway; the guard reads that text
+        and the event is scrubbed (and sealed again) only when a real value
+        may be in it, which keeps scrubbing off the path of most events.
+        """
+        if not vault:
+            return self._sealer.seal(event)
+        guard = self._guard
+        if guard is None:
+            return self._sealer.seal(scrub_event(event, vault))
+        sealed, canonical = self._sealer.seal_canonical(event)
+        if not guard.may_hold(canonical, vault):
+            return sealed
+        self._sealer.restore(*key, head)
+        return self._sealer.seal(guard.scrub_event(event, vault))
 
     async def confirm(self, trace_id: str, attempt: int) -> None:
         """Wait until every event of the run emitted so far is confirmed.
@@ -282,14 +300,21 @@ class KafkaRecorder:
     # ------------------------------------------------------------------- writer
 
     async def _write_forever(self) -> None:
+        queue = self._queue
         while True:
-            out = await self._queue.get()
-            try:
-                await self._produce(out)
-            except Exception as exc:  # the writer must outlive any one event
-                self._finish(out, self._error(f"could not produce: {exc}", out))
-            finally:
-                self._queue.task_done()
+            out = await queue.get()
+            # Then everything already queued, without a task switch per event.
+            while True:
+                try:
+                    await self._produce(out)
+                except Exception as exc:  # the writer must outlive any one event
+                    self._finish(out, self._error(f"could not produce: {exc}", out))
+                finally:
+                    queue.task_done()
+                try:
+                    out = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
 
     async def _produce(self, out: _Outgoing) -> None:
         producer = self._producer

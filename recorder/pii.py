@@ -61,12 +61,16 @@ def application_pii_fields() -> frozenset[str]:
 
 
 def _forms(real: str) -> list[str]:
-    """The ways a value can appear in text: as is, and escaped inside JSON strings."""
+    """The ways a value can appear in text: as is, escaped inside JSON strings,
+    and escaped twice (JSON text carried in a string of other JSON text, as a
+    tool result or model output inside a recorded payload)."""
     forms = [real]
-    for ascii_only in (False, True):
-        escaped = json.dumps(real, ensure_ascii=ascii_only)[1:-1]
-        if escaped not in forms:
-            forms.append(escaped)
+    for _depth in range(2):
+        for form in list(forms):
+            for ascii_only in (False, True):
+                escaped = json.dumps(form, ensure_ascii=ascii_only)[1:-1]
+                if escaped not in forms:
+                    forms.append(escaped)
     return forms
 
 
@@ -80,6 +84,16 @@ def _table(vault: Mapping[str, str]) -> list[tuple[str, str]]:
     ]
     pairs.sort(key=lambda p: len(p[0]), reverse=True)
     return pairs
+
+
+def _probes(table: list[tuple[str, str]]) -> tuple[str, ...]:
+    """How each form of ``table`` reads inside canonical JSON text.
+
+    JSON escaping maps every character on its own (``"`` to ``\\"``, control
+    characters to escapes, the rest unchanged), so a form found in a string
+    field is found, escaped the same way, in the JSON text of the record that
+    holds the field."""
+    return tuple(dict.fromkeys(json.dumps(form, ensure_ascii=False)[1:-1] for form, _ in table))
 
 
 def _swap(text: str, table: list[tuple[str, str]]) -> str:
@@ -151,9 +165,9 @@ class PiiGuard:
         self._lock = threading.Lock()
         # Scrub tables of live vaults, by identity (the vault is kept so its id
         # cannot be reused while cached): events of one run reuse one table.
-        self._tables: OrderedDict[int, tuple[Mapping[str, str], list[tuple[str, str]]]] = (
-            OrderedDict()
-        )
+        self._tables: OrderedDict[
+            int, tuple[Mapping[str, str], list[tuple[str, str]], tuple[str, ...]]
+        ] = OrderedDict()
 
     def token(self, value: str) -> str:
         """The token of one value under the current key."""
@@ -199,16 +213,34 @@ class PiiGuard:
         with self._lock:
             return dict(self._recent)
 
-    def _table_for(self, vault: Mapping[str, str]) -> list[tuple[str, str]]:
+    def _entry(
+        self, vault: Mapping[str, str]
+    ) -> tuple[Mapping[str, str], list[tuple[str, str]], tuple[str, ...]]:
         cached = self._tables.get(id(vault))
         if cached is not None and cached[0] is vault:
             self._tables.move_to_end(id(vault))
-            return cached[1]
+            return cached
         table = _table(vault)
-        self._tables[id(vault)] = (vault, table)
+        entry = (vault, table, _probes(table))
+        self._tables[id(vault)] = entry
         while len(self._tables) > 256:
             self._tables.popitem(last=False)
-        return table
+        return entry
+
+    def _table_for(self, vault: Mapping[str, str]) -> list[tuple[str, str]]:
+        return self._entry(vault)[1]
+
+    def may_hold(self, canonical: str, vault: Mapping[str, str] | None) -> bool:
+        """Whether an event whose canonical JSON text is ``canonical`` may hold a
+        real value of ``vault`` in a string field.
+
+        ``False`` is certain, so the recorder skips :meth:`scrub_event` for
+        most events at the cost of one substring search per form; ``True``
+        (the value may also sit in a key or a number) means scrub.
+        """
+        if not vault:
+            return False
+        return any(probe in canonical for probe in self._entry(vault)[2])
 
     def scrub_event(self, event: E, vault: Mapping[str, str] | None) -> E:
         """See :func:`scrub_event` (the scrub table of a vault is built once)."""

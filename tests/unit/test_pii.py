@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -127,3 +128,32 @@ def test_log_filter_attach_reaches_handlers() -> None:
         log_filter.detach()
         logger.removeHandler(handler)
     assert log_filter not in handler.filters
+
+
+@pytest.mark.parametrize(
+    "name", ["Ada Lovelace", 'Zoë "Z" Quill', "O\\Brien\ttab", "Łukasz Żółć", "李小龍 Lee"]
+)
+@pytest.mark.parametrize(
+    "leak",
+    [
+        lambda real: {"error_message": f"bureau says {real} unknown"},
+        lambda real: {"result_json": json.dumps({"name": real})},
+        lambda real: {"result_json": json.dumps({"name": real}, ensure_ascii=False)},
+        lambda real: {"result_json": json.dumps([json.dumps({"nested": real})])},
+    ],
+    ids=["text", "json-ascii", "json-utf8", "json-in-json"],
+)
+def test_may_hold_never_misses_what_scrub_would_replace(
+    guard: PiiGuard, name: str, leak: Any
+) -> None:
+    # The recorder scrubs only events whose canonical text may hold a real
+    # value: a miss there would write personal data in clear.
+    from contracts.chain import canonical_text
+
+    _, vault = guard.tokenize(sample_application(applicant_name=name))
+    result = next(e for e in synthetic_run(synthetic_trace_id(5)) if isinstance(e, ToolResult))
+    leaky = result.model_copy(update=leak(name))
+    assert guard.scrub_event(leaky, vault) != leaky
+    assert guard.may_hold(canonical_text(leaky), vault)
+    # ... and an event that holds none of them is left alone.
+    assert not guard.may_hold(canonical_text(result), vault)

@@ -292,3 +292,41 @@ def test_fast_cel_projection_keeps_has_semantics() -> None:
     assert run("has(message.notes)", record) is True
     assert run("has(message.missing)", record) is False
     assert run("size(message) == 3", record)  # a whole-record rule sees every field
+
+
+def test_fast_cel_memoised_verdicts_follow_the_values_read() -> None:
+    from confluent_kafka.schema_registry import Rule, RuleKind, RuleMode
+    from confluent_kafka.schema_registry.serde import RuleContext
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    from contracts.cel_fast import FastCelExecutor
+
+    executor = FastCelExecutor()
+
+    def run(expr: str, message: dict[str, Any]) -> bool:
+        rule = Rule(
+            name="r", doc=None, kind=RuleKind.CONDITION, mode=RuleMode.WRITE, type="CEL",
+            tags=None, params=None, expr=expr, on_success=None, on_failure=None, disabled=False,
+        )  # fmt: skip
+        ctx = RuleContext(
+            None, SerializationContext("t", MessageField.VALUE), None, None, "t-value",
+            RuleMode.WRITE, rule, 0, [rule], None, None,
+        )  # fmt: skip
+        return bool(executor.transform(ctx, message))
+
+    hex_rule = "message.trace_id.matches('^[0-9a-f]{32}$')"
+    good, bad = "4bf92f3577b34da6a3ce929d0e0e4736", "4BF92F3577B34DA6A3CE929D0E0E4736"
+    # Repeated values hit the memo; a new value is evaluated, never served a stale verdict.
+    assert [run(hex_rule, {"trace_id": t, "seq": s}) for t, s in [(good, 1), (good, 2)]] == [
+        True,
+        True,
+    ]
+    assert run(hex_rule, {"trace_id": bad}) is False
+    assert run(hex_rule, {"trace_id": good}) is True
+    # CEL tells bool from int where Python's == does not: the memo keys on type too.
+    assert run("message.flag == 1", {"flag": 1}) is True
+    assert run("message.flag == 1", {"flag": True}) is False
+    # Non-scalar values are never memoised: a changed list changes the verdict.
+    reasons = "size(message.reasons) > 0"
+    assert run(reasons, {"reasons": ["a"]}) is True
+    assert run(reasons, {"reasons": []}) is False

@@ -31,13 +31,20 @@ def derive_trace_id(source: SourceRef) -> str:
 
 @dataclass
 class RunContext:
-    """Clock and id source for one attempt of one run."""
+    """Clock and id source for one attempt of one run.
+
+    ``elapsed`` (seconds since the run began) drives the deadline budget. Live
+    it is the monotonic time since the context was created; replay passes the
+    time the recording says had passed, so a run that ran out of time live runs
+    out of time at the same step when it is re-run in a few milliseconds.
+    """
 
     trace_id: str
     attempt: int
     source: SourceRef
     clock: Callable[[], datetime] = system_clock
     parent_span_id: str | None = None
+    elapsed: Callable[[], float] | None = None
     _counter: int = field(default=0, init=False)
     _started: float = field(default_factory=time.monotonic, init=False)
 
@@ -45,7 +52,9 @@ class RunContext:
         return self.clock()
 
     def elapsed_s(self) -> float:
-        """Seconds since the context was created (monotonic; for budgets only)."""
+        """Seconds since the run began (for budgets only)."""
+        if self.elapsed is not None:
+            return self.elapsed()
         return time.monotonic() - self._started
 
     def _next(self, label: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents.loan_agent import build_model, loan_agent
+from agents.loan_agent import PROMPT_VERSIONS, build_model, loan_agent
 from agents.model import Model
 from contracts.errors import ReplayError
 from contracts.settings import Settings
@@ -55,6 +55,13 @@ class LoanCatalog:
 
     def agent(self, name: str, version: str, prompt_version: str, profile: str) -> Any:
         """The loan agent at ``prompt_version``; refuses names and versions the code lacks."""
+        if prompt_version not in PROMPT_VERSIONS:
+            raise ReplayError(
+                "the prompt version is not available in this code base",
+                agent=name,
+                prompt_version=prompt_version,
+                available=", ".join(PROMPT_VERSIONS),
+            )
         agent = loan_agent(profile=profile, prompt_version=prompt_version)
         if agent.name != name or agent.version != version:
             raise ReplayError(

@@ -28,7 +28,7 @@ from typing import Any, Literal, Protocol
 
 from agents.context import RunContext
 from agents.model import Model
-from contracts.errors import DivergenceError
+from contracts.errors import DivergenceError, ReplayError
 from contracts.events import CotEvent, DecisionOutcome, ReplayResult, RunStarted
 from replay.history import Attempt, RunHistory
 from replay.replay_model import ReplayModel
@@ -206,18 +206,28 @@ def event_diff(expected: CotEvent, actual: CotEvent) -> tuple[str, str] | None:
     )
 
 
-def _recorded_clock(attempt: Attempt) -> Callable[[], datetime]:
-    # Replay's clock returns the recorded times in order, so anything the agent
-    # derives from "now" sees what the live run saw; past the end it stays put.
-    times = [e.ts for e in attempt.events]
-    state = {"i": 0}
+class _RecordedTime:
+    """Replay's clock: the recorded times, in order, one per event the runner makes.
 
-    def now() -> datetime:
-        i = min(state["i"], len(times) - 1)
-        state["i"] += 1
-        return times[i]
+    ``now`` hands out the time of the next event (past the end it stays put),
+    so anything the agent derives from "now" sees what the live run saw.
+    ``elapsed`` is the time between the first event and the one the runner is
+    about to make, which is when the live run checked its deadline: a run that
+    ran out of time live runs out at the same step in replay.
+    """
 
-    return now
+    def __init__(self, attempt: Attempt) -> None:
+        self._times = [e.ts for e in attempt.events]
+        self._next = 0
+
+    def now(self) -> datetime:
+        i = min(self._next, len(self._times) - 1)
+        self._next += 1
+        return self._times[i]
+
+    def elapsed(self) -> float:
+        upcoming = self._times[min(self._next, len(self._times) - 1)]
+        return (upcoming - self._times[0]).total_seconds()
 
 
 def _input_of(started: RunStarted) -> dict[str, Any]:
@@ -237,12 +247,14 @@ class Replayer:
         self._run = runner
 
     def _context(self, history: RunHistory, attempt: Attempt, started: RunStarted) -> RunContext:
+        recorded = _RecordedTime(attempt)
         return RunContext(
             trace_id=history.trace_id,
             attempt=attempt.number,
             source=started.source,
-            clock=_recorded_clock(attempt),
+            clock=recorded.now,
             parent_span_id=started.parent_span_id,
+            elapsed=recorded.elapsed,
         )
 
     # ---------------------------------------------------------------- verify
@@ -285,9 +297,15 @@ class Replayer:
                 history.trace_id, "ERROR", attempt.number, message="RUN_STARTED missing"
             )
         recorded = list(attempt.events)
-        agent = self._catalog.agent(
-            started.agent, started.agent_version, started.prompt_version, started.model_profile
-        )
+        try:
+            agent = self._catalog.agent(
+                started.agent, started.agent_version, started.prompt_version, started.model_profile
+            )
+        except ReplayError as exc:
+            # This trace only: the rest of a batch still replays.
+            return VerifyOutcome(
+                history.trace_id, "ERROR", attempt.number, message=f"cannot replay: {exc}"
+            )
         model = ReplayModel(recorded)
         tools = ReplayToolset(
             recorded,
@@ -378,7 +396,18 @@ class Replayer:
                 first_diff_step=None,
                 message="no complete attempt to re-evaluate",
             )
-        agent = self._catalog.agent(first.agent, agent_version, prompt_version, profile)
+        try:
+            agent = self._catalog.agent(first.agent, agent_version, prompt_version, profile)
+        except ReplayError as exc:
+            return ReevaluateOutcome(
+                **base,
+                status="ERROR",
+                attempt=attempt.number,
+                old=attempt.outcome,
+                new=None,
+                first_diff_step=None,
+                message=f"cannot re-evaluate: {exc}",
+            )
         recorded = list(attempt.events)
         tools = ReplayToolset(
             recorded,

@@ -101,6 +101,9 @@ def reevaluate_report(outcomes: Sequence[ReevaluateOutcome]) -> dict[str, Any]:
             }
             for o in outcomes
         ],
+        "errors": [
+            {"trace_id": o.trace_id, "message": o.message} for o in outcomes if o.status == "ERROR"
+        ],
     }
 
 
@@ -159,10 +162,15 @@ def _reevaluate(args: argparse.Namespace, settings: Settings) -> int:
                     if o.first_diff_step is None
                     else f" (first difference at step {o.first_diff_step})"
                 )
-                print(f"{o.trace_id}  {o.old or '-'} -> {o.new or '-'}  {o.status}{step}")
-            print(f"{report['changed']}/{report['total']} changed")
+                line = f"{o.trace_id}  {o.old or '-'} -> {o.new or '-'}  {o.status}{step}"
+                if o.status == "ERROR":
+                    line += f": {o.message}"
+                print(line)
+            print(f"{report['changed']}/{report['total']} changed, {len(report['errors'])} errors")
             for transition, count in report["transitions"].items():
                 print(f"  {transition}: {count}")
-        return 0
+        # Decisions that changed are the answer, not a failure; a trace that
+        # could not be re-evaluated at all is.
+        return 1 if report["errors"] else 0
 
     return run_command(body)

@@ -4,11 +4,13 @@ profile changes the decisions it should; tampering is reported for that trace on
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from contracts.settings import Settings
+from replay.audit import render_audit
 from replay.catalog import LoanCatalog
 from replay.history import RunHistory, build_histories
 from replay.replayer import Candidate, Replayer, summarize_transitions
@@ -79,16 +81,37 @@ async def test_strict_profile_changes_decisions_and_transitions_add_up() -> None
     assert "DECLINE->APPROVE" not in transitions
 
 
-async def test_tampered_event_breaks_that_trace_only() -> None:
-    events = read_golden(GOLDEN)
+def _tamper(events: list[Any], how: str) -> str:
+    """Tamper with the first trace's TOOL_RESULT in place; the trace id."""
     target = events[0].trace_id
     index = next(
         i for i, e in enumerate(events) if e.trace_id == target and e.kind == "TOOL_RESULT"
     )
-    events[index] = events[index].model_copy(update={"result_json": '{"score":850}'})
+    victim = events[index]
+    if how == "modified":
+        events[index] = victim.model_copy(update={"result_json": '{"score":850}'})
+    elif how == "deleted":
+        del events[index]
+    else:  # inserted: a forged copy with a fresh id, slipped in after the original
+        events.insert(index + 1, victim.model_copy(update={"event_id": "f" * 32}))
+    return target
+
+
+@pytest.mark.parametrize("how", ["modified", "deleted", "inserted"])
+async def test_tampering_is_reported_for_that_trace_only(how: str) -> None:
+    events = read_golden(GOLDEN)
+    target = _tamper(events, how)
     histories = build_histories(events)
-    broken = {h.trace_id for h in histories if not h.intact}
-    assert broken == {target}
+    assert {h.trace_id for h in histories if not h.intact} == {target}
     replayer = Replayer(NoLiveCalls(Settings(bureau_url="http://127.0.0.1:9")))
-    outcome = await replayer.verify(next(h for h in histories if h.trace_id == target))
-    assert outcome.status == "ERROR" and not outcome.chain_ok
+    outcomes = {h.trace_id: await replayer.verify(h) for h in histories}
+    bad = outcomes.pop(target)
+    assert bad.status == "ERROR" and not bad.chain_ok
+    assert how in bad.message, bad.message
+    assert {o.status for o in outcomes.values()} == {"REPRODUCED"}
+    # The audit report says the same, for that trace only.
+    report = json.loads(render_audit(histories, fmt="json"))["traces"]
+    intact = {doc["trace_id"]: doc["record_intact"] for doc in report}
+    assert [t for t, ok in intact.items() if not ok] == [target]
+    markdown = render_audit([h for h in histories if h.trace_id == target], fmt="md")
+    assert "NOT INTACT" in markdown and how in markdown

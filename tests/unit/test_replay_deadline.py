@@ -1,0 +1,110 @@
+"""A run that ran out of time live must run out of time at the same step when it
+is verified, although replay answers every model turn at once: the deadline is
+judged on the recorded time, not on the replay's own clock."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from agents.agent import Agent
+from agents.context import RunContext
+from agents.model import Model
+from agents.models.scripted import ScriptedModel
+from agents.runner import run_agent
+from agents.steps import ThoughtStep
+from contracts.events import CotEvent, RunFailed, SourceRef
+from replay.history import build_histories
+from replay.replayer import Replayer
+from tools.base import ToolExecutor, ToolOutcome
+
+AGENT = Agent(
+    name="slow-thinker",
+    version="1",
+    prompt_version="p1",
+    instructions="think",
+    tools=(),
+    max_steps=50,
+    deadline_s=35.0,
+)
+
+
+class NoTools:
+    allowed: frozenset[str] = frozenset()
+
+    def describe(self) -> list[dict[str, Any]]:
+        return []
+
+    async def call(
+        self,
+        tool: str,
+        arguments: Mapping[str, Any],
+        *,
+        call_id: str,
+        pii_vault: Mapping[str, str] | None = None,
+    ) -> ToolOutcome:
+        pytest.fail("no tool is allowed")
+
+
+class SlowClock:
+    """Ten seconds pass between two events of the live run."""
+
+    def __init__(self) -> None:
+        self.events = 0
+        self.base = datetime(2025, 1, 1, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        self.events += 1
+        return self.base + timedelta(seconds=10 * (self.events - 1))
+
+    def elapsed(self) -> float:
+        return 10.0 * self.events
+
+
+class Catalog:
+    def agent(self, name: str, version: str, prompt_version: str, profile: str) -> Agent:
+        return AGENT
+
+    def tool_descriptions(self, agent: Any) -> list[dict[str, Any]]:
+        return []
+
+    def model(self, profile: str) -> Model:
+        pytest.fail("verify asked for a live model")
+
+    def live_tools(self, agent: Any) -> ToolExecutor:
+        pytest.fail("verify asked for live tools")
+
+
+async def _record() -> list[CotEvent]:
+    clock = SlowClock()
+    ctx = RunContext(
+        trace_id=f"{7:032x}",
+        attempt=1,
+        source=SourceRef(topic="loan.applications", partition=0, offset=7),
+        clock=clock.now,
+        elapsed=clock.elapsed,
+    )
+    thoughts = [ThoughtStep(type="thought", reasoning=f"thinking {i}") for i in range(20)]
+    return [
+        event
+        async for event in run_agent(
+            AGENT,
+            model=ScriptedModel(thoughts),
+            tools=NoTools(),
+            ctx=ctx,
+            application_id="app-7",
+            input_view={"amount": 1},
+        )
+    ]
+
+
+async def test_a_run_that_ran_out_of_time_reproduces() -> None:
+    events = await _record()
+    failed = [e for e in events if isinstance(e, RunFailed)]
+    assert failed and "deadline" in failed[0].reason, "the recording must end on the deadline"
+    (history,) = build_histories(events, chain_verifier=None)
+    outcome = await Replayer(Catalog()).verify(history)
+    assert outcome.status == "REPRODUCED", outcome

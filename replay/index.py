@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
+from confluent_kafka.schema_registry.common.avro import AVRO_TYPE
+from confluent_kafka.schema_registry.common.serde import SchemaId
 from pydantic import ValidationError
 
 from contracts.avro_mapping import cot_from_avro
@@ -142,19 +144,22 @@ class _WriterSchemaDecoder:
         self._schemas: dict[int, Any] = {}
 
     def decode(self, data: bytes) -> CotEvent:
-        if len(data) > 5 and data[0] == 0:
-            schema_id = int.from_bytes(data[1:5], "big")
-            schema = self._schemas.get(schema_id)
-            if schema is None:
-                registered = self._codec.registry.get_schema(schema_id)
-                schema = fastavro.parse_schema(json.loads(registered.schema_str or "null"))
-                self._schemas[schema_id] = schema
-            try:
-                datum = fastavro.schemaless_reader(io.BytesIO(data[5:]), schema, None)
+        try:
+            # The wire format's header is parsed by confluent-kafka's own SchemaId.
+            header = SchemaId(AVRO_TYPE)
+            body = header.from_bytes(io.BytesIO(data))
+            schema_id = header.id
+            if schema_id is not None:
+                schema = self._schemas.get(schema_id)
+                if schema is None:
+                    registered = self._codec.registry.get_schema(schema_id)
+                    schema = fastavro.parse_schema(json.loads(registered.schema_str or "null"))
+                    self._schemas[schema_id] = schema
+                datum = fastavro.schemaless_reader(body, schema, None)
                 if isinstance(datum, dict):
                     return cot_from_avro(datum)
-            except Exception:  # fall through to the codec, which reports properly
-                pass
+        except Exception:  # fall through to the codec, which reports properly
+            pass
         event: CotEvent = self._codec.decode_sync("cot_event", data)
         return event
 

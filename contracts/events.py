@@ -8,7 +8,9 @@ chain, the bytes in Avro and the bytes replay compares are the same.
 
 Model call fields use the OpenTelemetry GenAI names with ``.`` replaced by ``_``
 (``gen_ai_provider_name`` is ``gen_ai.provider.name``), because Avro field names
-cannot contain dots.
+cannot contain dots. The envelope's optional ``gen_ai`` (:class:`GenAiRef`) holds
+the same model data, nested, for a step whose kind has no field of its own for
+it (a ``TOOL_CALL`` imported from a log record that names its model).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ __all__ = [
     "CotEventBase",
     "Decision",
     "DecisionOutcome",
+    "GenAiRef",
     "LoanApplication",
     "LoanDecision",
     "ModelCall",
@@ -114,6 +117,24 @@ class SourceRef(_Frozen):
 # --------------------------------------------------------------------------- CoT
 
 
+class GenAiRef(_Frozen):
+    """The model behind a step, for kinds without model fields of their own.
+
+    Field names are the OpenTelemetry GenAI attributes without the ``gen_ai.``
+    prefix (``provider_name`` is ``gen_ai.provider.name``): ``GenAiRef.x`` means
+    what a kind's own ``gen_ai_x`` field means. The runner never sets it (its
+    MODEL_CALL events carry the model data); it keeps the model config and
+    token counts of a chain-of-thought log record whose kind has no place for
+    them (see :mod:`contracts.log_record`).
+    """
+
+    provider_name: str | None = None
+    request_model: str | None = None
+    request_temperature: float | None = None
+    usage_input_tokens: int | None = Field(default=None, ge=0)
+    usage_output_tokens: int | None = Field(default=None, ge=0)
+
+
 class CotEventBase(_Frozen):
     """The envelope every chain-of-thought event carries."""
 
@@ -130,6 +151,11 @@ class CotEventBase(_Frozen):
     source: SourceRef
     ts: UtcTime
     prev_hash: Sha256Hex = GENESIS_HASH
+    # None by default, so an event without it hashes (exclude_defaults) and
+    # decodes exactly as before the field existed.
+    gen_ai: GenAiRef | None = Field(
+        default=None, description="model data the kind has no own fields for (imported records)"
+    )
 
 
 class RunStarted(CotEventBase):

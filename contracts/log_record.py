@@ -16,22 +16,92 @@ Token counts use the OpenTelemetry GenAI attribute names. Fields of the event
 that the record shape has no place for (event id, span ids, hash chain,
 source, kind-specific details) travel in the ``flightrec`` object, so
 ``from_log_record(to_log_record(e)) == e`` for every event of every kind.
+
+Model data. ``model_config`` and the token counts map to the kind's own
+``gen_ai_*`` fields where the kind has them (``MODEL_CALL`` has all five,
+``RUN_STARTED`` provider and model, ``RUN_COMPLETED`` the token counts), and
+otherwise to the envelope's ``gen_ai`` (:class:`~contracts.events.GenAiRef`),
+so a ``TOOL_CALL`` that names its model keeps it. Whatever of ``gen_ai`` the
+record shows no place for (the kind's own field took the slot) stays in
+``flightrec.gen_ai``.
+
+Records from elsewhere. A document without ``flightrec`` (or with only part of
+it) still becomes an event; each missing field is derived, deterministically,
+from what the document has:
+
+=================  ==========================================================
+``event_id``       ``"<trace_id>:<step_index>:<interaction_type>"``
+``span_id``        first 16 hex of SHA-256 of ``"<trace_id>:<step_index>"``
+``attempt``        ``1``
+``seq``            ``step_index``
+``agent_version``  ``"unknown"`` (:data:`UNKNOWN_VERSION`), ``prompt_version`` too
+``source``         topic ``"imported"`` (:data:`IMPORTED_TOPIC`), partition 0,
+                   offset 0, no key: the marker of an event that was not
+                   recorded by flightrec
+``prev_hash``      the genesis hash (the model default): an imported trace
+                   carries no hash chain until it is sealed
+``TOOL_CALL``      ``call_id`` ``"call-<step_index>"``, ``arguments_json`` the
+                   canonical JSON of ``tool_input`` (``"null"`` when absent),
+                   ``reasoning`` from ``thought_process.reasoning``
+``THOUGHT``        ``reasoning`` from ``thought_process.reasoning``
+=================  ==========================================================
+
+A kind whose required data the shape cannot express (a ``DECISION`` has no
+outcome in it, a ``TOOL_RESULT`` no status) raises ``ValueError`` naming the
+missing fields. :func:`to_log_record` leaves ``flightrec`` out when the
+document alone gives back the same event, so an imported document survives
+document -> event -> document unchanged.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts.avro_mapping import COT_KIND_MODELS
 from contracts.events import CotEvent, CotEventBase, canonical_json, cot_event_adapter
 
-__all__ = ["LogRecord", "ModelConfig", "ThoughtProcess", "from_log_record", "to_log_record"]
+__all__ = [
+    "IMPORTED_TOPIC",
+    "UNKNOWN_VERSION",
+    "LogRecord",
+    "ModelConfig",
+    "ThoughtProcess",
+    "from_log_record",
+    "to_log_record",
+]
+
+IMPORTED_TOPIC = "imported"
+"""``source.topic`` of an event built from a log record without ``flightrec``."""
+
+UNKNOWN_VERSION = "unknown"
+"""``agent_version`` and ``prompt_version`` of such an event."""
 
 _INPUT_TOKENS = "gen_ai.usage.input_tokens"
 _OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+
+# The GenAiRef fields, in record order; a kind's own field of the same meaning
+# is named "gen_ai_" + the GenAiRef field.
+_GEN_AI_SLOTS: tuple[str, ...] = (
+    "provider_name",
+    "request_model",
+    "request_temperature",
+    "usage_input_tokens",
+    "usage_output_tokens",
+)
+
+# Event fields the record shape supplies itself: never derived, never missing
+# because of the record (named after their place in the document).
+_DOCUMENT_PLACES: Mapping[str, str] = {
+    "tool": "thought_process.tool_invoked",
+    "reasoning": "thought_process.reasoning",
+    "arguments_json": "thought_process.tool_input",
+}
 
 
 class ThoughtProcess(BaseModel):
@@ -86,9 +156,59 @@ class LogRecord(BaseModel):
             data.pop("flightrec", None)
         return data
 
+    def gen_ai_values(self) -> dict[str, Any]:
+        """The record's model data by :class:`~contracts.events.GenAiRef` field name."""
+        config = self.model_settings
+        return {
+            "provider_name": config.provider,
+            "request_model": config.model,
+            "request_temperature": config.temperature,
+            "usage_input_tokens": self.input_tokens,
+            "usage_output_tokens": self.output_tokens,
+        }
+
 
 def _timestamp(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _kind_model(kind: str) -> type[CotEventBase]:
+    model = COT_KIND_MODELS.get(kind)
+    if model is None:
+        raise ValueError(
+            f"log record interaction_type {kind!r} is not a CoT kind; known: {list(COT_KIND_MODELS)}"
+        )
+    return model
+
+
+def _own_slots(model: type[CotEventBase]) -> frozenset[str]:
+    """The GenAiRef slots the kind has fields of its own for."""
+    return frozenset(s for s in _GEN_AI_SLOTS if f"gen_ai_{s}" in model.model_fields)
+
+
+def _derived_envelope(record: LogRecord) -> dict[str, Any]:
+    """Envelope fields of an event built from ``record`` alone (JSON form)."""
+    trace, step = record.trace_id, record.step_index
+    span = hashlib.sha256(f"{trace}:{step}".encode()).hexdigest()[:16]
+    return {
+        "event_id": f"{trace}:{step}:{record.interaction_type}",
+        "span_id": span,
+        "attempt": 1,
+        "seq": step,
+        "agent_version": UNKNOWN_VERSION,
+        "prompt_version": UNKNOWN_VERSION,
+        "source": {"topic": IMPORTED_TOPIC, "partition": 0, "offset": 0, "key": None},
+    }
+
+
+def _derived_payload(record: LogRecord) -> dict[str, Any]:
+    """Kind fields the record shape implies (beyond those it names directly)."""
+    if record.interaction_type == "TOOL_CALL":
+        return {
+            "call_id": f"call-{record.step_index}",
+            "arguments_json": canonical_json(record.thought_process.tool_input),
+        }
+    return {}
 
 
 def to_log_record(event: CotEventBase) -> LogRecord:
@@ -106,12 +226,8 @@ def to_log_record(event: CotEventBase) -> LogRecord:
         if tool_input is None or canonical_json(tool_input) != raw:
             # JSON null, or text that is not canonical: keep the exact bytes
             rest["arguments_json"] = raw
-    provider = rest.pop("gen_ai_provider_name", None)
-    model = rest.pop("gen_ai_request_model", None)
-    temperature = rest.pop("gen_ai_request_temperature", None)
-    input_tokens = rest.pop("gen_ai_usage_input_tokens", None)
-    output_tokens = rest.pop("gen_ai_usage_output_tokens", None)
-    return LogRecord(
+    values = _record_gen_ai(type(event), rest)
+    record = LogRecord(
         trace_id=data["trace_id"],
         agent_id=data["agent"],
         timestamp=_timestamp(event.ts),
@@ -120,19 +236,61 @@ def to_log_record(event: CotEventBase) -> LogRecord:
         thought_process=ThoughtProcess(
             reasoning=reasoning, tool_invoked=tool, tool_input=tool_input
         ),
-        model_settings=ModelConfig(provider=provider, model=model, temperature=temperature),
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        flightrec=rest,
+        model_settings=ModelConfig(
+            provider=values["provider_name"],
+            model=values["request_model"],
+            temperature=values["request_temperature"],
+        ),
+        input_tokens=values["usage_input_tokens"],
+        output_tokens=values["usage_output_tokens"],
     )
+    if _document_implies(record, rest, event):
+        return record
+    return record.model_copy(update={"flightrec": rest})
+
+
+def _record_gen_ai(model: type[CotEventBase], rest: dict[str, Any]) -> dict[str, Any]:
+    """Take the record's model data out of ``rest`` (the event's JSON fields).
+
+    Each slot comes from the kind's own field when it has one, else from the
+    envelope's ``gen_ai``. What of ``gen_ai`` the record cannot show stays in
+    ``rest["gen_ai"]``; so does an empty ``gen_ai`` (set, but nothing in it
+    reaches the record), or :func:`from_log_record` would give back ``None``.
+    """
+    own = _own_slots(model)
+    ref: dict[str, Any] | None = rest.pop("gen_ai", None)
+    left = dict(ref or {})
+    values: dict[str, Any] = {}
+    for slot in _GEN_AI_SLOTS:
+        values[slot] = rest.pop(f"gen_ai_{slot}") if slot in own else left.pop(slot, None)
+    left = {k: v for k, v in left.items() if v is not None}
+    shown = any(values[s] is not None for s in _GEN_AI_SLOTS if s not in own)
+    if ref is not None and (left or not shown):
+        rest["gen_ai"] = left
+    return values
+
+
+def _document_implies(record: LogRecord, rest: Mapping[str, Any], event: CotEventBase) -> bool:
+    """True when ``record`` without ``flightrec`` gives back ``event``."""
+    derived = _derived_envelope(record)
+    # Cheap test first: events flightrec recorded itself never have derived ids.
+    if any(rest.get(name) != value for name, value in derived.items()):
+        return False
+    try:
+        return from_log_record(record) == event
+    except ValueError:  # pydantic's ValidationError is a ValueError too
+        return False
 
 
 def from_log_record(record: LogRecord) -> CotEvent:
-    """The CoT event of a log record written by :func:`to_log_record`.
+    """The CoT event of a log record, written by :func:`to_log_record` or elsewhere.
 
-    Raises ``ValidationError`` when the record lacks what the event needs
-    (a record from another system without the ``flightrec`` extension).
+    Fields the record lacks are derived as the module docstring describes.
+    Raises ``ValueError`` naming the missing fields when the kind needs data
+    that the record shape cannot hold and no ``flightrec`` extension gives,
+    and ``ValidationError`` (a ``ValueError``) for values the event refuses.
     """
+    model = _kind_model(record.interaction_type)
     data: dict[str, Any] = dict(record.flightrec or {})
     data.update(
         trace_id=record.trace_id,
@@ -148,14 +306,33 @@ def from_log_record(record: LogRecord) -> CotEvent:
         data["tool"] = thought.tool_invoked
     if thought.tool_input is not None and "arguments_json" not in data:
         data["arguments_json"] = canonical_json(thought.tool_input)
-    config = record.model_settings
-    for name, value in (
-        ("gen_ai_provider_name", config.provider),
-        ("gen_ai_request_model", config.model),
-        ("gen_ai_request_temperature", config.temperature),
-        ("gen_ai_usage_input_tokens", record.input_tokens),
-        ("gen_ai_usage_output_tokens", record.output_tokens),
-    ):
-        if value is not None:
-            data[name] = value
+    _place_gen_ai(model, record, data)
+    for name, value in {**_derived_envelope(record), **_derived_payload(record)}.items():
+        data.setdefault(name, value)
+    missing = [
+        _DOCUMENT_PLACES.get(name, f"flightrec.{name}")
+        for name, info in model.model_fields.items()
+        if info.is_required() and name not in data
+    ]
+    if missing:
+        raise ValueError(
+            f"a {record.interaction_type} log record needs {', '.join(missing)}: "
+            "the record shape has no place for them, and no flightrec extension gives them"
+        )
     return cot_event_adapter.validate_python(data)
+
+
+def _place_gen_ai(model: type[CotEventBase], record: LogRecord, data: dict[str, Any]) -> None:
+    """Put the record's model data in the kind's own fields, else in ``gen_ai``."""
+    own = _own_slots(model)
+    extension = data.pop("gen_ai", None)
+    ref: dict[str, Any] = dict(extension or {})
+    for slot, value in record.gen_ai_values().items():
+        if value is None:
+            continue
+        if slot in own:
+            data[f"gen_ai_{slot}"] = value
+        else:
+            ref[slot] = value
+    if ref or extension is not None:
+        data["gen_ai"] = ref

@@ -63,7 +63,7 @@ from contracts.errors import (
 from contracts.events import CotEvent, CotEventBase, LoanApplication, LoanDecision, ReplayResult
 from contracts.rules import FIELD_PARAM
 from contracts.schema_files import CONTRACTS, ContractSpec, subject_for
-from contracts.settings import Settings
+from contracts.settings import Settings, redact_url
 
 serde_cache.install()
 __all__ = ["Codec", "registry_call", "registry_client"]
@@ -99,8 +99,11 @@ def registry_call(fn: Callable[..., T], *args: Any, what: str, url: str = "", **
     try:
         return fn(*args, **kwargs)
     except httpx.TransportError as exc:
+        # The error is printed and logged: a password in the URL's userinfo must not be.
         raise RegistryUnavailableError(
-            f"schema registry unreachable: {what}", url=url, error=f"{type(exc).__name__}: {exc}"
+            f"schema registry unreachable: {what}",
+            url=redact_url(url),
+            error=redact_url(f"{type(exc).__name__}: {exc}"),
         ) from exc
 
 

@@ -7,19 +7,49 @@ Kafka client configuration passes through untouched: every variable
 ``FLIGHTREC_KAFKA_<KEY>`` becomes the librdkafka property ``<key>`` with ``_``
 turned into ``.`` (``FLIGHTREC_KAFKA_SASL_MECHANISM=PLAIN`` ->
 ``sasl.mechanism=PLAIN``), so Confluent Cloud (SASL_SSL) works without code.
-Secrets are ``SecretStr`` and never appear in ``repr`` or logs.
+
+Secrets never appear in ``repr``, ``str``, dumps or logs of ``Settings``:
+
+- A librdkafka property is secret by its name (``is_secret_kafka_property``:
+  passwords, passphrases, client secrets, private keys and key stores, PEM
+  material, keytabs, JAAS and OAUTHBEARER configs) or by its value (a URL
+  carrying a password). Secret properties live in ``kafka_secrets`` as
+  ``SecretStr``, whichever way the settings were built.
+- The password of a URL's userinfo (``https://user:PWD@host``) is masked
+  wherever a URL is shown (``redact_url``): ``schema_registry_url`` and the
+  other endpoint fields keep their real value for the clients.
+
+The real values reach only what needs them: ``kafka_client_config()``,
+``producer_config()``, ``consumer_config()``, ``schema_registry_config()`` and
+``to_env()`` (for child processes we start).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
-__all__ = ["PRODUCER_SAFE_DEFAULTS", "Settings", "Topics"]
+__all__ = [
+    "PRODUCER_SAFE_DEFAULTS",
+    "REDACTED",
+    "Settings",
+    "Topics",
+    "is_secret_kafka_property",
+    "redact_url",
+]
 
 # Producer defaults that keep data (librdkafka's own defaults can lose it).
 PRODUCER_SAFE_DEFAULTS: dict[str, Any] = {
@@ -29,8 +59,32 @@ PRODUCER_SAFE_DEFAULTS: dict[str, Any] = {
     "client.dns.lookup": "use_all_dns_ips",
 }
 
-# Kafka properties whose values are secrets; kept out of repr.
-_SECRET_KAFKA_KEYS = frozenset({"sasl.password", "ssl.key.password", "ssl.keystore.password"})
+# What a masked secret shows (the same as pydantic's ``SecretStr``).
+REDACTED = "**********"
+
+# Which librdkafka properties hold secrets, as a rule on the name rather than a
+# list, so a property added by a later librdkafka (or a Java-style one) is
+# covered without code. From librdkafka's CONFIGURATION.md:
+# - any name containing these: sasl.password, ssl.key.password,
+#   ssl.keystore.password, sasl.oauthbearer.client.secret (and its
+#   ...client.credentials.client.secret alias),
+#   sasl.oauthbearer.assertion.private.key.passphrase;
+_SECRET_SUBSTRINGS = ("password", "passwd", "passphrase", "secret")
+# - any name with one of these dot-separated words: private keys and key
+#   stores (ssl.key.pem, ssl.key.location, ssl.keystore.*,
+#   sasl.oauthbearer.assertion.private.key.pem), PEM material (ssl.*.pem:
+#   certificates are public, but one rule for all PEM is simpler than a
+#   wrong guess), Kerberos keytabs and JAAS configs (which embed passwords).
+_SECRET_WORDS = frozenset({"key", "pem", "keystore", "keytab", "jaas"})
+# - sasl.oauthbearer.config: free-form, and carries identity-provider
+#   credentials for some methods (librdkafka marks it sensitive).
+_SECRET_PROPERTIES = frozenset({"sasl.oauthbearer.config"})
+
+# A URL's scheme and authority. The authority stops at the path, query,
+# fragment, whitespace or a comma (comma-separated URL lists, as the registry
+# client accepts); the userinfo is everything before its *last* ``@``, so an
+# unencoded ``@`` in a password is still masked whole.
+_URL_AUTHORITY = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<authority>[^/?#\s,]*)")
 
 _ENV_PREFIX = "FLIGHTREC_"
 _KAFKA_PREFIX = "FLIGHTREC_KAFKA_"
@@ -43,6 +97,48 @@ _KAFKA_OWN = frozenset(
         "FLIGHTREC_KAFKA_VERSION",
     }
 )
+
+
+def is_secret_kafka_property(name: str) -> bool:
+    """Whether the librdkafka property ``name`` holds a secret (see the rule above)."""
+    prop = name.lower()
+    if prop in _SECRET_PROPERTIES:
+        return True
+    if any(part in prop for part in _SECRET_SUBSTRINGS):
+        return True
+    return not _SECRET_WORDS.isdisjoint(re.split(r"[._]", prop))
+
+
+def _mask_authority(match: re.Match[str]) -> str:
+    authority = match.group("authority")
+    userinfo, at, hostport = authority.rpartition("@")
+    user, colon, _password = userinfo.partition(":")
+    if not at or not colon:
+        return match.group(0)  # no password; a bare user name is shown
+    return f"{match.group('scheme')}{user}:{REDACTED}@{hostport}"
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the password of every URL's userinfo masked.
+
+    ``https://user:PWD@host/x`` -> ``https://user:**********@host/x``; works on
+    a single URL, a comma-separated list or any text that contains URLs (an
+    error message). Text without credentials is returned unchanged.
+    """
+    if "@" not in text:
+        return text
+    return _URL_AUTHORITY.sub(_mask_authority, text)
+
+
+def _redact(value: Any) -> Any:
+    """``value`` with URL passwords masked in every string, containers walked."""
+    if isinstance(value, str):
+        return redact_url(value)
+    if isinstance(value, Mapping):
+        return {key: _redact(item) for key, item in value.items()}
+    if isinstance(value, tuple | list):
+        return type(value)(_redact(item) for item in value)
+    return value
 
 
 class Topics(BaseModel):
@@ -75,7 +171,8 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    # Kafka
+    # Kafka. Passthrough librdkafka properties; secret ones (by the rule of
+    # ``is_secret_kafka_property``) are moved to ``kafka_secrets`` on validation.
     bootstrap_servers: str = "127.0.0.1:19092"
     kafka_config: Mapping[str, str] = Field(default_factory=dict)
     kafka_secrets: Mapping[str, SecretStr] = Field(default_factory=dict)
@@ -83,7 +180,8 @@ class Settings(BaseModel):
     cot_partitions: int = 6
     replication_factor: int = 1
 
-    # Schema registry
+    # Schema registry. Credentials either in the URL's userinfo (masked when
+    # shown) or in ``schema_registry_basic_auth``; the registry client refuses both.
     schema_registry_url: str = "http://127.0.0.1:18081"
     schema_registry_basic_auth: SecretStr | None = None
 
@@ -133,13 +231,48 @@ class Settings(BaseModel):
     otlp_endpoint: str | None = None
     capture_message_content: bool = False
 
+    @model_validator(mode="before")
+    @classmethod
+    def _move_kafka_secrets(cls, data: Any) -> Any:
+        """Secret passthrough properties go to ``kafka_secrets``, however built.
+
+        Done at validation rather than in ``from_env`` so ``Settings(kafka_config=...)``
+        and ``from_env(kafka_config=...)`` overrides cannot put a secret in the
+        plain mapping, which is shown in ``repr`` and logs.
+        """
+        if not isinstance(data, Mapping) or not isinstance(data.get("kafka_config"), Mapping):
+            return data
+        plain: dict[str, Any] = {}
+        secrets: dict[str, Any] = dict(data.get("kafka_secrets") or {})
+        for key, value in data["kafka_config"].items():
+            # A value with a URL password is secret whatever its property's name
+            # (e.g. sasl.oauthbearer.token.endpoint.url=https://id:secret@idp).
+            url_secret = isinstance(value, str) and redact_url(value) != value
+            if is_secret_kafka_property(str(key)) or url_secret:
+                secrets[key] = value
+            else:
+                plain[key] = value
+        return {**data, "kafka_config": plain, "kafka_secrets": secrets}
+
+    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
+        # repr() and str() (and so %s / %r in logs) are built from these pairs;
+        # SecretStr fields already mask themselves, URLs need their password masked.
+        for name, value in super().__repr_args__():
+            yield name, _redact(value)
+
+    @model_serializer(mode="wrap")
+    def _redact_dump(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # Dumps are for showing (a dump gets logged); the real values come from
+        # the *_config() methods and to_env(). SecretStr already dumps masked.
+        return _redact(handler(self))
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Read ``FLIGHTREC_*`` variables (see README's configuration table)."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
+        # All passthrough goes here; validation moves the secret ones out.
         kafka_config: dict[str, str] = {}
-        kafka_secrets: dict[str, SecretStr] = {}
         simple = {
             name: field
             for name, field in cls.model_fields.items()
@@ -150,10 +283,7 @@ class Settings(BaseModel):
                 continue
             if key.startswith(_KAFKA_PREFIX) and key not in _KAFKA_OWN:
                 prop = key[len(_KAFKA_PREFIX) :].lower().replace("_", ".")
-                if prop in _SECRET_KAFKA_KEYS:
-                    kafka_secrets[prop] = SecretStr(raw)
-                else:
-                    kafka_config[prop] = raw
+                kafka_config[prop] = raw
                 continue
             name = key[len(_ENV_PREFIX) :].lower()
             if name == "http_allowed_hosts":
@@ -180,7 +310,6 @@ class Settings(BaseModel):
             values["bureau_url"] = f"http://127.0.0.1:{values['bureau_port']}"
         values["topics"] = Topics().with_prefix(env.get("FLIGHTREC_TOPIC_PREFIX", ""))
         values["kafka_config"] = kafka_config
-        values["kafka_secrets"] = kafka_secrets
         values.pop("topic_prefix", None)
         values.update(overrides)
         return cls.model_validate(values)

@@ -1,4 +1,5 @@
-"""docker-compose.yml: the services exist, their ports agree, every FLIGHTREC_* is real."""
+"""docker-compose.yml: the services exist, their ports agree, every FLIGHTREC_* is real,
+and the contracts are registered before the worker starts."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import yaml
 from pydantic import SecretStr
 
 from contracts.settings import Settings
+from flightrec.cli import build_parser
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
@@ -120,6 +122,50 @@ def test_clients_point_at_what_the_services_listen_on(compose: dict[str, Any]) -
         command = services[bureau.hostname]["command"]
         assert int(command[command.index("--port") + 1]) == bureau.port
         assert bureau.hostname in worker["FLIGHTREC_HTTP_ALLOWED_HOSTS"].split(",")
+
+
+def _depends_on(service: dict[str, Any]) -> dict[str, str]:
+    """service name -> the condition it waits for (a list form means service_started)."""
+    raw = service.get("depends_on", {})
+    if isinstance(raw, list):
+        return dict.fromkeys(raw, "service_started")
+    return {name: spec.get("condition", "service_started") for name, spec in raw.items()}
+
+
+def test_contracts_are_applied_before_the_worker_starts(compose: dict[str, Any]) -> None:
+    # cp-schema-registry starts empty and the worker's codec refuses unregistered
+    # subjects, so a one-shot `flightrec contracts apply` must finish first.
+    services = _services(compose)
+    contracts = services["contracts"]
+    worker = services["worker"]
+    assert contracts["build"] == worker["build"]  # same image: the same contracts
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text("utf-8")
+    assert re.search(r'^ENTRYPOINT \["flightrec"\]$', dockerfile, re.MULTILINE)
+    args = build_parser().parse_args(contracts["command"])
+    assert (args.command, args.contracts_command, args.dry_run) == ("contracts", "apply", False)
+    # One-shot: a restart policy would run it again and again.
+    assert contracts.get("restart", "no") == "no"
+
+    assert _depends_on(worker)["contracts"] == "service_completed_successfully"
+    waits_for = _depends_on(contracts)
+    for dependency in ("kafka", "schema-registry"):
+        assert waits_for[dependency] == "service_healthy"
+        assert "healthcheck" in services[dependency], f"{dependency} has no healthcheck"
+
+
+def test_contracts_and_worker_use_the_same_kafka_and_registry(compose: dict[str, Any]) -> None:
+    services = _services(compose)
+    contracts_env = _env(services["contracts"])
+    worker_env = _env(services["worker"])
+    for variable in ("FLIGHTREC_KAFKA_BOOTSTRAP_SERVERS", "FLIGHTREC_SCHEMA_REGISTRY_URL"):
+        assert contracts_env[variable] == worker_env[variable], variable
+    # As the processes read them, including anything else that decides where and
+    # under which subjects the contracts are registered (credentials, topic prefix).
+    applied = Settings.from_env(contracts_env)
+    used = Settings.from_env(worker_env)
+    assert applied.kafka_client_config() == used.kafka_client_config()
+    assert applied.schema_registry_config() == used.schema_registry_config()
+    assert applied.topics == used.topics
 
 
 def _field_for(variable: str) -> str:

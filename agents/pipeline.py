@@ -6,8 +6,18 @@ decode -> attempt number -> PII tokens -> runner -> recorder (every CoT event)
 record) and every CoT event of the run, so the caller may ack the input then.
 It never raises for bad input or a failed run: that is what the DLQ is for.
 
-This module has no Faust in it, so it is tested directly; ``agents.worker``
-wires it to a Faust stream.
+Which failures reach the DLQ: a model or tool failure does not. The runner ends
+such a run itself with ``DECISION(REFER)`` and ``RUN_FAILED``, and that REFER is
+published like any decision. Everything the runner does not absorb (bytes that
+do not decode, an oversized or empty record, a recorder or producer that cannot
+confirm, a bug) dead-letters the input. Only when the DLQ write itself is not
+confirmed does ``process`` raise: then nothing about the input is durable and
+the caller must not ack it.
+
+This module has no Faust and no broker in it: codec, recorder, attempt ledger
+and producer are protocols (fakes ship in ``agents.testing`` and
+``recorder.base``), so it is tested directly; ``agents.worker`` wires it to a
+Faust stream.
 """
 
 from __future__ import annotations
@@ -20,17 +30,25 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from agents.agent import Agent
-from agents.attempts import AttemptLedger
 from agents.context import RunContext, derive_trace_id
 from agents.model import Model
 from agents.runner import run_agent
 from contracts.errors import DecodeError
 from contracts.events import CotEvent, Decision, LoanApplication, LoanDecision, SourceRef
-from contracts.producer import ConfirmedProducer, Header
+from contracts.producer import Header
 from contracts.settings import Settings
 from tools.base import ToolExecutor
 
-__all__ = ["Guard", "PipelineResult", "RunPipeline", "RunRecorder", "parse_traceparent"]
+__all__ = [
+    "ApplicationDecoder",
+    "AttemptCounter",
+    "Guard",
+    "OutputProducer",
+    "PipelineResult",
+    "RunPipeline",
+    "RunRecorder",
+    "parse_traceparent",
+]
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +70,33 @@ class RunRecorder(Protocol):
 
 
 class ApplicationDecoder(Protocol):
+    """What the pipeline needs from the codec (``contracts.codec.Codec``)."""
+
     async def decode_application(self, data: bytes) -> LoanApplication: ...
 
     async def encode_decision(self, decision: LoanDecision) -> bytes: ...
+
+
+class AttemptCounter(Protocol):
+    """Attempt numbers that survive crashes (``agents.attempts.AttemptLedger``;
+    ``agents.testing.MemoryAttemptLedger`` in tests)."""
+
+    async def begin(self, trace_id: str, partition: int, input_offset: int) -> int: ...
+
+
+class OutputProducer(Protocol):
+    """Confirmed writes (``contracts.producer.ConfirmedProducer``;
+    ``agents.testing.MemoryProducer`` in tests). ``send_and_wait`` returns once
+    the broker confirmed the message and raises ``RecorderError`` when it did not."""
+
+    async def send_and_wait(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | str | None = None,
+        headers: Sequence[Header] | None = None,
+    ) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -95,8 +137,8 @@ class RunPipeline:
         codec: ApplicationDecoder,
         recorder: RunRecorder,
         guard: Guard,
-        ledger: AttemptLedger,
-        producer: ConfirmedProducer,
+        ledger: AttemptCounter,
+        producer: OutputProducer,
         encrypt_dlq: Callable[[bytes], bytes],
         dlq_key_id: str,
         clock: Callable[[], datetime] | None = None,

@@ -7,13 +7,16 @@ confirms a DLQ record for poison), and the stream is ``noack()``: an event is
 acked by hand only when its decision (or DLQ record) and all its CoT events are
 confirmed. Faust commits the highest *contiguous* acked offset per partition.
 
-Concurrency without reordering: every partition gets a lane that processes its
-events one after another; up to ``worker_concurrency`` lanes run at once.
+Concurrency without reordering: every partition gets a lane
+(``agents.lanes.PartitionLanes``) that processes its events one after another;
+up to ``worker_concurrency`` lanes run at once. An event that cannot be settled
+at all (its DLQ write failed too) is never skipped: it stays unacked and the app
+crashes (``app.crash``, as Faust itself does for fatal rebalance errors), so the
+process exits and the next start resumes from the last committed offset.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import ssl
@@ -25,6 +28,7 @@ import faust
 from faust.types import EventT, StreamT
 
 from agents.attempts import AttemptLedger
+from agents.lanes import PartitionLanes
 from agents.loan_agent import build_model, loan_agent
 from agents.pipeline import RunPipeline
 from contracts.codec import Codec
@@ -112,66 +116,20 @@ async def open_services(settings: Settings) -> AsyncIterator[WorkerServices]:
         log_filter.detach()
 
 
-class PartitionLanes:
-    """One sequential lane per partition; at most ``concurrency`` lanes busy."""
+def _source(message: Any) -> SourceRef:
+    """Where a Faust message came from, as the pipeline records it."""
+    return SourceRef(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key.decode("utf-8", "replace") if message.key else None,
+    )
 
-    def __init__(self, pipeline: RunPipeline, stream: StreamT[Any], concurrency: int) -> None:
-        self._pipeline = pipeline
-        self._stream = stream
-        self._slots = asyncio.Semaphore(max(1, concurrency))
-        self._queues: dict[tuple[str, int], asyncio.Queue[EventT[Any]]] = {}
-        self._tasks: dict[tuple[str, int], asyncio.Task[None]] = {}
 
-    async def submit(self, event: EventT[Any]) -> None:
-        tp = (event.message.topic, event.message.partition)
-        queue = self._queues.get(tp)
-        if queue is None:
-            queue = self._queues[tp] = asyncio.Queue(maxsize=64)
-            self._tasks[tp] = asyncio.create_task(self._lane(queue), name=f"lane-{tp[0]}-{tp[1]}")
-        await queue.put(event)  # a full lane holds the stream back: backpressure
-
-    async def _lane(self, queue: asyncio.Queue[EventT[Any]]) -> None:
-        while True:
-            event = await queue.get()
-            message = event.message
-            source = SourceRef(
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-                key=message.key.decode("utf-8", "replace") if message.key else None,
-            )
-            headers = _raw_headers(message.headers)
-            try:
-                async with self._slots:
-                    result = await self._pipeline.process(
-                        message.value, message.key, source, headers
-                    )
-            except Exception:
-                # process() dead-letters bad input itself; reaching here means the
-                # DLQ write failed too (broker gone). Not acking keeps the event
-                # for the next owner; this lane stops so later offsets wait too.
-                log.exception(
-                    "could not settle %s/%d@%d; leaving it unacked",
-                    source.topic,
-                    source.partition,
-                    source.offset,
-                )
-                raise
-            log.debug(
-                "%s/%d@%d -> %s", source.topic, source.partition, source.offset, result.status
-            )
-            await self._stream.ack(event)
-            queue.task_done()
-
-    async def drain(self, timeout_s: float) -> None:
-        """Let lanes finish what they hold (clean shutdown), then stop them."""
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(
-                asyncio.gather(*(q.join() for q in self._queues.values())), timeout_s
-            )
-        for task in self._tasks.values():
-            task.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+def _describe(event: EventT[Any]) -> str:
+    """``topic/partition@offset`` of an event, for logs and errors."""
+    message = event.message
+    return f"{message.topic}/{message.partition}@{message.offset}"
 
 
 def _raw_headers(headers: Any) -> list[tuple[str, bytes]]:
@@ -228,10 +186,32 @@ def create_app(settings: Settings) -> faust.App:
         # noack() exists on faust.Stream but not on the StreamT protocol.
         manual: StreamT[Any] = stream.noack()  # type: ignore[attr-defined]
         async with open_services(settings) as services:
-            lanes = PartitionLanes(services.pipeline, manual, settings.worker_concurrency)
+            pipeline = services.pipeline
+
+            async def process(event: EventT[Any]) -> None:
+                message = event.message
+                source = _source(message)
+                result = await pipeline.process(
+                    message.value, message.key, source, _raw_headers(message.headers)
+                )
+                log.debug(
+                    "%s/%d@%d -> %s", source.topic, source.partition, source.offset, result.status
+                )
+
+            lanes: PartitionLanes[EventT[Any]] = PartitionLanes(
+                process,
+                manual.ack,
+                concurrency=settings.worker_concurrency,
+                # A lane that cannot settle an event stops the whole worker: the
+                # event stays unacked and a restart resumes from the last commit.
+                on_fatal=app.crash,
+                describe=_describe,
+            )
             try:
                 async for event in manual.events():
-                    await lanes.submit(event)
+                    message = event.message
+                    # After a lane failure submit raises; the app is crashing already.
+                    await lanes.submit((message.topic, message.partition), event)
             finally:
                 await lanes.drain(timeout_s=20.0)
 

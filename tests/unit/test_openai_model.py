@@ -140,6 +140,36 @@ async def test_length_cut_off_is_an_output_error(server: FakeOpenAIServer) -> No
     assert turn.attempts[0].finish_reasons == ("length",)
 
 
+async def test_content_filter_stop_is_a_terminal_refusal(server: FakeOpenAIServer) -> None:
+    # openai's parse raises ContentFilterFinishReasonError on this finish reason;
+    # the try is still recorded whole (ids, tokens, what was said) and not retried.
+    partial = '{"step": {"type": "thought", "reasoning": "the applic'
+    server.enqueue(
+        ScriptedResponse.content(
+            partial,
+            finish_reason="content_filter",
+            response_id="chatcmpl-cf",
+            prompt_tokens=90,
+            completion_tokens=3,
+        ),
+        ScriptedResponse.step(THOUGHT),
+    )
+    model = make_model(server)
+    turn = await ask(model)
+
+    assert turn.output is None
+    (attempt,) = turn.attempts
+    assert (attempt.status, attempt.error_type) == ("error", "ModelRefusalError")
+    assert attempt.error_message == "stopped by the content filter"
+    assert attempt.finish_reasons == ("content_filter",)
+    assert attempt.response_id == "chatcmpl-cf" and attempt.response_model == "gpt-test"
+    assert (attempt.input_tokens, attempt.output_tokens) == (90, 3)
+    assert attempt.output_json == partial  # what the model said before the filter stopped it
+    assert attempt.request_hash == request_hash(model.info, TRANSCRIPT, AgentStep)
+    assert attempt.call_attempt == 1
+    assert server.pending == 1  # terminal: not retried, not fed back
+
+
 async def test_429_backs_off_as_the_server_asks(server: FakeOpenAIServer) -> None:
     sleeps = Sleeps()
     server.enqueue(
@@ -231,14 +261,21 @@ async def run_through(server: FakeOpenAIServer, **kw: object) -> list[CotEvent]:
 
 
 @pytest.mark.parametrize(
-    ("script", "calls", "last"),
+    ("script", "calls", "last", "options"),
     [
-        ([ScriptedResponse.step(DECISION)], [("ok", None)], "RUN_COMPLETED"),
-        ([ScriptedResponse.refusal()], [("error", "ModelRefusalError")], "RUN_FAILED"),
+        ([ScriptedResponse.step(DECISION)], [("ok", None)], "RUN_COMPLETED", {}),
+        ([ScriptedResponse.refusal()], [("error", "ModelRefusalError")], "RUN_FAILED", {}),
+        (
+            [ScriptedResponse.content("{oops", finish_reason="content_filter")],
+            [("error", "ModelRefusalError")],
+            "RUN_FAILED",
+            {},
+        ),
         (
             [ScriptedResponse.content("{oops"), ScriptedResponse.step(DECISION)],
             [("error", "ModelOutputError"), ("ok", None)],
             "RUN_COMPLETED",
+            {},
         ),
         (
             [
@@ -247,23 +284,37 @@ async def run_through(server: FakeOpenAIServer, **kw: object) -> list[CotEvent]:
             ],
             [("error", "ModelUnavailableError"), ("ok", None)],
             "RUN_COMPLETED",
+            {},
         ),
         (
             [ScriptedResponse.error(500)] * 3,
             [("error", "ModelUnavailableError")] * 3,
             "RUN_FAILED",
+            {},
+        ),
+        (
+            # The first answer comes after the client's timeout: a recorded,
+            # retried failure, then the decision.
+            [
+                dataclasses.replace(ScriptedResponse.step(DECISION), delay_s=5.0),
+                ScriptedResponse.step(DECISION),
+            ],
+            [("error", "ModelUnavailableError"), ("ok", None)],
+            "RUN_COMPLETED",
+            {"timeout_s": 0.3},
         ),
     ],
-    ids=["valid", "refusal", "invalid-then-valid", "429", "500"],
+    ids=["valid", "refusal", "content-filter", "invalid-then-valid", "429", "500", "timeout"],
 )
 async def test_every_attempt_becomes_a_model_call_event(
     server: FakeOpenAIServer,
     script: list[ScriptedResponse],
     calls: list[tuple[str, str | None]],
     last: str,
+    options: dict[str, object],
 ) -> None:
     server.enqueue(*script)
-    events = await run_through(server)
+    events = await run_through(server, **options)
     model_calls = [e for e in events if e.kind == "MODEL_CALL"]
     assert [(c.status, c.error_type) for c in model_calls] == calls
     assert [c.call_attempt for c in model_calls] == list(range(1, len(calls) + 1))
@@ -277,3 +328,18 @@ async def test_every_attempt_becomes_a_model_call_event(
     bad = [c for c in model_calls if c.status == "error" and c.output_json is not None]
     for c in bad:  # unparsable output is kept, wrapped as JSON
         assert "unparsed_output" in json.loads(c.output_json or "{}")
+
+
+async def test_content_filter_run_records_the_finish_reason_and_refers(
+    server: FakeOpenAIServer,
+) -> None:
+    server.enqueue(ScriptedResponse.content("{}", finish_reason="content_filter"))
+    events = await run_through(server)
+    assert [e.kind for e in events] == ["RUN_STARTED", "MODEL_CALL", "DECISION", "RUN_FAILED"]
+    model_call, decision, failed = events[1], events[2], events[3]
+    assert model_call.kind == "MODEL_CALL"
+    assert model_call.gen_ai_response_finish_reasons == ["content_filter"]
+    assert model_call.error_type == "ModelRefusalError"
+    assert decision.kind == "DECISION" and decision.outcome == "REFER"
+    assert failed.kind == "RUN_FAILED" and failed.error_type == "ModelRefusalError"
+    assert failed.retryable is False  # a filtered answer will be filtered again

@@ -1,0 +1,89 @@
+"""In-memory stand-ins for the broker-backed parts of the pipeline.
+
+``MemoryProducer`` implements :class:`agents.pipeline.OutputProducer` (what
+``contracts.producer.ConfirmedProducer`` offers) and ``MemoryAttemptLedger``
+implements :class:`agents.pipeline.AttemptCounter` (what
+``agents.attempts.AttemptLedger`` offers), so ``RunPipeline`` runs its real
+code in unit tests without Kafka. The producer can be told that the "broker"
+does not confirm a topic; it then fails exactly as the real one does, with a
+retryable :class:`~contracts.errors.RecorderError`.
+
+    producer = MemoryProducer()
+    producer.unconfirmed.add(settings.topics.applications_dlq)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from contracts.errors import RecorderError
+from contracts.producer import Header
+
+__all__ = ["MemoryAttemptLedger", "MemoryProducer", "SentMessage"]
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """One message the fake broker confirmed."""
+
+    topic: str
+    value: bytes | None
+    key: bytes | str | None
+    headers: tuple[Header, ...]
+    partition: int | None = None
+
+    def header(self, name: str) -> bytes | None:
+        """The value of header ``name`` (the first one), or None."""
+        return next((value for key, value in self.headers if key == name), None)
+
+
+class MemoryProducer:
+    """Keeps every confirmed message in ``sent``, in send order.
+
+    Sends to a topic in ``unconfirmed`` raise ``RecorderError`` and keep
+    nothing, as a broker that never acknowledged the write would.
+    """
+
+    def __init__(self) -> None:
+        self.sent: list[SentMessage] = []
+        self.unconfirmed: set[str] = set()
+
+    async def send_and_wait(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | str | None = None,
+        headers: Sequence[Header] | None = None,
+        partition: int | None = None,
+    ) -> SentMessage:
+        """Confirm (keep) the message at once, or fail as an unconfirmed delivery."""
+        if topic in self.unconfirmed:
+            # Same class, fields and retry hint as ConfirmedProducer's delivery failure.
+            raise RecorderError(
+                "broker did not confirm delivery",
+                topic=topic,
+                kafka_error="MemoryProducer: topic marked unconfirmed",
+                retryable=True,
+            )
+        message = SentMessage(topic, value, key, tuple(headers or ()), partition)
+        self.sent.append(message)
+        return message
+
+    def on(self, topic: str) -> list[SentMessage]:
+        """The confirmed messages of ``topic``, in send order."""
+        return [m for m in self.sent if m.topic == topic]
+
+
+class MemoryAttemptLedger:
+    """Counts attempts per trace id in a dict (one process, no crash survival)."""
+
+    def __init__(self) -> None:
+        self.attempts: dict[str, int] = {}
+
+    async def begin(self, trace_id: str, partition: int, input_offset: int) -> int:
+        """The next attempt number of ``trace_id`` (1 for a first run)."""
+        attempt = self.attempts.get(trace_id, 0) + 1
+        self.attempts[trace_id] = attempt
+        return attempt

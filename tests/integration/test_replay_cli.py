@@ -73,6 +73,21 @@ def check_cli(
     out = capsys.readouterr().out
     assert ids[1] in out and ids[0] not in out and "1 traces" in out
 
+    # A known trace: its timeline, as text and as JSON, in seq order.
+    assert main(["trace", ids[2]]) == 0
+    out = capsys.readouterr().out
+    assert ids[2] in out and "RUN_STARTED" in out and "DECISION" in out and "DECLINE" in out
+    assert main(["trace", ids[2], "--json"]) == 0
+    timeline = json.loads(capsys.readouterr().out)
+    assert timeline["trace_id"] == ids[2]
+    events = [e for a in timeline["attempts"] for e in a["events"]]
+    assert [e["seq"] for e in events] == list(range(len(events)))
+    assert events[0]["kind"] == "RUN_STARTED" and events[-1]["kind"] == "RUN_COMPLETED"
+
+    # A well-formed id nobody recorded.
+    assert main(["replay", "verify", unknown]) == 2
+    assert unknown in capsys.readouterr().err
+
 
 def test_cli_unknown_ids_and_trace_list(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], settings: Settings

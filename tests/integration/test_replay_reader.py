@@ -22,7 +22,7 @@ from contracts.governance import apply_contracts
 from contracts.schema_files import contract, subject_for
 from contracts.settings import Settings
 from replay.index import TraceIndex
-from replay.reader import KIND_HEADER, CotReader
+from replay.reader import KIND_HEADER, CotReader, Segment
 from replay.synthetic import synthetic_run, synthetic_trace_id
 
 pytestmark = pytest.mark.integration
@@ -177,3 +177,30 @@ async def test_selection_by_agent_version_and_time(settings: Settings, codec: Co
 
 async def test_schema_v1_and_v2_records_in_one_read(settings: Settings, codec: Codec) -> None:
     await check_schema_v1_and_v2_in_one_read(settings, codec)
+
+
+async def test_reading_by_offsets_returns_exactly_that_range(
+    settings: Settings, codec: Codec
+) -> None:
+    create_cot_topic(settings)
+    ids = [synthetic_trace_id(i, "offsets" + settings.topics.prefix) for i in range(4)]
+    await produce(settings, codec, [e for t in ids for e in synthetic_run(t)])
+    async with CotReader(settings, codec, chain_verifier=None) as reader:
+        everything = await reader.read_raw(await reader.scan_segments())
+        # The records of one trace sit in one partition, contiguous here (one producer).
+        target = ids[2]
+        mine = [r for r in everything if r.key == target]
+        partition = mine[0].partition
+        first, last = mine[0].offset, mine[-1].offset
+        assert {r.partition for r in mine} == {partition}
+        got = await reader.read_raw([Segment(partition, first, last)])
+        assert [(r.partition, r.offset) for r in got] == [
+            (partition, o) for o in range(first, last + 1)
+        ]
+        others = [r for r in got if r.key != target]
+        histories = reader.histories(await reader.decode(got))
+        assert {h.trace_id for h in histories} == {target} | {r.key for r in others}
+        # A range past the end is clamped to what exists, not an error.
+        _, high = reader.watermarks_sync(partition)
+        tail = await reader.read_raw([Segment(partition, high - 1, high + 100)])
+        assert [r.offset for r in tail] == [high - 1]

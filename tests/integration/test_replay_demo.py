@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -54,13 +55,17 @@ def test_demo_then_verify_all_reproduces_every_trace(
     doc = json.loads(capsys.readouterr().out)["traces"][0]
     assert any(r["mode"] == "VERIFY" and r["status"] == "REPRODUCED" for r in doc["replays"])
 
+    def reevaluate(*options: str) -> tuple[int, dict[str, Any]]:
+        code = main(["replay", "reevaluate", "--all", *options, "--json"])
+        return code, json.loads(capsys.readouterr().out)
+
     # Re-evaluation writes to the replays topic only.
     written = {
         t: _end_offsets(settings, t) for t in (settings.topics.cot, settings.topics.decisions)
     }
     replays_before = sum(_end_offsets(settings, settings.topics.replays).values())
-    assert main(["replay", "reevaluate", "--all", "--model-profile", "strict", "--json"]) == 0
-    strict = json.loads(capsys.readouterr().out)
+    code, strict = reevaluate("--model-profile", "strict")
+    assert code == 0
     assert strict["total"] >= 200 and strict["errors"] == []
     assert strict["changed"] > 0, "the strict profile should change some decisions"
     assert sum(strict["transitions"].values()) == strict["changed"]
@@ -68,42 +73,14 @@ def test_demo_then_verify_all_reproduces_every_trace(
     assert len(changed) == strict["changed"]
     assert "DECLINE->APPROVE" not in strict["transitions"]  # stricter never approves a decline
 
-    assert (
-        main(
-            [
-                "replay",
-                "reevaluate",
-                "--all",
-                "--model-profile",
-                "standard",
-                "--prompt-version",
-                "v2",
-                "--json",
-            ]
-        )
-        == 0
-    )
-    v2 = json.loads(capsys.readouterr().out)
+    code, v2 = reevaluate("--model-profile", "standard", "--prompt-version", "v2")
+    assert code == 0
     assert v2["total"] == strict["total"] and v2["errors"] == []
     assert all(t["first_diff_step"] == 0 for t in v2["traces"] if t["status"] != "ABORTED")
 
     # A prompt version this code does not have: every trace says so, none crashes the batch.
-    assert (
-        main(
-            [
-                "replay",
-                "reevaluate",
-                "--all",
-                "--model-profile",
-                "standard",
-                "--prompt-version",
-                "v9",
-                "--json",
-            ]
-        )
-        == 1
-    )
-    missing = json.loads(capsys.readouterr().out)
+    code, missing = reevaluate("--model-profile", "standard", "--prompt-version", "v9")
+    assert code == 1
     assert len(missing["errors"]) == 200
     assert all("prompt version" in e["message"] for e in missing["errors"])
 

@@ -267,25 +267,30 @@ def test_fast_cel_converts_only_the_fields_a_rule_reads(expr: str, fields: set[s
     assert (None if found is None else set(found)) == fields
 
 
-def test_fast_cel_projection_keeps_has_semantics() -> None:
+def _fast_cel(executor: Any, expr: str, message: dict[str, Any]) -> bool:
+    """One CONDITION rule through ``executor`` as confluent's serializer calls it."""
     from confluent_kafka.schema_registry import Rule, RuleKind, RuleMode
     from confluent_kafka.schema_registry.serde import RuleContext
     from confluent_kafka.serialization import MessageField, SerializationContext
 
+    rule = Rule(
+        name="r", doc=None, kind=RuleKind.CONDITION, mode=RuleMode.WRITE, type="CEL",
+        tags=None, params=None, expr=expr, on_success=None, on_failure=None, disabled=False,
+    )  # fmt: skip
+    ctx = RuleContext(
+        None, SerializationContext("t", MessageField.VALUE), None, None, "t-value",
+        RuleMode.WRITE, rule, 0, [rule], None, None,
+    )  # fmt: skip
+    return bool(executor.transform(ctx, message))
+
+
+def test_fast_cel_projection_keeps_has_semantics() -> None:
     from contracts.cel_fast import FastCelExecutor
 
     executor = FastCelExecutor()
 
     def run(expr: str, message: dict[str, Any]) -> bool:
-        rule = Rule(
-            name="r", doc=None, kind=RuleKind.CONDITION, mode=RuleMode.WRITE, type="CEL",
-            tags=None, params=None, expr=expr, on_success=None, on_failure=None, disabled=False,
-        )  # fmt: skip
-        ctx = RuleContext(
-            None, SerializationContext("t", MessageField.VALUE), None, None, "t-value",
-            RuleMode.WRITE, rule, 0, [rule], None, None,
-        )  # fmt: skip
-        return bool(executor.transform(ctx, message))
+        return _fast_cel(executor, expr, message)
 
     record = {"amount": 5.0, "notes": None, "other": "x"}
     assert run("message.amount > 1.0", record)
@@ -295,24 +300,12 @@ def test_fast_cel_projection_keeps_has_semantics() -> None:
 
 
 def test_fast_cel_memoised_verdicts_follow_the_values_read() -> None:
-    from confluent_kafka.schema_registry import Rule, RuleKind, RuleMode
-    from confluent_kafka.schema_registry.serde import RuleContext
-    from confluent_kafka.serialization import MessageField, SerializationContext
-
     from contracts.cel_fast import FastCelExecutor
 
     executor = FastCelExecutor()
 
     def run(expr: str, message: dict[str, Any]) -> bool:
-        rule = Rule(
-            name="r", doc=None, kind=RuleKind.CONDITION, mode=RuleMode.WRITE, type="CEL",
-            tags=None, params=None, expr=expr, on_success=None, on_failure=None, disabled=False,
-        )  # fmt: skip
-        ctx = RuleContext(
-            None, SerializationContext("t", MessageField.VALUE), None, None, "t-value",
-            RuleMode.WRITE, rule, 0, [rule], None, None,
-        )  # fmt: skip
-        return bool(executor.transform(ctx, message))
+        return _fast_cel(executor, expr, message)
 
     hex_rule = "message.trace_id.matches('^[0-9a-f]{32}$')"
     good, bad = "4bf92f3577b34da6a3ce929d0e0e4736", "4BF92F3577B34DA6A3CE929D0E0E4736"

@@ -2,11 +2,24 @@
 truth; the registry is brought in line with them.
 
 :func:`plan_contracts` compares every local contract with the registry and
-asks the registry for a compatibility verdict (never decided locally);
-:func:`apply_contracts` sets each subject's compatibility level (BACKWARD,
-BACKWARD_TRANSITIVE for the CoT subject) and registers what changed, with its
-``ruleSet``. Applying twice is a no-op the second time: a subject whose latest
-version already holds the same schema and rules is left alone.
+gives each changed subject a compatibility verdict under the level it is
+governed with (BACKWARD, BACKWARD_TRANSITIVE for the CoT subject), which is the
+level :func:`apply_contracts` sets before it registers:
+
+* when the registry already holds that level for the subject (its own or the
+  global one), the registry decides (its compatibility-test endpoint, verbose);
+* otherwise the registry would judge under a level that is about to change,
+  and it cannot be asked about another level without writing its config
+  (which a plan, a dry run or ``check`` must not do). The subject's live
+  versions are then read from the registry and judged under the governed level
+  by Apache Avro's checker (:mod:`contracts.registry.compatibility`, the
+  checker the embedded registry itself runs).
+
+:func:`apply_contracts` checks the plan as a whole and writes nothing (no
+level, no version) when any subject is incompatible; otherwise it sets each
+subject's level and registers what changed, with its ``ruleSet``. Applying
+twice is a no-op the second time: a subject whose latest version already holds
+the same schema and rules is left alone.
 
 Every registry call goes through a client with bounded retries; an unreachable
 registry raises :class:`~contracts.errors.RegistryUnavailableError` within
@@ -18,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +41,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from contracts.codec import registry_call, registry_client
 from contracts.errors import RegistryError, SchemaIncompatibleError
+from contracts.registry.compatibility import InvalidSchemaError, check_compatibility, parse_avro
 from contracts.rules import rule_set_for
 from contracts.schema_files import CONTRACTS, load_schemas, schema_text, subject_for
 from contracts.settings import Settings
@@ -42,6 +57,7 @@ __all__ = [
 ]
 
 Action = Literal["NEW_SUBJECT", "NEW_VERSION", "UNCHANGED"]
+JudgedBy = Literal["registry", "avro-checker"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +77,8 @@ class SubjectPlan:
     """The registry's explanation when incompatible (names the field)."""
     registered_version: int | None = None
     schema_id: int | None = None
+    judged_by: JudgedBy | None = None
+    """Who gave the verdict of a new version (``None``: nothing to judge)."""
 
     @property
     def changes(self) -> bool:
@@ -90,6 +108,9 @@ class Plan:
         lines = []
         for s in self.subjects:
             verdict = "compatible" if s.compatible else "INCOMPATIBLE"
+            if s.judged_by == "avro-checker":
+                # The registry's level is about to change: judged at the new level.
+                verdict += "*"
             compat = s.compatibility
             if s.current_compatibility != s.compatibility:
                 compat = f"{s.current_compatibility or 'unset'} -> {s.compatibility}"
@@ -100,8 +121,15 @@ class Plan:
             lines.append(line)
             lines.extend(f"    {message}" for message in s.messages)
         header = "applied:" if self.applied else "plan:"
-        footer = "no changes" if not self.changes else ""
-        return "\n".join([header, *lines, *([footer] if footer else [])])
+        footers = []
+        if any(s.judged_by == "avro-checker" for s in self.subjects):
+            footers.append(
+                "* judged at the governed level by Apache Avro's checker against the "
+                "registry's versions (the registry's own level differs until applied)"
+            )
+        if not self.changes:
+            footers.append("no changes")
+        return "\n".join([header, *lines, *footers])
 
 
 def _normalise_rules(rule_set: Any) -> list[dict[str, Any]]:
@@ -165,17 +193,46 @@ def _subject_compatibility(
         raise RegistryError(str(exc), subject=subject, status=exc.http_status_code) from exc
 
 
+def _effective_compatibility(
+    settings: Settings, client: SchemaRegistryClient, current: str | None
+) -> str:
+    """The level the registry applies to a subject: its own, else the global one."""
+    if current is not None:
+        return current
+    try:
+        level: str = _call(settings, client.get_compatibility, what="global compatibility")
+        return level
+    except SchemaRegistryError as exc:
+        raise RegistryError(str(exc), status=exc.http_status_code) from exc
+
+
 def _test_compatibility(
     settings: Settings, client: SchemaRegistryClient, subject: str, schema: Schema, transitive: bool
 ) -> tuple[bool, tuple[str, ...]]:
+    """The registry's verdict under the subject's current level, with its messages."""
     # The registry decides (Avro's own resolution rules), with verbose messages
     # naming the offending field. Transitive subjects are tested against all versions.
     version_path = "versions" if transitive else "versions/latest"
     url = f"compatibility/subjects/{subject}/{version_path}?verbose=true"
+    # Private on purpose: confluent-kafka's public test_compatibility() and
+    # test_compatibility_all_versions() (2.16) return only response["is_compatible"]
+    # and drop "messages", the registry's explanation that names the field; no
+    # public method returns it. _rest_client is the same REST layer those methods
+    # use (auth, TLS, bounded retries). Should a release drop it, fall back to the
+    # public call and say that the registry gave no details.
+    rest = getattr(client, "_rest_client", None)
     try:
+        if rest is None:
+            public = (
+                client.test_compatibility_all_versions if transitive else client.test_compatibility
+            )
+            ok: bool = _call(
+                settings, public, subject, schema, verbose=True, what=f"compatibility of {subject}"
+            )
+            return ok, (() if ok else ("the registry refused it (this client gives no details)",))
         response = _call(
             settings,
-            client._rest_client.post,
+            rest.post,
             url,
             body=schema.to_dict(),
             what=f"compatibility test of {subject}",
@@ -188,6 +245,38 @@ def _test_compatibility(
     schema_dict = json.loads(schema.schema_str or "{}")
     messages = tuple(_name_fields(str(m), schema_dict) for m in response.get("messages") or ())
     return compatible, (() if compatible else messages)
+
+
+def _check_at_level(
+    settings: Settings, client: SchemaRegistryClient, subject: str, schema: Schema, level: str
+) -> tuple[bool, tuple[str, ...]]:
+    """Judge ``schema`` under ``level`` against the subject's live versions in the registry.
+
+    For a subject whose registry level differs from ``level``: the registry can
+    only judge under the level it holds. Its versions are read (the registry's
+    own texts) and Apache Avro's checker decides, as the registry will once
+    ``level`` is set.
+    """
+    try:
+        numbers: list[int] = _call(
+            settings, client.get_versions, subject, what=f"versions of {subject}"
+        )
+        earlier = []
+        for number in sorted(numbers):
+            registered: RegisteredSchema = _call(
+                settings,
+                client.get_version,
+                subject,
+                number,
+                what=f"version {number} of {subject}",
+            )
+            earlier.append((number, parse_avro(registered.schema.schema_str or "")))
+    except SchemaRegistryError as exc:
+        raise RegistryError(str(exc), subject=subject, status=exc.http_status_code) from exc
+    except InvalidSchemaError as exc:
+        return False, (f"a registered version cannot be judged here: {exc}",)
+    report = check_compatibility(parse_avro(schema.schema_str or ""), earlier, level)
+    return report.compatible, report.messages
 
 
 _FIELD_PATH = re.compile(r"(/fields/\d+(?:/type(?:/fields/\d+)?)*)")
@@ -241,6 +330,7 @@ def _plan(settings: Settings, client: SchemaRegistryClient, local: dict[str, Sch
         latest = _latest(settings, client, subject)
         current = _subject_compatibility(settings, client, subject) if latest is not None else None
         messages: tuple[str, ...] = ()
+        judged_by: JudgedBy | None = None
         if latest is None:
             action: Action = "NEW_SUBJECT"
             compatible = True
@@ -249,9 +339,17 @@ def _plan(settings: Settings, client: SchemaRegistryClient, local: dict[str, Sch
             compatible = True
         else:
             action = "NEW_VERSION"
-            compatible, messages = _test_compatibility(
-                settings, client, subject, schema, spec.transitive
-            )
+            # Judged under the level apply sets, not the one the registry holds now.
+            if _effective_compatibility(settings, client, current) == spec.compatibility:
+                judged_by = "registry"
+                compatible, messages = _test_compatibility(
+                    settings, client, subject, schema, spec.transitive
+                )
+            else:
+                judged_by = "avro-checker"
+                compatible, messages = _check_at_level(
+                    settings, client, subject, schema, spec.compatibility
+                )
         subjects.append(
             SubjectPlan(
                 contract=spec.name,
@@ -265,6 +363,7 @@ def _plan(settings: Settings, client: SchemaRegistryClient, local: dict[str, Sch
                 schema_id=latest.schema_id
                 if latest is not None and action == "UNCHANGED"
                 else None,
+                judged_by=judged_by,
             )
         )
     return Plan(tuple(subjects))
@@ -276,28 +375,33 @@ def apply_contracts(
     schema_dir: Path | None = None,
     dry_run: bool = False,
     client: SchemaRegistryClient | None = None,
+    on_plan: Callable[[Plan], None] | None = None,
 ) -> Plan:
     """Bring the registry in line with the local contracts; return what was done.
 
-    Nothing is registered when any subject is incompatible: the plan is
-    checked as a whole first and :class:`SchemaIncompatibleError` names the
-    subject and the registry's messages. ``dry_run`` returns the plan only.
+    The plan is made first (and handed to ``on_plan``, which the CLI prints).
+    Nothing is written, no level and no version, when any subject in it is
+    incompatible: :class:`SchemaIncompatibleError` names the first such subject,
+    all of them (``subjects``) and the messages. ``dry_run`` returns the plan only.
     """
     own = client is None
     client = client if client is not None else registry_client(settings)
     try:
         local = _local_schemas(settings, schema_dir)
         plan = _plan(settings, client, local)
+        if on_plan is not None:
+            on_plan(plan)
         if dry_run:
             return plan
-        for s in plan.subjects:
-            if not s.compatible:
-                raise SchemaIncompatibleError(
-                    "local schema is incompatible with the registry",
-                    subject=s.subject,
-                    messages=list(s.messages),
-                )
-        done = []
+        refused = [s for s in plan.subjects if not s.compatible]
+        if refused:
+            raise SchemaIncompatibleError(
+                "local schema is incompatible with the registry; nothing was registered",
+                subject=refused[0].subject,
+                subjects=[s.subject for s in refused],
+                messages=[m for s in refused for m in s.messages],
+            )
+        done: list[SubjectPlan] = []
         for s in plan.subjects:
             if s.current_compatibility != s.compatibility:
                 # Level first: the registration below is then judged by it.
@@ -311,7 +415,7 @@ def apply_contracts(
             if s.action == "UNCHANGED":
                 done.append(s)
                 continue
-            done.append(_register(settings, client, s, local[s.contract]))
+            done.append(_register(settings, client, s, local[s.contract], done))
         return Plan(tuple(done), applied=True)
     finally:
         if own:
@@ -319,7 +423,11 @@ def apply_contracts(
 
 
 def _register(
-    settings: Settings, client: SchemaRegistryClient, s: SubjectPlan, schema: Schema
+    settings: Settings,
+    client: SchemaRegistryClient,
+    s: SubjectPlan,
+    schema: Schema,
+    done: list[SubjectPlan],
 ) -> SubjectPlan:
     try:
         registered: RegisteredSchema = _call(
@@ -331,10 +439,13 @@ def _register(
         )
     except SchemaRegistryError as exc:
         if exc.http_status_code == 409:
+            # The plan said compatible: someone changed the subject meanwhile, or
+            # the registry's checker disagrees with Avro's. Say what is already done.
             raise SchemaIncompatibleError(
                 "the registry refused the new version",
                 subject=s.subject,
                 messages=[exc.error_message],
+                already_applied=[d.subject for d in done if d.changes],
             ) from exc
         raise RegistryError(str(exc), subject=s.subject, status=exc.http_status_code) from exc
     version = registered.version

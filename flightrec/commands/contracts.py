@@ -1,7 +1,9 @@
 """``flightrec contracts``: governance of the Avro schemas and data-contract rules.
 
 ``apply [--dry-run]`` prints the plan (per subject: new subject / new version /
-unchanged, the registry's compatibility verdict) and registers what changed;
+unchanged, the compatibility verdict under the level apply sets), then, unless
+``--dry-run`` or any subject is incompatible (then nothing is written),
+registers what changed and prints the result;
 ``check`` is the CI gate (exit 1 when a local schema is incompatible with the
 registry's latest); ``show SUBJECT [--version N]`` prints a registered version.
 """
@@ -51,18 +53,29 @@ def _quiet_http() -> None:
 
 def _apply(args: argparse.Namespace, settings: Settings) -> int:
     _quiet_http()
-    from contracts.governance import apply_contracts, plan_contracts
+    from contracts.governance import Plan, apply_contracts
 
-    if args.dry_run:
-        plan = plan_contracts(settings, schema_dir=args.schema_dir)
-        print(plan.render())
-        return 0 if plan.ok else 1
+    def show(plan: Plan) -> None:
+        # The plan comes first, before anything is written.
+        print(plan.render(), flush=True)
+
     try:
-        result = apply_contracts(settings, schema_dir=args.schema_dir)
+        result = apply_contracts(
+            settings, schema_dir=args.schema_dir, dry_run=args.dry_run, on_plan=show
+        )
     except SchemaIncompatibleError as exc:
-        print(plan_contracts(settings, schema_dir=args.schema_dir).render())
-        print(f"flightrec: {exc}")
+        # The plan above already shows the registry's messages for each subject.
+        subjects = exc.context.get("subjects") or [exc.context.get("subject")]
+        print(f"flightrec: {exc.message}: {', '.join(map(str, subjects))}")
+        if "already_applied" in exc.context:
+            # Refused at registration although the plan said compatible.
+            for message in exc.context.get("messages") or ():
+                print(f"    {message}")
+            done = ", ".join(exc.context["already_applied"]) or "nothing"
+            print(f"flightrec: applied before the refusal: {done}")
         return 1
+    if args.dry_run:
+        return 0 if result.ok else 1
     print(result.render())
     return 0
 

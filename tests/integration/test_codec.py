@@ -69,28 +69,47 @@ def _read_one(settings: Settings, topic: str) -> Message:
         consumer.close()
 
 
+# Every application rule, with the DLQ action configured (``DLQ,ERROR``): one
+# failing record each, which must reach the DLQ and still fail the caller.
+APPLICATION_RULE_CASES = [
+    ("application_amount_positive", "amount", {"amount": 0.0}),
+    ("application_currency_iso4217", "currency", {"currency": "EUX"}),
+    ("application_term_bounds", "term_months", {"term_months": 361}),
+    ("application_applicant_adult", "applicant_age", {"applicant_age": 17}),
+]
+
+
+@pytest.mark.parametrize(
+    ("rule", "field", "bad"), APPLICATION_RULE_CASES, ids=[c[0] for c in APPLICATION_RULE_CASES]
+)
 async def test_application_rule_violation_reaches_the_dlq_and_raises(
-    codec: Codec, settings: Settings
+    codec: Codec, settings: Settings, rule: str, field: str, bad: dict[str, object]
 ) -> None:
-    bad = sample_application(application_id="app-under-age", applicant_age=17)
+    application_id = f"app-{rule}"
+    bad_record = sample_application(application_id=application_id, **bad)
     with pytest.raises(RuleViolationError) as info:
-        await codec.encode_application(bad)
-    assert info.value.context["rule"] == "application_applicant_adult"
-    assert info.value.context["field"] == "applicant_age"
+        await codec.encode_application(bad_record)
+    # The caller learns which rule failed on which field.
+    assert info.value.context["rule"] == rule
+    assert info.value.context["field"] == field
+    assert rule in str(info.value) and field in str(info.value)
     dlq = settings.topics.applications_dlq
     assert info.value.context["dlq_topic"] == dlq
 
     msg = await asyncio.to_thread(_read_one, settings, dlq)
-    assert msg.key() == b"app-under-age"
+    assert msg.key() == application_id.encode()
     headers = dict(msg.headers() or [])
-    assert headers["__rule.name"] == b"application_applicant_adult"
+    assert headers["__rule.name"] == rule.encode()
+    assert headers["__rule.mode"] == b"WRITE"
     assert headers["__rule.subject"] == subject_for(contract("loan_application"), settings).encode()
-    assert headers["error.field"] == b"applicant_age"
+    assert headers["__rule.topic"] == settings.topics.applications.encode()
+    assert headers["error.field"] == field.encode()
     assert headers["error.class"] == b"RuleViolationError"
     value = msg.value()
     assert isinstance(value, bytes)
     body = json.loads(value)
-    assert body["applicant_age"] == 17
+    assert body["application_id"] == application_id
+    assert body[field] == bad[field]
     # PII never reaches the DLQ in clear.
     assert b"Ada Lovelace" not in value
     assert body["applicant_name"].startswith(f"hmac-sha256:{settings.pii_key_id}:")

@@ -33,9 +33,13 @@ def test_apply_then_apply_again_is_a_no_op(
     code, out = _run(monkeypatch, capsys, settings, "contracts", "apply", "--dry-run")
     assert code == 0 and out.count("NEW_SUBJECT") == 4 and out.startswith("plan:")
     code, out = _run(monkeypatch, capsys, settings, "contracts", "apply")
-    assert code == 0 and out.startswith("applied:") and "registered=v1" in out
+    # The plan first, then what was registered.
+    plan, _, applied = out.partition("applied:\n")
+    assert code == 0 and plan.startswith("plan:\n") and plan.count("NEW_SUBJECT") == 4
+    assert "registered=" not in plan and applied.count("registered=v1") == 4
     code, out = _run(monkeypatch, capsys, settings, "contracts", "apply")
-    assert code == 0 and out.count("UNCHANGED") == 4 and "no changes" in out
+    plan, _, applied = out.partition("applied:\n")
+    assert code == 0 and plan.count("UNCHANGED") == 4 and "no changes" in applied
     subject = subject_for(contract("cot_event"), settings)
     code, out = _run(monkeypatch, capsys, settings, "contracts", "show", subject, "--version", "1")
     assert code == 0
@@ -69,3 +73,8 @@ def test_check_fails_on_an_incompatible_local_edit(
         monkeypatch, capsys, settings, "contracts", "apply", "--schema-dir", str(schema_dir)
     )
     assert code == 1
+    assert out.startswith("plan:\n") and "INCOMPATIBLE" in out and "applied:" not in out
+    assert "nothing was registered" in out
+    replays = subject_for(contract("replay_result"), settings)
+    code, out = _run(monkeypatch, capsys, settings, "contracts", "show", replays)
+    assert code == 0 and json.loads(out)["version"] == 1

@@ -134,6 +134,112 @@ def test_incompatible_edits_are_refused_naming_the_field(
         client.close()
 
 
+def _drop_field(name: str) -> Any:
+    def edit(schema: dict[str, Any]) -> None:
+        schema["fields"] = [f for f in schema["fields"] if f["name"] != name]
+
+    return edit
+
+
+def _retype_field(name: str, avro_type: str) -> Any:
+    def edit(schema: dict[str, Any]) -> None:
+        for f in schema["fields"]:
+            if f["name"] == name:
+                f["type"] = avro_type
+
+    return edit
+
+
+@pytest.mark.integration
+def test_removing_a_field_is_accepted_under_backward(settings: Settings, tmp_path: Path) -> None:
+    # The Avro rule: a reader skips writer fields it does not declare, so a new
+    # schema without model_profile reads every old record (BACKWARD holds). Only
+    # an old reader, which needs model_profile and has no default for it, could
+    # not read new records: that is FORWARD's concern, not BACKWARD's.
+    apply_contracts(settings)
+    subject = subject_for(contract("loan_decision"), settings)
+    schema_dir = _edited_dir(tmp_path, "loan_decision", _drop_field("model_profile"))
+    plan = plan_contracts(settings, schema_dir=schema_dir)
+    decision = {s.contract: s for s in plan.subjects}["loan_decision"]
+    assert decision.action == "NEW_VERSION" and decision.compatible, decision.messages
+    applied = apply_contracts(settings, schema_dir=schema_dir)
+    assert {s.contract: s for s in applied.subjects}["loan_decision"].registered_version == 2
+    client = registry_client(settings)
+    try:
+        assert client.get_compatibility(subject) == "BACKWARD"
+        assert client.get_versions(subject) == [1, 2]
+    finally:
+        client.close()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("level", ["FORWARD", "FULL"])
+@pytest.mark.parametrize(
+    ("edit", "field", "by_name"),
+    [
+        # The old schema reads new records: model_profile is missing from them
+        # and the old schema has no default for it.
+        (_drop_field("model_profile"), "model_profile", True),
+        # string -> long: neither side reads the other's agent.
+        (_retype_field("agent", "long"), "agent", False),
+    ],
+    ids=["remove-field-without-default", "change-type"],
+)
+def test_the_registry_refuses_removal_and_type_change_with_409_naming_the_field(
+    settings: Settings, tmp_path: Path, level: str, edit: Any, field: str, by_name: bool
+) -> None:
+    apply_contracts(settings)
+    subject = subject_for(contract("loan_decision"), settings)
+    schema_dir = _edited_dir(tmp_path, "loan_decision", edit)
+    edited = load_schemas(schema_dir)["loan_decision"]
+    original = load_schemas()["loan_decision"]
+    index = [f["name"] for f in original["fields"]].index(field)
+    client = registry_client(settings)
+    try:
+        client.set_compatibility(subject, level)
+        with pytest.raises(SchemaRegistryError) as refused:
+            client.register_schema(subject, Schema(schema_text(edited), "AVRO"))
+        assert (refused.value.http_status_code, refused.value.error_code) == (409, 409)
+        message = refused.value.error_message
+        # A missing default is named by the field's name; a type mismatch by its
+        # path (/fields/<index>, the same index in both schemas) at least.
+        assert (
+            f"'{field}'" in message
+            if by_name
+            else (f"'{field}'" in message or f"/fields/{index}" in message)
+        ), message
+        assert client.get_versions(subject) == [1]
+    finally:
+        client.close()
+
+
+@pytest.mark.integration
+def test_plan_is_judged_at_the_level_apply_sets(settings: Settings, tmp_path: Path) -> None:
+    apply_contracts(settings)
+    subject = subject_for(contract("loan_decision"), settings)
+    client = registry_client(settings)
+    try:
+        # Loosened out of band: the registry itself would now accept anything.
+        client.set_compatibility(subject, "NONE")
+        schema_dir = _edited_dir(
+            tmp_path,
+            "loan_decision",
+            lambda s: s["fields"].append({"name": "branch_code", "type": "string"}),
+        )
+        plan = plan_contracts(settings, schema_dir=schema_dir)
+        decision = {s.contract: s for s in plan.subjects}["loan_decision"]
+        assert decision.compatibility == "BACKWARD" and decision.current_compatibility == "NONE"
+        assert not decision.compatible
+        assert any("branch_code" in m for m in decision.messages), decision.messages
+        with pytest.raises(SchemaIncompatibleError):
+            apply_contracts(settings, schema_dir=schema_dir)
+        # Refused as a whole: neither a version nor the level was written.
+        assert client.get_versions(subject) == [1]
+        assert client.get_compatibility(subject) == "NONE"
+    finally:
+        client.close()
+
+
 @pytest.mark.integration
 async def test_events_written_with_v1_are_read_with_the_v2_reader(
     settings: Settings, tmp_path: Path

@@ -167,18 +167,45 @@ async def test_the_same_change_passes_under_none(api: Api, subject: str) -> None
     assert await api.call("get_versions", subject) == [1, 2]
 
 
-async def test_transitive_checks_every_earlier_version(api: Api, subject: str) -> None:
-    # v1 a:int; v2 drops a; v3 brings a back as a string with a default.
+A_INT_DEFAULT = {"name": "a", "type": "int", "default": 0}
+
+# v1 -> v2 -> v3: each step compatible under the level, v3 incompatible with v1.
+TRANSITIVE_CHAINS = [
+    # v2 drops a; v3 brings a back as a string with a default.
     # v3 reads v2 data (a defaults) but not v1 data (int is not a string).
-    v1, v2, v3 = record(A_INT), record(B_INT_DEFAULT), record(B_INT_DEFAULT, A_STR_DEFAULT)
+    ("BACKWARD", [A_INT], [B_INT_DEFAULT], [B_INT_DEFAULT, A_STR_DEFAULT], None),
+    # v2 gives a a default; v3 drops a. v2 reads v3 data (a defaults), v1 cannot
+    # (its a has no default). Every step holds both ways, so FULL as well.
+    ("FORWARD", [A_INT], [A_INT_DEFAULT], [B_INT_DEFAULT], "a"),
+    ("FULL", [A_INT], [A_INT_DEFAULT], [B_INT_DEFAULT], "a"),
+]
+
+
+@pytest.mark.parametrize(
+    ("level", "v1", "v2", "v3", "named"), TRANSITIVE_CHAINS, ids=[c[0] for c in TRANSITIVE_CHAINS]
+)
+async def test_transitive_checks_every_earlier_version(
+    api: Api,
+    subject: str,
+    level: str,
+    v1: list[Any],
+    v2: list[Any],
+    v3: list[Any],
+    named: str | None,
+) -> None:
     plain, transitive = subject, subject + "-tr"
-    await api.call("set_compatibility", transitive, "BACKWARD_TRANSITIVE")
+    await api.call("set_compatibility", plain, level)
+    await api.call("set_compatibility", transitive, f"{level}_TRANSITIVE")
     for s in (plain, transitive):
-        await api.call("register_schema", s, Schema(v1, "AVRO"))
-        await api.call("register_schema", s, Schema(v2, "AVRO"))
-    await api.call("register_schema", plain, Schema(v3, "AVRO"))
-    error = await api.fails("register_schema", transitive, Schema(v3, "AVRO"))
-    assert error.http_status_code == 409
+        await api.call("register_schema", s, Schema(record(*v1), "AVRO"))
+        await api.call("register_schema", s, Schema(record(*v2), "AVRO"))
+    # The non-transitive level tests v3 against v2 only: accepted.
+    await api.call("register_schema", plain, Schema(record(*v3), "AVRO"))
+    error = await api.fails("register_schema", transitive, Schema(record(*v3), "AVRO"))
+    assert (error.http_status_code, error.error_code) == (409, 409)
+    assert "incompatible with an earlier schema" in error.error_message
+    if named is not None:  # a missing default is named; a type mismatch only by path
+        assert f"'{named}'" in error.error_message
     assert await api.call("get_versions", plain) == [1, 2, 3]
     assert await api.call("get_versions", transitive) == [1, 2]
 

@@ -95,6 +95,39 @@ def test_transitive_reaches_past_the_latest_version() -> None:
     assert any("TYPE_MISMATCH" in m and "field 'a'" in m for m in report.messages)
 
 
+A_DEFAULT = {"name": "a", "type": "int", "default": 0}
+A_STRING_DEFAULT = {"name": "a", "type": "string", "default": "x"}
+
+# v1 -> v2 -> v3 where v3 is compatible with v2 but not with v1 under the level.
+TRANSITIVE_CHAINS = [
+    # v2 drops a; v3 brings a back as a string: v3 reads v2 data (a defaults),
+    # not v1 data (an int is not a string).
+    ("BACKWARD", [A], [B_DEFAULT], [B_DEFAULT, A_STRING_DEFAULT], "TYPE_MISMATCH"),
+    # v2 gives a a default, v3 drops a: v2 reads v3 data (a defaults), v1 cannot
+    # (its a has no default). Every step is compatible both ways, hence FULL too.
+    ("FORWARD", [A], [A_DEFAULT], [B_DEFAULT], "READER_FIELD_MISSING_DEFAULT_VALUE"),
+    ("FULL", [A], [A_DEFAULT], [B_DEFAULT], "READER_FIELD_MISSING_DEFAULT_VALUE"),
+]
+
+
+@pytest.mark.parametrize(
+    ("level", "v1", "v2", "v3", "kind"), TRANSITIVE_CHAINS, ids=[c[0] for c in TRANSITIVE_CHAINS]
+)
+def test_each_transitive_level_tests_every_earlier_version(
+    level: str, v1: list[Any], v2: list[Any], v3: list[Any], kind: str
+) -> None:
+    transitive = f"{level}_TRANSITIVE"
+    # The chain up to v2 is valid under both levels (a registry accepts it).
+    assert check_compatibility(rec(*v2), [(1, rec(*v1))], transitive).compatible
+    earlier = [(1, rec(*v1)), (2, rec(*v2))]
+    assert check_compatibility(rec(*v3), earlier, level).compatible
+    report = check_compatibility(rec(*v3), earlier, transitive)
+    assert not report.compatible
+    assert "{oldSchemaVersion: 1}" in report.messages
+    assert f"{{compatibility: '{transitive}'}}" in report.messages
+    assert any(kind in m and "field 'a'" in m for m in report.messages), report.messages
+
+
 def test_messages_name_the_field() -> None:
     report = check_compatibility(rec(A, B), [(4, rec(A))], "BACKWARD")
     first = report.messages[0]

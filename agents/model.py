@@ -4,6 +4,18 @@ Implementations: ``OpenAIModel`` (any OpenAI-compatible endpoint),
 ``PolicyModel`` (deterministic, offline), ``ScriptedModel`` / ``FunctionModel``
 (tests), and replay's ``ReplayModel``. A model returns every attempt it made
 (retries included) so the runner can record each one as a ``MODEL_CALL``.
+
+The run's time budget reaches the model as ``next_step(..., deadline_s=...)``:
+the seconds left when the call is made. It is relative on purpose: the runner
+judges time on ``RunContext`` (the monotonic clock live, the recorded time in
+replay) and the model on its own clock, and "seconds left" means the same on
+both. A model that makes requests bounds each one by it and starts no try or
+backoff that would end past it; when it stops for that reason it returns the
+attempts it made plus a last error attempt of type :data:`BUDGET_ERROR_TYPE`,
+so the record shows every try and why the turn ended. The deadline is not part
+of the request: it is never in :func:`request_hash`, so recordings made before
+it existed replay unchanged. The runner still wraps the call in a timeout a
+little past the deadline, so a model that ignores it cannot hang a run.
 """
 
 from __future__ import annotations
@@ -16,9 +28,11 @@ from typing import Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.steps import AgentStep
+from contracts.errors import BudgetExceededError
 from contracts.events import canonical_json
 
 __all__ = [
+    "BUDGET_ERROR_TYPE",
     "Message",
     "Model",
     "ModelAttempt",
@@ -39,6 +53,10 @@ class Message(BaseModel):
 
 
 Transcript = Sequence[Message]
+
+BUDGET_ERROR_TYPE = BudgetExceededError.__name__
+"""``error_type`` of an attempt (and of ``RUN_FAILED``) that ended because a
+budget of the run (here: its deadline) ran out."""
 
 
 class ModelInfo(BaseModel):
@@ -97,10 +115,21 @@ class Model(Protocol):
     @property
     def info(self) -> ModelInfo: ...
 
-    async def next_step(self, transcript: Transcript, output_type: type[AgentStep]) -> ModelTurn:
+    async def next_step(
+        self,
+        transcript: Transcript,
+        output_type: type[AgentStep],
+        *,
+        deadline_s: float | None = None,
+    ) -> ModelTurn:
         """Return the next step for ``transcript``. Never raises for model-side
         failures: they come back as attempts with ``status="error"`` and
-        ``output=None``."""
+        ``output=None``.
+
+        ``deadline_s`` is the number of seconds the run has left (None: no
+        deadline). A model that waits on anything honours it as the module
+        docstring says; a model that answers at once may ignore it.
+        """
         ...
 
 

@@ -30,7 +30,14 @@ from typing import Any, TypeVar
 
 from agents.agent import Agent
 from agents.context import RunContext
-from agents.model import Message, Model, ModelAttempt, ModelTurn, request_hash
+from agents.model import (
+    BUDGET_ERROR_TYPE,
+    Message,
+    Model,
+    ModelAttempt,
+    ModelTurn,
+    request_hash,
+)
 from agents.steps import DecisionStep, ThoughtStep, ToolCallStep
 from agents.transcript import assistant_message, system_message, tool_message, user_message
 from contracts.errors import ReplayError
@@ -55,7 +62,13 @@ E = TypeVar("E", bound=CotEventBase)
 
 _NOT_ALLOWED = "ToolNotAllowedError"
 _BAD_ARGUMENTS = "ToolArgumentsError"
-_BUDGET = "BudgetExceededError"
+_BUDGET = BUDGET_ERROR_TYPE
+# How long past the run deadline the runner waits for a model before cutting it
+# off. The model is told the deadline and should return by it, with its tries;
+# this outer limit only catches a model that ignores it (a cut-off turn loses
+# its tries). It only has to cover a model noticing its own timeout and
+# returning, which takes milliseconds.
+_DEADLINE_GRACE_S = 0.5
 
 
 class _Emitter:
@@ -145,20 +158,28 @@ def _remaining_s(agent: Agent, ctx: RunContext) -> float:
 
 
 async def _ask(agent: Agent, model: Model, transcript: list[Message], ctx: RunContext) -> ModelTurn:
-    """One model turn; failures (including the run deadline) become error attempts."""
+    """One model turn; failures (including the run deadline) become error attempts.
+
+    The model is given the time left (``deadline_s``) so that it stops its own
+    retries in time and returns the tries it made, ending on a
+    ``BudgetExceededError`` attempt. The outer timeout, a grace later, is only
+    the safety net for a model that ignores the deadline.
+    """
     started = time.monotonic()
-    deadline = asyncio.timeout(_remaining_s(agent, ctx))
+    remaining = _remaining_s(agent, ctx)
+    safety_net = asyncio.timeout(remaining + _DEADLINE_GRACE_S)
     error: tuple[str, str]
     try:
-        async with deadline:
-            return await model.next_step(list(transcript), agent.output_type)
+        async with safety_net:
+            return await model.next_step(list(transcript), agent.output_type, deadline_s=remaining)
     except ReplayError:
         raise
     except TimeoutError as exc:
-        if deadline.expired():
+        if safety_net.expired():
             error = (
                 _BUDGET,
-                f"deadline of {agent.deadline_s:g} s reached while the model was answering",
+                f"deadline of {agent.deadline_s:g} s reached while the model was answering "
+                "(it did not return by the deadline)",
             )
         else:
             error = ("ModelUnavailableError", f"{type(exc).__name__}: {exc}")

@@ -6,6 +6,10 @@ order, after checking that the request the live code now makes hashes to the
 recorded ``request_hash`` (same model, sampling, messages and output type). A
 different request, or a request past the end of the recording, raises
 :class:`~contracts.errors.DivergenceError` naming the step.
+
+The run deadline (``deadline_s``) is not part of the request and is ignored: a
+turn the live model cut short at the deadline is served as recorded, its tries
+and its closing ``BudgetExceededError`` attempt included.
 """
 
 from __future__ import annotations
@@ -126,8 +130,15 @@ class ReplayModel:
         """Recorded turns not asked for (a shorter replay is also a divergence)."""
         return len(self._turns) - self._next
 
-    async def next_step(self, transcript: Transcript, output_type: type[AgentStep]) -> ModelTurn:
-        """The next recorded turn, if the request matches the recorded one."""
+    async def next_step(
+        self,
+        transcript: Transcript,
+        output_type: type[AgentStep],
+        *,
+        deadline_s: float | None = None,
+    ) -> ModelTurn:
+        """The next recorded turn, if the request matches the recorded one
+        (``deadline_s`` is ignored: the record already holds what time allowed)."""
         actual_hash = request_hash(self._info, transcript, output_type)
         if self._next >= len(self._turns):
             raise DivergenceError(

@@ -23,13 +23,13 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from agents.context import RunContext
 from agents.model import Model
 from contracts.errors import DivergenceError, ReplayError
-from contracts.events import CotEvent, DecisionOutcome, ReplayResult, RunStarted
+from contracts.events import CotEvent, DecisionOutcome, ModelCall, ReplayResult, RunStarted
 from replay.history import Attempt, RunHistory
 from replay.replay_model import ReplayModel
 from replay.replay_tools import ReplayToolset
@@ -214,11 +214,31 @@ class _RecordedTime:
     ``elapsed`` is the time between the first event and the one the runner is
     about to make, which is when the live run checked its deadline: a run that
     ran out of time live runs out at the same step in replay.
+
+    One exception: the ``MODEL_CALL`` events of a turn are stamped after the
+    model answered, but the live run checked its deadline before it asked. A
+    turn cut short by the deadline is stamped past it, so judging the check on
+    that stamp would end the replay one turn early. Before a turn ``elapsed``
+    therefore goes back by the recorded latency of the turn's tries (not before
+    the previous event): that is no later than when the last try started,
+    which the live model only does before the deadline.
     """
 
     def __init__(self, attempt: Attempt) -> None:
-        self._times = [e.ts for e in attempt.events]
+        events = attempt.events
+        self._times = [e.ts for e in events]
         self._next = 0
+        # Index of each event that opens a model turn -> the turn's tries' latency.
+        self._turn_latency: dict[int, timedelta] = {}
+        opener: int | None = None
+        for i, event in enumerate(events):
+            if not isinstance(event, ModelCall):
+                opener = None
+            elif event.call_attempt == 1 or opener is None:
+                opener = i
+                self._turn_latency[i] = timedelta(milliseconds=event.latency_ms)
+            else:
+                self._turn_latency[opener] += timedelta(milliseconds=event.latency_ms)
 
     def now(self) -> datetime:
         i = min(self._next, len(self._times) - 1)
@@ -226,7 +246,11 @@ class _RecordedTime:
         return self._times[i]
 
     def elapsed(self) -> float:
-        upcoming = self._times[min(self._next, len(self._times) - 1)]
+        i = min(self._next, len(self._times) - 1)
+        upcoming = self._times[i]
+        latency = self._turn_latency.get(i) if self._next == i else None
+        if latency:
+            upcoming = max(self._times[max(i - 1, 0)], upcoming - latency)
         return (upcoming - self._times[0]).total_seconds()
 
 

@@ -14,9 +14,21 @@ the client's own retries are invisible, and every try must be recorded as a
   filter stop, or any other 4xx: terminal.
 
 When the budget runs out the turn has ``output=None`` and the runner ends the
-run with REFER and ``RUN_FAILED``. Works with OpenAI, Azure OpenAI, vLLM and
-Ollama through ``base_url``; the request uses ``chat.completions.parse`` with the
-pydantic step type as a strict JSON schema.
+run with REFER and ``RUN_FAILED``.
+
+The run deadline (``deadline_s``, seconds left when ``next_step`` is called)
+bounds the turn from inside: each request's timeout is the smaller of
+``timeout_s`` and the time left (and the request is cut off at the deadline
+whatever the transport does), and no retry starts once the deadline has passed
+or its backoff would end after it. Such a turn returns the tries it made, each
+with its status, tokens and latency, then one last error attempt of type
+``BudgetExceededError`` (no request, zero latency) that says why it stopped.
+The deadline is never sent and never hashed: the request is the same with or
+without it.
+
+Works with OpenAI, Azure OpenAI, vLLM and Ollama through ``base_url``; the
+request uses ``chat.completions.parse`` with the pydantic step type as a strict
+JSON schema.
 """
 
 from __future__ import annotations
@@ -31,7 +43,15 @@ import openai
 from openai.types.chat import ChatCompletionMessageParam
 from pydantic import ValidationError
 
-from agents.model import Message, ModelAttempt, ModelInfo, ModelTurn, Transcript, request_hash
+from agents.model import (
+    BUDGET_ERROR_TYPE,
+    Message,
+    ModelAttempt,
+    ModelInfo,
+    ModelTurn,
+    Transcript,
+    request_hash,
+)
 from agents.steps import AgentStep
 from contracts.events import canonical_json
 from contracts.settings import Settings
@@ -194,16 +214,37 @@ class OpenAIModel:
             asked = self._backoff_base_s * 2 ** (transient_failures - 1)
         return min(asked, self._backoff_cap_s)
 
-    async def next_step(self, transcript: Transcript, output_type: type[AgentStep]) -> ModelTurn:
-        """Ask for one step; every try comes back as an attempt (see the module docstring)."""
+    async def next_step(
+        self,
+        transcript: Transcript,
+        output_type: type[AgentStep],
+        *,
+        deadline_s: float | None = None,
+    ) -> ModelTurn:
+        """Ask for one step; every try comes back as an attempt (see the module docstring).
+
+        ``deadline_s``: seconds the run has left; None means only ``timeout_s``
+        and the retry counts bound the turn.
+        """
+        # The deadline on this process's monotonic clock, fixed once: the time
+        # spent in requests and backoffs counts against it.
+        until = None if deadline_s is None else time.monotonic() + max(0.0, deadline_s)
         conversation: list[Message] = list(transcript)
         attempts: list[ModelAttempt] = []
         transient = output_failures = 0
         while True:
             number = len(attempts) + 1
             rhash = request_hash(self._info, conversation, output_type)
+            left = _left_s(until)
+            if left is not None and left <= 0:
+                attempts.append(
+                    _budget_attempt(
+                        rhash, number, f"run deadline reached before try {number} could start"
+                    )
+                )
+                return ModelTurn(output=None, attempts=tuple(attempts))
             started = time.monotonic()
-            result = await self._once(conversation, output_type)
+            result = await self._once(conversation, output_type, left)
             latency = (time.monotonic() - started) * 1000
             attempt = ModelAttempt(
                 request_hash=rhash,
@@ -228,7 +269,21 @@ class OpenAIModel:
                 return ModelTurn(output=result.output, attempts=tuple(attempts))
             if result.kind == "transient" and transient < self._max_retries:
                 transient += 1
-                await self._sleep(self._backoff_s(transient, result.headers))
+                delay = self._backoff_s(transient, result.headers)
+                left = _left_s(until)
+                if left is not None and delay >= left:
+                    # Waiting would only end the run later with nothing more to
+                    # show: stop now, and say why, next to the tries made.
+                    attempts.append(
+                        _budget_attempt(
+                            rhash,
+                            number + 1,
+                            f"retry {number + 1} would start after a {delay:g} s backoff, "
+                            f"past the run deadline ({max(0.0, left):.3f} s left)",
+                        )
+                    )
+                    return ModelTurn(output=None, attempts=tuple(attempts))
+                await self._sleep(delay)
                 continue
             if result.kind == "output" and output_failures < self._max_output_retries:
                 output_failures += 1
@@ -247,16 +302,30 @@ class OpenAIModel:
                 continue
             return ModelTurn(output=None, attempts=tuple(attempts))
 
-    async def _once(self, conversation: list[Message], output_type: type[AgentStep]) -> _Result:
+    async def _once(
+        self, conversation: list[Message], output_type: type[AgentStep], left_s: float | None
+    ) -> _Result:
+        timeout = self._timeout_s if left_s is None else min(self._timeout_s, left_s)
+        # The client's timeout applies per phase (connect, read, ...); this one
+        # makes the run deadline a hard end for the whole request.
+        deadline = asyncio.timeout(left_s)
         try:
-            raw = await self._client.chat.completions.with_raw_response.parse(
-                model=self._model,
-                messages=[_to_openai(m) for m in conversation],
-                response_format=output_type,
-                temperature=self._info.temperature,
-                seed=self._info.seed,
-                timeout=self._timeout_s,
+            async with deadline:
+                raw = await self._client.chat.completions.with_raw_response.parse(
+                    model=self._model,
+                    messages=[_to_openai(m) for m in conversation],
+                    response_format=output_type,
+                    temperature=self._info.temperature,
+                    seed=self._info.seed,
+                    timeout=timeout,
+                )
+        except TimeoutError as exc:
+            why = (
+                f"timeout: no answer in the {timeout:.3f} s left before the run deadline"
+                if deadline.expired()
+                else f"timeout: {type(exc).__name__}: {exc}"
             )
+            return _Result.failed("transient", "ModelUnavailableError", why)
         except openai.APITimeoutError as exc:
             return _Result.failed("transient", "ModelUnavailableError", f"timeout: {exc}")
         except openai.APIConnectionError as exc:
@@ -296,6 +365,24 @@ class OpenAIModel:
         if message.parsed is None:
             return _Result.failed("output", "ModelOutputError", "empty output", reply=reply)
         return _Result(kind="ok", reply=reply, output=message.parsed)
+
+
+def _left_s(until: float | None) -> float | None:
+    """Seconds left before ``until`` (monotonic), or None when there is no deadline."""
+    return None if until is None else until - time.monotonic()
+
+
+def _budget_attempt(rhash: str, number: int, why: str) -> ModelAttempt:
+    # No request was sent: no latency, no tokens. The hash is that of the
+    # request that would have been sent, as for any other try.
+    return ModelAttempt(
+        request_hash=rhash,
+        call_attempt=number,
+        latency_ms=0.0,
+        status="error",
+        error_type=BUDGET_ERROR_TYPE,
+        error_message=why,
+    )
 
 
 @dataclass

@@ -203,8 +203,15 @@ class PolicyModel:
         """Provider ``flightrec``, model ``policy-model-1``, the policy profile."""
         return self._info
 
-    async def next_step(self, transcript: Transcript, output_type: type[AgentStep]) -> ModelTurn:
-        """The next underwriting step for ``transcript``."""
+    async def next_step(
+        self,
+        transcript: Transcript,
+        output_type: type[AgentStep],
+        *,
+        deadline_s: float | None = None,
+    ) -> ModelTurn:
+        """The next underwriting step for ``transcript`` (computed at once, so
+        ``deadline_s`` needs no handling)."""
         started = time.perf_counter()
         step = self.plan(transcript)
         response_id = "policy-" + request_hash(self._info, transcript, output_type)[:16]

@@ -34,7 +34,8 @@ class ScriptedModel:
     A step becomes a successful one-attempt turn; an exception becomes a failed
     attempt (``output=None``); a ``ModelTurn`` is returned as is. Past the end
     of the script every call fails with ``ModelOutputError``. ``requests`` keeps
-    every transcript received, for assertions.
+    every transcript received and ``deadlines`` every ``deadline_s``, for
+    assertions. It answers at once, so it has no use for the deadline itself.
     """
 
     def __init__(
@@ -44,6 +45,7 @@ class ScriptedModel:
         self._next = 0
         self._info = ModelInfo(provider="flightrec", model=model, profile=profile)
         self.requests: list[list[Message]] = []
+        self.deadlines: list[float | None] = []
 
     @property
     def info(self) -> ModelInfo:
@@ -55,9 +57,16 @@ class ScriptedModel:
         """Scripted entries not served yet."""
         return len(self._script) - self._next
 
-    async def next_step(self, transcript: Transcript, output_type: type[AgentStep]) -> ModelTurn:
+    async def next_step(
+        self,
+        transcript: Transcript,
+        output_type: type[AgentStep],
+        *,
+        deadline_s: float | None = None,
+    ) -> ModelTurn:
         """The next scripted answer (see the class docstring)."""
         self.requests.append(list(transcript))
+        self.deadlines.append(deadline_s)
         if self._next >= len(self._script):
             return error_turn(
                 self._info, transcript, output_type, "ModelOutputError", "the script is exhausted"
@@ -82,6 +91,8 @@ class FunctionModel:
 
     ``fn`` returns a step or a ``ModelTurn``; an exception it raises becomes a
     failed attempt, so a buggy test function is recorded rather than crashing.
+    ``deadline_s`` is accepted and ignored: a slow or hanging ``fn`` is how tests
+    show that the runner's own timeout still ends a model that overruns.
     """
 
     def __init__(
@@ -95,7 +106,13 @@ class FunctionModel:
         """Provider ``flightrec``, the function model name and profile."""
         return self._info
 
-    async def next_step(self, transcript: Transcript, output_type: type[AgentStep]) -> ModelTurn:
+    async def next_step(
+        self,
+        transcript: Transcript,
+        output_type: type[AgentStep],
+        *,
+        deadline_s: float | None = None,
+    ) -> ModelTurn:
         """Whatever ``fn`` answers for ``transcript``."""
         try:
             answer = self._fn(transcript)

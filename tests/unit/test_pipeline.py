@@ -203,10 +203,16 @@ class CrashingModel:
     def info(self) -> ModelInfo:
         return self._steps.info
 
-    async def next_step(self, transcript: Transcript, output_type: type[AgentStep]) -> ModelTurn:
+    async def next_step(
+        self,
+        transcript: Transcript,
+        output_type: type[AgentStep],
+        *,
+        deadline_s: float | None = None,
+    ) -> ModelTurn:
         if self._steps.remaining == 0:
             raise RuntimeError("model process crashed")
-        return await self._steps.next_step(transcript, output_type)
+        return await self._steps.next_step(transcript, output_type, deadline_s=deadline_s)
 
 
 async def test_a_model_raising_mid_run_is_a_recorded_refer_not_a_dlq_record(

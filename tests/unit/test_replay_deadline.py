@@ -4,6 +4,7 @@ judged on the recorded time, not on the replay's own clock."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,8 +13,8 @@ import pytest
 
 from agents.agent import Agent
 from agents.context import RunContext
-from agents.model import Model
-from agents.models.scripted import ScriptedModel
+from agents.model import Model, Transcript
+from agents.models.scripted import FunctionModel, ScriptedModel
 from agents.runner import run_agent
 from agents.steps import ThoughtStep
 from contracts.events import CotEvent, RunFailed, SourceRef
@@ -65,8 +66,11 @@ class SlowClock:
 
 
 class Catalog:
+    def __init__(self, agent: Agent = AGENT) -> None:
+        self._agent = agent
+
     def agent(self, name: str, version: str, prompt_version: str, profile: str) -> Agent:
-        return AGENT
+        return self._agent
 
     def tool_descriptions(self, agent: Any) -> list[dict[str, Any]]:
         return []
@@ -107,4 +111,48 @@ async def test_a_run_that_ran_out_of_time_reproduces() -> None:
     assert failed and "deadline" in failed[0].reason, "the recording must end on the deadline"
     (history,) = build_histories(events, chain_verifier=None)
     outcome = await Replayer(Catalog()).verify(history)
+    assert outcome.status == "REPRODUCED", outcome
+
+
+async def test_a_turn_cut_off_at_the_deadline_reproduces() -> None:
+    # Live, the deadline passes while the model is answering: the turn's
+    # MODEL_CALL is stamped after the deadline, although the run checked its
+    # budget (and passed) before asking. Replay must ask the model there too.
+    agent = AGENT.model_copy(update={"deadline_s": 0.3})
+    asked = 0
+
+    async def think_then_hang(transcript: Transcript) -> ThoughtStep:
+        nonlocal asked
+        asked += 1
+        if asked > 1:
+            await asyncio.Event().wait()
+        return ThoughtStep(type="thought", reasoning="thinking")
+
+    ctx = RunContext(
+        trace_id=f"{8:032x}",
+        attempt=1,
+        source=SourceRef(topic="loan.applications", partition=0, offset=8),
+    )
+    events = [
+        event
+        async for event in run_agent(
+            agent,
+            model=FunctionModel(think_then_hang),
+            tools=NoTools(),
+            ctx=ctx,
+            application_id="app-8",
+            input_view={"amount": 1},
+        )
+    ]
+    assert [e.kind for e in events] == [
+        "RUN_STARTED",
+        "MODEL_CALL",
+        "THOUGHT",
+        "MODEL_CALL",
+        "DECISION",
+        "RUN_FAILED",
+    ]
+    assert (events[-1].ts - events[0].ts).total_seconds() >= agent.deadline_s
+    (history,) = build_histories(events, chain_verifier=None)
+    outcome = await Replayer(Catalog(agent)).verify(history)
     assert outcome.status == "REPRODUCED", outcome

@@ -61,7 +61,13 @@ class PolicyLike:
     def info(self) -> ModelInfo:
         return self._info
 
-    async def next_step(self, transcript: Transcript, output_type: type[AgentStep]) -> ModelTurn:
+    async def next_step(
+        self,
+        transcript: Transcript,
+        output_type: type[AgentStep],
+        *,
+        deadline_s: float | None = None,
+    ) -> ModelTurn:
         tools_seen = [json.loads(m.content) for m in transcript if m.role == "tool"]
         user = json.loads(transcript[1].content)
         step: Any

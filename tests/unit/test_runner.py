@@ -235,6 +235,16 @@ async def test_deadline_interrupts_a_hanging_model_and_records_it() -> None:
     assert_refer_failed(events, "BudgetExceededError", "deadline")
 
 
+async def test_the_model_is_told_how_much_time_the_run_has_left() -> None:
+    ctx = RunContext(
+        trace_id="cd" * 16, attempt=1, source=SOURCE, clock=lambda: NOW, elapsed=lambda: 12.5
+    )
+    model = ScriptedModel([thought(), decide()])
+    events = await run(model, Ledger(), ctx=ctx, deadline_s=30.0)
+    assert kinds(events)[-1] == "RUN_COMPLETED"
+    assert model.deadlines == [17.5, 17.5]
+
+
 async def test_model_failure_is_recorded_and_referred() -> None:
     events = await run(ScriptedModel([thought(), ModelUnavailableError("down")]), Ledger())
     failed_call = events[3]

@@ -1,4 +1,5 @@
-"""Regenerate the golden logs: ``python tests/replay/make_golden.py``.
+"""Regenerate the golden logs: ``python tests/replay/make_golden.py [NAME ...]``
+(``loan_standard``, ``loan_faults``; all when none is named).
 
 Runs the real runner with the loan agent, the offline ``PolicyModel`` and the
 real loan tools against an in-process bureau simulator, tokenises PII with the
@@ -23,7 +24,7 @@ from agents.context import RunContext, derive_trace_id
 from agents.loan_agent import build_model, loan_agent
 from agents.runner import run_agent
 from contracts.chain import ChainSealer
-from contracts.events import CotEvent, SourceRef
+from contracts.events import CotEvent, LoanApplication, SourceRef
 from contracts.settings import Settings
 from flightrec.synthetic import synthetic_applications
 from recorder.pii import PiiGuard
@@ -35,6 +36,7 @@ from golden_io import GOLDEN_DIR, write_golden
 
 FIXED_NOW = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
 APPLICATIONS = 12
+FAULT_POOL = 120
 
 
 def _free_port() -> int:
@@ -43,13 +45,31 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def generate(profile: str = "standard") -> list[CotEvent]:
-    """Run the loan agent over a fixed set of applications; return the sealed events."""
+def _fault_cases(pool: list[LoanApplication]) -> list[LoanApplication]:
+    """Runs that leave the happy path: the standard applications with a bureau that
+    answers 500 or too slowly (a tool timeout), then those of a larger pool whose
+    free text asks the agent to break its rules."""
+    standard = pool[:APPLICATIONS]
+    broken = [
+        a.model_copy(update={"national_id": f"{('FAIL500', 'SLOW')[i % 2]}-{a.national_id}"})
+        for i, a in enumerate(standard[:6])
+    ]
+    return broken + [a for a in pool if a.notes]
+
+
+async def generate(profile: str = "standard", *, faults: bool = False) -> list[CotEvent]:
+    """Run the loan agent over a fixed set of applications; return the sealed events.
+
+    ``faults`` runs the cases of :func:`_fault_cases` instead (failing and slow
+    bureau, prompt injections)."""
     port = _free_port()
     runner = web.AppRunner(build_app())
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    settings = Settings(bureau_url=f"http://127.0.0.1:{port}", model_profile=profile)
+    # A short tool timeout: the SLOW bureau cases time out in a second, not five.
+    settings = Settings(
+        bureau_url=f"http://127.0.0.1:{port}", model_profile=profile, tool_timeout_s=1.0
+    )
     events: list[CotEvent] = []
     try:
         async with HttpClient(settings) as http:
@@ -57,12 +77,14 @@ async def generate(profile: str = "standard") -> list[CotEvent]:
             tools = build_loan_toolset(settings, http, allowed=agent.tools)
             model = build_model(settings)
             guard = PiiGuard(settings)
-            for offset, application in enumerate(
-                synthetic_applications(APPLICATIONS, seed=11, run_id="golden", now=FIXED_NOW)
-            ):
+            pool = synthetic_applications(
+                FAULT_POOL if faults else APPLICATIONS, seed=11, run_id="golden", now=FIXED_NOW
+            )
+            chosen = _fault_cases(pool) if faults else pool
+            for offset, application in enumerate(chosen):
                 source = SourceRef(
                     topic="loan.applications",
-                    partition=0,
+                    partition=1 if faults else 0,  # trace ids apart from loan_standard's
                     offset=offset,
                     key=application.application_id,
                 )
@@ -91,10 +113,12 @@ async def generate(profile: str = "standard") -> list[CotEvent]:
 
 def main() -> None:
     GOLDEN_DIR.mkdir(exist_ok=True)
-    for profile in ("standard",):
-        events = asyncio.run(generate(profile))
-        write_golden(GOLDEN_DIR / f"loan_{profile}.jsonl", events)
-        print(f"wrote {len(events)} events to golden/loan_{profile}.jsonl")
+    for name, faults in (("loan_standard", False), ("loan_faults", True)):
+        if len(sys.argv) > 1 and name not in sys.argv[1:]:
+            continue  # regenerate only the files named on the command line
+        events = asyncio.run(generate("standard", faults=faults))
+        write_golden(GOLDEN_DIR / f"{name}.jsonl", events)
+        print(f"wrote {len(events)} events to golden/{name}.jsonl")
 
 
 if __name__ == "__main__":

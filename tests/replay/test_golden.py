@@ -36,9 +36,18 @@ def _histories() -> list[RunHistory]:
     return build_histories(read_golden(GOLDEN))
 
 
-async def test_golden_log_reproduces_without_model_or_tools() -> None:
-    histories = _histories()
+@pytest.mark.parametrize("name", ["loan_standard", "loan_faults"])
+async def test_golden_log_reproduces_without_model_or_tools(name: str) -> None:
+    path = GOLDEN_DIR / f"{name}.jsonl"
+    if not path.exists():
+        pytest.fail(f"golden log missing: run tests/replay/make_golden.py ({path.name})")
+    histories = build_histories(read_golden(path))
     assert len(histories) >= 10
+    if name == "loan_faults":  # the recording holds the failures it is named for
+        results = [
+            e for h in histories for a in h.attempts for e in a.events if e.kind == "TOOL_RESULT"
+        ]
+        assert {"ToolHTTPError", "ToolTimeoutError"} <= {r.error_type for r in results}
     # Unroutable bureau: a tool call that escaped replay would fail, not answer.
     replayer = Replayer(NoLiveCalls(Settings(bureau_url="http://127.0.0.1:9")))
     outcomes = [await replayer.verify(h) for h in histories]

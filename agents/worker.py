@@ -190,13 +190,10 @@ def create_app(settings: Settings) -> faust.App:
 
             async def process(event: EventT[Any]) -> None:
                 message = event.message
-                source = _source(message)
                 result = await pipeline.process(
-                    message.value, message.key, source, _raw_headers(message.headers)
+                    message.value, message.key, _source(message), _raw_headers(message.headers)
                 )
-                log.debug(
-                    "%s/%d@%d -> %s", source.topic, source.partition, source.offset, result.status
-                )
+                log.debug("%s -> %s", _describe(event), result.status)
 
             lanes: PartitionLanes[EventT[Any]] = PartitionLanes(
                 process,

@@ -51,6 +51,7 @@ def referenced_fields(expr: str) -> frozenset[str] | None:
 
 _CACHEABLE = (str, int, float, bool, type(None))
 _MAX_CACHED_RESULTS = 4096
+_ABSENT = object()  # a field the record does not have (distinct from a None value)
 
 
 class _Compiled:
@@ -95,9 +96,6 @@ def _result_key(program: _Compiled, message: Any) -> tuple[Any, ...] | None:
         key.append(type(value))
         key.append(value)
     return tuple(key)
-
-
-_ABSENT = object()
 
 
 def compile_rule(expr: str) -> Any:

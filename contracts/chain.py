@@ -63,7 +63,11 @@ def canonical_bytes(event: CotEventBase) -> bytes:
 
 def event_hash(event: CotEventBase) -> str:
     """SHA-256 (hex) of :func:`canonical_bytes`."""
-    return hashlib.sha256(canonical_bytes(event)).hexdigest()
+    return _text_hash(canonical_text(event))
+
+
+def _text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class ChainSealer:
@@ -89,7 +93,7 @@ class ChainSealer:
         key = (event.trace_id, event.attempt)
         sealed = event.model_copy(update={"prev_hash": self._heads.get(key, GENESIS_HASH)})
         text = canonical_text(sealed)
-        self._heads[key] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        self._heads[key] = _text_hash(text)
         return sealed, text
 
     def head(self, trace_id: str, attempt: int) -> str | None:

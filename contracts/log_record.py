@@ -64,7 +64,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.avro_mapping import COT_KIND_MODELS
-from contracts.events import CotEvent, CotEventBase, canonical_json, cot_event_adapter
+from contracts.events import (
+    CotEvent,
+    CotEventBase,
+    GenAiRef,
+    canonical_json,
+    cot_event_adapter,
+)
 
 __all__ = [
     "IMPORTED_TOPIC",
@@ -87,13 +93,7 @@ _OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
 
 # The GenAiRef fields, in record order; a kind's own field of the same meaning
 # is named "gen_ai_" + the GenAiRef field.
-_GEN_AI_SLOTS: tuple[str, ...] = (
-    "provider_name",
-    "request_model",
-    "request_temperature",
-    "usage_input_tokens",
-    "usage_output_tokens",
-)
+_GEN_AI_SLOTS: tuple[str, ...] = tuple(GenAiRef.model_fields)
 
 # Event fields the record shape supplies itself: never derived, never missing
 # because of the record (named after their place in the document).

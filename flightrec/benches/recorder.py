@@ -190,14 +190,12 @@ async def _bench(settings: Settings, n: int, *, live_registry: bool) -> dict[str
         # The raw side sends exactly what the recorder would: sealed, encoded.
         sealer = ChainSealer()
         records = []
-        event_ids: list[str] = []
         values: list[bytes] = []
         sealed_events: list[CotEvent] = []
         for run in runs:
             for event in run:
                 sealed = sealer.seal(event)
                 sealed_events.append(sealed)
-                event_ids.append(sealed.event_id)
         # The codec alone (rules + Avro, no Kafka): a ceiling for the full path,
         # which cannot encode faster than this on one core.
         encode_started = time.perf_counter()
@@ -210,7 +208,7 @@ async def _bench(settings: Settings, n: int, *, live_registry: bool) -> dict[str
 
         full_s, waits = await _through_recorder(bench, codec, guard, vault, runs)
         # The same path with the codec's work done in advance: the recorder's own cost.
-        encoded = {event_id: value for event_id, value in zip(event_ids, values, strict=True)}
+        encoded = {e.event_id: value for e, value in zip(sealed_events, values, strict=True)}
         bare = bench.model_copy(
             update={"topics": settings.topics.model_copy(update={"cot": raw_topic})}
         )

@@ -17,16 +17,15 @@ import pytest
 
 from agents.agent import Agent
 from agents.context import RunContext
-from agents.model import Message, Model, request_hash
+from agents.model import Message, request_hash
 from agents.models.openai_model import OpenAIModel
 from agents.runner import run_agent
 from agents.steps import AgentStep, DecisionStep
 from agents.testing.openai_server import FakeOpenAIServer, ScriptedResponse
 from contracts.events import CotEvent, ModelCall, SourceRef
-from replay.history import build_histories
-from replay.replayer import Replayer
-from tools.base import ToolExecutor
 from tools.toolset import Toolset
+
+from replay_support import assert_reproduces
 
 DECISION = AgentStep(
     step=DecisionStep(
@@ -115,31 +114,6 @@ def assert_budget_end(events: list[CotEvent], tries: int) -> list[ModelCall]:
     assert failed.retryable is False
     assert "deadline" in failed.reason and "deadline" in decision.reasons[0]
     return calls
-
-
-class Catalog:
-    """Replay's view of the agent: verify must need neither a live model nor tools."""
-
-    def __init__(self, agent: Agent) -> None:
-        self._agent = agent
-
-    def agent(self, name: str, version: str, prompt_version: str, profile: str) -> Agent:
-        return self._agent
-
-    def tool_descriptions(self, agent: Any) -> list[dict[str, Any]]:
-        return []
-
-    def model(self, profile: str) -> Model:
-        pytest.fail("verify asked for a live model")
-
-    def live_tools(self, agent: Any) -> ToolExecutor:
-        pytest.fail("verify asked for live tools")
-
-
-async def assert_reproduces(agent: Agent, events: list[CotEvent]) -> None:
-    (history,) = build_histories(events, chain_verifier=None)
-    outcome = await Replayer(Catalog(agent)).verify(history)
-    assert outcome.status == "REPRODUCED", outcome
 
 
 async def test_429_asking_to_wait_past_the_deadline_is_recorded_then_referred() -> None:

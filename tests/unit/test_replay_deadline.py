@@ -13,14 +13,14 @@ import pytest
 
 from agents.agent import Agent
 from agents.context import RunContext
-from agents.model import Model, Transcript
+from agents.model import Transcript
 from agents.models.scripted import FunctionModel, ScriptedModel
 from agents.runner import run_agent
 from agents.steps import ThoughtStep
 from contracts.events import CotEvent, RunFailed, SourceRef
-from replay.history import build_histories
-from replay.replayer import Replayer
-from tools.base import ToolExecutor, ToolOutcome
+from tools.base import ToolOutcome
+
+from replay_support import assert_reproduces
 
 AGENT = Agent(
     name="slow-thinker",
@@ -65,23 +65,6 @@ class SlowClock:
         return 10.0 * self.events
 
 
-class Catalog:
-    def __init__(self, agent: Agent = AGENT) -> None:
-        self._agent = agent
-
-    def agent(self, name: str, version: str, prompt_version: str, profile: str) -> Agent:
-        return self._agent
-
-    def tool_descriptions(self, agent: Any) -> list[dict[str, Any]]:
-        return []
-
-    def model(self, profile: str) -> Model:
-        pytest.fail("verify asked for a live model")
-
-    def live_tools(self, agent: Any) -> ToolExecutor:
-        pytest.fail("verify asked for live tools")
-
-
 async def _record() -> list[CotEvent]:
     clock = SlowClock()
     ctx = RunContext(
@@ -109,9 +92,7 @@ async def test_a_run_that_ran_out_of_time_reproduces() -> None:
     events = await _record()
     failed = [e for e in events if isinstance(e, RunFailed)]
     assert failed and "deadline" in failed[0].reason, "the recording must end on the deadline"
-    (history,) = build_histories(events, chain_verifier=None)
-    outcome = await Replayer(Catalog()).verify(history)
-    assert outcome.status == "REPRODUCED", outcome
+    await assert_reproduces(AGENT, events)
 
 
 async def test_a_turn_cut_off_at_the_deadline_reproduces() -> None:
@@ -153,6 +134,4 @@ async def test_a_turn_cut_off_at_the_deadline_reproduces() -> None:
         "RUN_FAILED",
     ]
     assert (events[-1].ts - events[0].ts).total_seconds() >= agent.deadline_s
-    (history,) = build_histories(events, chain_verifier=None)
-    outcome = await Replayer(Catalog(agent)).verify(history)
-    assert outcome.status == "REPRODUCED", outcome
+    await assert_reproduces(agent, events)

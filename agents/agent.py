@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from agents.steps import AgentStep
+from flightrec.agents.steps import AgentStep
 
 __all__ = ["Agent"]
 

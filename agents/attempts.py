@@ -34,9 +34,9 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
-from contracts.errors import RecorderError
-from contracts.producer import ConfirmedProducer
-from contracts.topics import watermarks
+from flightrec.contracts.errors import RecorderError
+from flightrec.contracts.producer import ConfirmedProducer
+from flightrec.contracts.topics import watermarks
 
 __all__ = ["AttemptLedger"]
 

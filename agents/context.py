@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from contracts.events import SourceRef
+from flightrec.contracts.events import SourceRef
 
 __all__ = ["RunContext", "derive_trace_id", "system_clock"]
 

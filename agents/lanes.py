@@ -32,7 +32,7 @@ import logging
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
-from contracts.errors import RecorderError
+from flightrec.contracts.errors import RecorderError
 
 __all__ = ["PartitionLanes"]
 

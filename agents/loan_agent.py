@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from agents.agent import Agent
-from agents.model import Model
-from agents.models.openai_model import OpenAIModel
-from agents.models.policy import PolicyModel
-from contracts.settings import Settings
+from flightrec.agents.agent import Agent
+from flightrec.agents.model import Model
+from flightrec.agents.models.openai_model import OpenAIModel
+from flightrec.agents.models.policy import PolicyModel
+from flightrec.contracts.settings import Settings
 
 __all__ = [
     "LOAN_AGENT_NAME",

@@ -27,9 +27,9 @@ from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.steps import AgentStep
-from contracts.errors import BudgetExceededError
-from contracts.events import canonical_json
+from flightrec.agents.steps import AgentStep
+from flightrec.contracts.errors import BudgetExceededError
+from flightrec.contracts.events import canonical_json
 
 __all__ = [
     "BUDGET_ERROR_TYPE",

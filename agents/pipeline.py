@@ -29,15 +29,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from agents.agent import Agent
-from agents.context import RunContext, derive_trace_id
-from agents.model import Model
-from agents.runner import run_agent
-from contracts.errors import DecodeError
-from contracts.events import CotEvent, Decision, LoanApplication, LoanDecision, SourceRef
-from contracts.producer import Header
-from contracts.settings import Settings
-from tools.base import ToolExecutor
+from flightrec.agents.agent import Agent
+from flightrec.agents.context import RunContext, derive_trace_id
+from flightrec.agents.model import Model
+from flightrec.agents.runner import run_agent
+from flightrec.contracts.errors import DecodeError
+from flightrec.contracts.events import CotEvent, Decision, LoanApplication, LoanDecision, SourceRef
+from flightrec.contracts.producer import Header
+from flightrec.contracts.settings import Settings
+from flightrec.tools.base import ToolExecutor
 
 __all__ = [
     "ApplicationDecoder",

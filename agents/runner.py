@@ -28,9 +28,9 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, TypeVar
 
-from agents.agent import Agent
-from agents.context import RunContext
-from agents.model import (
+from flightrec.agents.agent import Agent
+from flightrec.agents.context import RunContext
+from flightrec.agents.model import (
     BUDGET_ERROR_TYPE,
     Message,
     Model,
@@ -38,10 +38,15 @@ from agents.model import (
     ModelTurn,
     request_hash,
 )
-from agents.steps import DecisionStep, ThoughtStep, ToolCallStep
-from agents.transcript import assistant_message, system_message, tool_message, user_message
-from contracts.errors import ReplayError
-from contracts.events import (
+from flightrec.agents.steps import DecisionStep, ThoughtStep, ToolCallStep
+from flightrec.agents.transcript import (
+    assistant_message,
+    system_message,
+    tool_message,
+    user_message,
+)
+from flightrec.contracts.errors import ReplayError
+from flightrec.contracts.events import (
     CotEvent,
     CotEventBase,
     Decision,
@@ -54,7 +59,7 @@ from contracts.events import (
     ToolResult,
     canonical_json,
 )
-from tools.base import ToolExecutor, ToolOutcome
+from flightrec.tools.base import ToolExecutor, ToolOutcome
 
 __all__ = ["run_agent"]
 

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.events import DecisionOutcome
+from flightrec.contracts.events import DecisionOutcome
 
 __all__ = ["AgentStep", "DecisionStep", "Step", "ThoughtStep", "ToolCallStep"]
 

@@ -19,10 +19,10 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from agents.model import Message, Transcript
-from agents.steps import AgentStep
-from contracts.events import canonical_json
-from tools.base import ToolOutcome
+from flightrec.agents.model import Message, Transcript
+from flightrec.agents.steps import AgentStep
+from flightrec.contracts.events import canonical_json
+from flightrec.tools.base import ToolOutcome
 
 __all__ = [
     "DATA_BEGIN",

@@ -27,21 +27,21 @@ from typing import Any
 import faust
 from faust.types import EventT, StreamT
 
-from agents.attempts import AttemptLedger
-from agents.lanes import PartitionLanes
-from agents.loan_agent import build_model, loan_agent
-from agents.pipeline import RunPipeline
-from contracts.codec import Codec
-from contracts.events import SourceRef
-from contracts.producer import ConfirmedProducer
-from contracts.settings import Settings
-from recorder.dlq_cipher import DlqCipher
-from recorder.kafka_recorder import KafkaRecorder
-from recorder.log_filter import PiiLogFilter
-from recorder.otel import setup_tracing
-from recorder.pii import PiiGuard
-from tools.http import HttpClient
-from tools.loan_tools import build_loan_toolset
+from flightrec.agents.attempts import AttemptLedger
+from flightrec.agents.lanes import PartitionLanes
+from flightrec.agents.loan_agent import build_model, loan_agent
+from flightrec.agents.pipeline import RunPipeline
+from flightrec.contracts.codec import Codec
+from flightrec.contracts.events import SourceRef
+from flightrec.contracts.producer import ConfirmedProducer
+from flightrec.contracts.settings import Settings
+from flightrec.recorder.dlq_cipher import DlqCipher
+from flightrec.recorder.kafka_recorder import KafkaRecorder
+from flightrec.recorder.log_filter import PiiLogFilter
+from flightrec.recorder.otel import setup_tracing
+from flightrec.recorder.pii import PiiGuard
+from flightrec.tools.http import HttpClient
+from flightrec.tools.loan_tools import build_loan_toolset
 
 __all__ = ["WorkerServices", "create_app", "open_services", "run_worker"]
 
@@ -217,7 +217,7 @@ def create_app(settings: Settings) -> faust.App:
 
 def run_worker(settings: Settings) -> int:
     """Run the worker until interrupted (``flightrec worker``)."""
-    from contracts.topics import ensure_topics
+    from flightrec.contracts.topics import ensure_topics
 
     ensure_topics(settings)
     app = create_app(settings)

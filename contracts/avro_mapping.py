@@ -22,7 +22,7 @@ from typing import Any, Literal, get_args, get_origin
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from contracts.events import (
+from flightrec.contracts.events import (
     COT_KINDS,
     CotEvent,
     CotEventBase,

@@ -29,8 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
-from contracts.errors import ChainBrokenError
-from contracts.events import GENESIS_HASH, CotEventBase, canonical_json
+from flightrec.contracts.errors import ChainBrokenError
+from flightrec.contracts.events import GENESIS_HASH, CotEventBase, canonical_json
 
 __all__ = [
     "ChainProblem",

@@ -49,10 +49,10 @@ from confluent_kafka.schema_registry.serde import RuleConditionError, RuleError
 from confluent_kafka.serialization import MessageField, SerializationContext, SerializationError
 from pydantic import BaseModel, ValidationError
 
-from contracts import avro_mapping, serde_cache
-from contracts.cel_fast import FastCelExecutor
-from contracts.dlq_action import DlqAction
-from contracts.errors import (
+from flightrec.contracts import avro_mapping, serde_cache
+from flightrec.contracts.cel_fast import FastCelExecutor
+from flightrec.contracts.dlq_action import DlqAction
+from flightrec.contracts.errors import (
     ConfigError,
     ContractError,
     DecodeError,
@@ -60,10 +60,16 @@ from contracts.errors import (
     RegistryUnavailableError,
     RuleViolationError,
 )
-from contracts.events import CotEvent, CotEventBase, LoanApplication, LoanDecision, ReplayResult
-from contracts.rules import FIELD_PARAM
-from contracts.schema_files import CONTRACTS, ContractSpec, subject_for
-from contracts.settings import Settings, redact_url
+from flightrec.contracts.events import (
+    CotEvent,
+    CotEventBase,
+    LoanApplication,
+    LoanDecision,
+    ReplayResult,
+)
+from flightrec.contracts.rules import FIELD_PARAM
+from flightrec.contracts.schema_files import CONTRACTS, ContractSpec, subject_for
+from flightrec.contracts.settings import Settings, redact_url
 
 serde_cache.install()
 __all__ = ["Codec", "registry_call", "registry_client"]

@@ -34,9 +34,9 @@ from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.schema_registry.serde import RuleAction, RuleContext
 from confluent_kafka.serialization import SerializationError
 
-from contracts.errors import RecorderError
-from contracts.schema_files import pii_fields
-from contracts.settings import Settings
+from flightrec.contracts.errors import RecorderError
+from flightrec.contracts.schema_files import pii_fields
+from flightrec.contracts.settings import Settings
 
 __all__ = ["DlqAction", "pseudonymise"]
 

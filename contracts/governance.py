@@ -39,12 +39,16 @@ from typing import Any, Literal
 from confluent_kafka.schema_registry import RegisteredSchema, Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from contracts.codec import registry_call, registry_client
-from contracts.errors import RegistryError, SchemaIncompatibleError
-from contracts.registry.compatibility import InvalidSchemaError, check_compatibility, parse_avro
-from contracts.rules import rule_set_for
-from contracts.schema_files import CONTRACTS, load_schemas, schema_text, subject_for
-from contracts.settings import Settings
+from flightrec.contracts.codec import registry_call, registry_client
+from flightrec.contracts.errors import RegistryError, SchemaIncompatibleError
+from flightrec.contracts.registry.compatibility import (
+    InvalidSchemaError,
+    check_compatibility,
+    parse_avro,
+)
+from flightrec.contracts.rules import rule_set_for
+from flightrec.contracts.schema_files import CONTRACTS, load_schemas, schema_text, subject_for
+from flightrec.contracts.settings import Settings
 
 __all__ = [
     "Plan",

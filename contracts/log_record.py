@@ -63,8 +63,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.avro_mapping import COT_KIND_MODELS
-from contracts.events import (
+from flightrec.contracts.avro_mapping import COT_KIND_MODELS
+from flightrec.contracts.events import (
     CotEvent,
     CotEventBase,
     GenAiRef,

@@ -13,9 +13,9 @@ from confluent_kafka.schema_registry._sync.mock_schema_registry_client import (
     MockSchemaRegistryClient,
 )
 
-from contracts.rules import rule_set_for
-from contracts.schema_files import CONTRACTS, load_schemas, schema_text, subject_for
-from contracts.settings import Settings
+from flightrec.contracts.rules import rule_set_for
+from flightrec.contracts.schema_files import CONTRACTS, load_schemas, schema_text, subject_for
+from flightrec.contracts.settings import Settings
 
 __all__ = ["offline_registry"]
 

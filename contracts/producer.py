@@ -18,7 +18,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from contracts.errors import RecorderError
+from flightrec.contracts.errors import RecorderError
 
 __all__ = ["ConfirmedProducer", "Header"]
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from confluent_kafka.schema_registry import Rule, RuleKind, RuleMode, RuleParams, RuleSet
 
-from contracts.settings import Settings
+from flightrec.contracts.settings import Settings
 
 __all__ = [
     "FIELD_PARAM",

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from contracts.events import (
+from flightrec.contracts.events import (
     CotEventBase,
     Decision,
     LoanApplication,

@@ -21,8 +21,8 @@ from typing import Any
 
 import fastavro
 
-from contracts.errors import SchemaFileError
-from contracts.settings import Settings
+from flightrec.contracts.errors import SchemaFileError
+from flightrec.contracts.settings import Settings
 
 __all__ = [
     "CONTRACTS",

@@ -26,8 +26,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from contracts.errors import ConfigError, StackError
-from contracts.settings import Settings
+from flightrec.contracts.errors import ConfigError, StackError
+from flightrec.contracts.settings import Settings
 
 __all__ = [
     "APPLICATIONS_PARTITIONS",

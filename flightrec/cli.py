@@ -17,8 +17,8 @@ import sys
 from collections.abc import Sequence
 
 import flightrec.commands
-from contracts.errors import FlightrecError
-from contracts.settings import Settings
+from flightrec.contracts.errors import FlightrecError
+from flightrec.contracts.settings import Settings
 
 __all__ = ["build_parser", "main"]
 

@@ -24,13 +24,13 @@ from typing import Any, TextIO
 
 from confluent_kafka import Consumer, TopicPartition
 
-from contracts.codec import Codec
-from contracts.errors import StackError
-from contracts.events import LoanDecision, RunCompleted
-from contracts.governance import apply_contracts
-from contracts.producer import ConfirmedProducer
-from contracts.settings import Settings
-from contracts.topics import ensure_topics, watermarks
+from flightrec.contracts.codec import Codec
+from flightrec.contracts.errors import StackError
+from flightrec.contracts.events import LoanDecision, RunCompleted
+from flightrec.contracts.governance import apply_contracts
+from flightrec.contracts.producer import ConfirmedProducer
+from flightrec.contracts.settings import Settings
+from flightrec.contracts.topics import ensure_topics, watermarks
 from flightrec.stack import Stack
 from flightrec.synthetic import synthetic_applications
 

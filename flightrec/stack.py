@@ -34,8 +34,8 @@ from pathlib import Path
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from contracts.errors import StackError
-from contracts.settings import Settings
+from flightrec.contracts.errors import StackError
+from flightrec.contracts.settings import Settings
 from flightrec.stack_kafka import KafkaLayout, ensure_formatted, fetch_kafka, java_command
 from flightrec.stack_proc import (
     ProcessSpec,
@@ -56,8 +56,8 @@ _log = logging.getLogger(__name__)
 COMPONENTS: tuple[str, ...] = ("kafka", "registry", "bureau")
 """Component names, in start order (``down`` stops them in reverse)."""
 
-_REGISTRY_MODULE = "contracts.registry"
-_BUREAU_MODULE = "tools.bureau"
+_REGISTRY_MODULE = "flightrec.contracts.registry"
+_BUREAU_MODULE = "flightrec.tools.bureau"
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from contracts.errors import StackError
-from contracts.settings import Settings
+from flightrec.contracts.errors import StackError
+from flightrec.contracts.settings import Settings
 
 __all__ = [
     "LOG4J_VERSION",

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from contracts.errors import StackError
+from flightrec.contracts.errors import StackError
 
 __all__ = [
     "ProcessSpec",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, date, datetime, timedelta
 
-from contracts.events import LoanApplication
+from flightrec.contracts.events import LoanApplication
 
 __all__ = ["INJECTION_NOTES", "synthetic_applications"]
 

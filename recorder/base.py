@@ -15,9 +15,9 @@ import asyncio
 from collections.abc import Awaitable, Mapping
 from typing import Protocol, runtime_checkable
 
-from contracts.chain import ChainSealer
-from contracts.events import CotEvent, CotEventBase
-from recorder.pii import scrub_event
+from flightrec.contracts.chain import ChainSealer
+from flightrec.contracts.events import CotEvent, CotEventBase
+from flightrec.recorder.pii import scrub_event
 
 __all__ = ["CotEncoder", "MemoryRecorder", "Recorder"]
 

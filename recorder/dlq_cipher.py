@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from contracts.settings import Settings
+from flightrec.contracts.settings import Settings
 
 __all__ = ["ALGORITHM", "DlqCipher"]
 

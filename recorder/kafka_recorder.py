@@ -42,13 +42,13 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 from opentelemetry.sdk.trace import TracerProvider
 
-from contracts.chain import ChainSealer
-from contracts.errors import RecorderError
-from contracts.events import CotEvent
-from contracts.settings import Settings
-from recorder.base import CotEncoder
-from recorder.pii import PiiGuard, scrub_event
-from recorder.tracing import SpanRecorder
+from flightrec.contracts.chain import ChainSealer
+from flightrec.contracts.errors import RecorderError
+from flightrec.contracts.events import CotEvent
+from flightrec.contracts.settings import Settings
+from flightrec.recorder.base import CotEncoder
+from flightrec.recorder.pii import PiiGuard, scrub_event
+from flightrec.recorder.tracing import SpanRecorder
 
 __all__ = ["KafkaRecorder", "cot_headers"]
 

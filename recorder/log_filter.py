@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 
-from recorder.pii import PiiGuard
+from flightrec.recorder.pii import PiiGuard
 
 __all__ = ["PiiLogFilter"]
 

@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 
-from contracts.settings import Settings
+from flightrec.contracts.settings import Settings
 
 __all__ = ["SCHEMA_URL", "SEMCONV_VERSION", "CotIdGenerator", "setup_tracing", "traces_url"]
 

@@ -40,9 +40,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from contracts.events import CotEventBase, LoanApplication
-from contracts.schema_files import DEFAULT_SCHEMA_DIR, load_schema_file, pii_fields
-from contracts.settings import Settings
+from flightrec.contracts.events import CotEventBase, LoanApplication
+from flightrec.contracts.schema_files import DEFAULT_SCHEMA_DIR, load_schema_file, pii_fields
+from flightrec.contracts.settings import Settings
 
 __all__ = ["MIN_SCRUB_LENGTH", "PiiGuard", "application_pii_fields", "scrub_event", "scrub_text"]
 

@@ -29,7 +29,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util.types import AttributeValue
 
-from contracts.events import (
+from flightrec.contracts.events import (
     CotEventBase,
     Decision,
     ModelCall,
@@ -40,8 +40,8 @@ from contracts.events import (
     ToolCall,
     ToolResult,
 )
-from contracts.settings import Settings
-from recorder.otel import SCHEMA_URL, SEMCONV_VERSION, CotIdGenerator
+from flightrec.contracts.settings import Settings
+from flightrec.recorder.otel import SCHEMA_URL, SEMCONV_VERSION, CotIdGenerator
 
 __all__ = ["SpanRecorder"]
 

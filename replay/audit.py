@@ -15,7 +15,7 @@ import json
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from contracts.events import (
+from flightrec.contracts.events import (
     CotEvent,
     Decision,
     ModelCall,
@@ -27,7 +27,7 @@ from contracts.events import (
     ToolCall,
     ToolResult,
 )
-from replay.history import Attempt, RunHistory
+from flightrec.replay.history import Attempt, RunHistory
 
 __all__ = ["AuditFormat", "audit_document", "event_summary", "render_audit"]
 

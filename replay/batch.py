@@ -11,11 +11,11 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, TypeVar
 
-from contracts.errors import ConfigError
-from contracts.events import ReplayResult
-from contracts.producer import ConfirmedProducer
-from contracts.settings import Settings
-from replay.reader import CotReader, Segment
+from flightrec.contracts.errors import ConfigError
+from flightrec.contracts.events import ReplayResult
+from flightrec.contracts.producer import ConfirmedProducer
+from flightrec.contracts.settings import Settings
+from flightrec.replay.reader import CotReader, Segment
 
 __all__ = ["ReplayCodec", "ReplaySink", "read_replay_results", "run_bounded"]
 

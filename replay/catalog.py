@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents.loan_agent import PROMPT_VERSIONS, build_model, loan_agent
-from agents.model import Model
-from contracts.errors import ReplayError
-from contracts.settings import Settings
-from tools.base import ToolExecutor
-from tools.http import HttpClient
-from tools.loan_tools import build_loan_toolset
+from flightrec.agents.loan_agent import PROMPT_VERSIONS, build_model, loan_agent
+from flightrec.agents.model import Model
+from flightrec.contracts.errors import ReplayError
+from flightrec.contracts.settings import Settings
+from flightrec.tools.base import ToolExecutor
+from flightrec.tools.http import HttpClient
+from flightrec.tools.loan_tools import build_loan_toolset
 
 __all__ = ["LoanCatalog"]
 

@@ -10,8 +10,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TextIO
 
-from contracts.errors import TraceNotFoundError
-from replay.selectors import parse_time
+from flightrec.contracts.errors import TraceNotFoundError
+from flightrec.replay.selectors import parse_time
 
 __all__ = ["ProgressBar", "run_command", "time_arg"]
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from contracts.events import (
+from flightrec.contracts.events import (
     CotEvent,
     CotEventBase,
     Decision,
@@ -75,7 +75,9 @@ ChainVerifier = Callable[[Sequence[CotEventBase]], ChainCheck]
 
 def default_chain_verifier(events: Sequence[CotEventBase]) -> ChainCheck:
     """The project's chain verification (``contracts.chain.verify_chain``) as a ``ChainCheck``."""
-    from contracts.chain import verify_chain  # imported late: keeps this module import-light
+    from flightrec.contracts.chain import (
+        verify_chain,  # imported late: keeps this module import-light
+    )
 
     report = verify_chain(list(events))
     ok = bool(getattr(report, "ok", False))

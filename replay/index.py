@@ -37,13 +37,13 @@ from confluent_kafka.schema_registry.common.avro import AVRO_TYPE
 from confluent_kafka.schema_registry.common.serde import SchemaId
 from pydantic import ValidationError
 
-from contracts.avro_mapping import cot_from_avro
-from contracts.codec import Codec
-from contracts.errors import DecodeError, TraceNotFoundError
-from contracts.events import CotEvent, Decision, RunCompleted, RunFailed, RunStarted
-from contracts.settings import Settings
-from replay.history import RunHistory
-from replay.reader import CotReader, RawRecord, Segment
+from flightrec.contracts.avro_mapping import cot_from_avro
+from flightrec.contracts.codec import Codec
+from flightrec.contracts.errors import DecodeError, TraceNotFoundError
+from flightrec.contracts.events import CotEvent, Decision, RunCompleted, RunFailed, RunStarted
+from flightrec.contracts.settings import Settings
+from flightrec.replay.history import RunHistory
+from flightrec.replay.reader import CotReader, RawRecord, Segment
 
 __all__ = ["IndexStats", "TraceIndex", "TraceSummary", "index_path"]
 

@@ -19,11 +19,16 @@ from typing import Any, Protocol, TypeVar
 
 from confluent_kafka import Consumer, TopicPartition
 
-from contracts.errors import DecodeError, ReplayError
-from contracts.events import CotEvent
-from contracts.settings import Settings
-from contracts.topics import watermarks
-from replay.history import ChainVerifier, RunHistory, build_histories, default_chain_verifier
+from flightrec.contracts.errors import DecodeError, ReplayError
+from flightrec.contracts.events import CotEvent
+from flightrec.contracts.settings import Settings
+from flightrec.contracts.topics import watermarks
+from flightrec.replay.history import (
+    ChainVerifier,
+    RunHistory,
+    build_histories,
+    default_chain_verifier,
+)
 
 __all__ = [
     "KIND_HEADER",

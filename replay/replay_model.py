@@ -17,10 +17,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from agents.model import ModelAttempt, ModelInfo, ModelTurn, Transcript, request_hash
-from agents.steps import AgentStep
-from contracts.errors import DivergenceError
-from contracts.events import CotEventBase, ModelCall, RunStarted
+from flightrec.agents.model import ModelAttempt, ModelInfo, ModelTurn, Transcript, request_hash
+from flightrec.agents.steps import AgentStep
+from flightrec.contracts.errors import DivergenceError
+from flightrec.contracts.events import CotEventBase, ModelCall, RunStarted
 
 __all__ = ["RecordedTurn", "ReplayModel", "recorded_model_info", "recorded_turns"]
 

@@ -23,9 +23,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from contracts.errors import DivergenceError
-from contracts.events import CotEventBase, ToolCall, ToolResult, canonical_json
-from tools.base import ToolExecutor, ToolOutcome
+from flightrec.contracts.errors import DivergenceError
+from flightrec.contracts.events import CotEventBase, ToolCall, ToolResult, canonical_json
+from flightrec.tools.base import ToolExecutor, ToolOutcome
 
 __all__ = ["TOOL_UNAVAILABLE", "RecordedToolCall", "ReplayToolset", "recorded_tool_calls"]
 

@@ -26,14 +26,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from agents.context import RunContext
-from agents.model import Model
-from contracts.errors import DivergenceError, ReplayError
-from contracts.events import CotEvent, DecisionOutcome, ModelCall, ReplayResult, RunStarted
-from replay.history import Attempt, RunHistory
-from replay.replay_model import ReplayModel
-from replay.replay_tools import ReplayToolset
-from tools.base import ToolExecutor
+from flightrec.agents.context import RunContext
+from flightrec.agents.model import Model
+from flightrec.contracts.errors import DivergenceError, ReplayError
+from flightrec.contracts.events import (
+    CotEvent,
+    DecisionOutcome,
+    ModelCall,
+    ReplayResult,
+    RunStarted,
+)
+from flightrec.replay.history import Attempt, RunHistory
+from flightrec.replay.replay_model import ReplayModel
+from flightrec.replay.replay_tools import ReplayToolset
+from flightrec.tools.base import ToolExecutor
 
 __all__ = [
     "VOLATILE_FIELDS",
@@ -265,7 +271,7 @@ class Replayer:
     def __init__(self, catalog: AgentCatalog, *, runner: RunFn | None = None) -> None:
         self._catalog = catalog
         if runner is None:
-            from agents.runner import run_agent  # the live runner, same code path
+            from flightrec.agents.runner import run_agent  # the live runner, same code path
 
             runner = run_agent
         self._run = runner

@@ -11,16 +11,22 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from contracts.codec import Codec
-from contracts.events import ReplayResult
-from contracts.producer import ConfirmedProducer
-from contracts.settings import Settings
-from replay.batch import ReplaySink, read_replay_results, run_bounded
-from replay.history import RunHistory
-from replay.index import TraceIndex
-from replay.reader import CotReader
-from replay.replayer import AgentCatalog, Candidate, ReevaluateOutcome, Replayer, VerifyOutcome
-from replay.selectors import Selection
+from flightrec.contracts.codec import Codec
+from flightrec.contracts.events import ReplayResult
+from flightrec.contracts.producer import ConfirmedProducer
+from flightrec.contracts.settings import Settings
+from flightrec.replay.batch import ReplaySink, read_replay_results, run_bounded
+from flightrec.replay.history import RunHistory
+from flightrec.replay.index import TraceIndex
+from flightrec.replay.reader import CotReader
+from flightrec.replay.replayer import (
+    AgentCatalog,
+    Candidate,
+    ReevaluateOutcome,
+    Replayer,
+    VerifyOutcome,
+)
+from flightrec.replay.selectors import Selection
 
 __all__ = ["ReplayService"]
 
@@ -75,7 +81,7 @@ class ReplayService:
     def catalog(self) -> AgentCatalog:
         """The agent catalog (the loan catalog unless one was given)."""
         if self._catalog is None:
-            from replay.catalog import LoanCatalog
+            from flightrec.replay.catalog import LoanCatalog
 
             self._catalog = LoanCatalog(self.settings)
         return self._catalog

@@ -9,7 +9,7 @@ import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
-from contracts.events import (
+from flightrec.contracts.events import (
     CotEvent,
     Decision,
     DecisionOutcome,

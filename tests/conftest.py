@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from contracts.settings import Settings, Topics
-from contracts.topics import ensure_topics
+from flightrec.contracts.settings import Settings, Topics
+from flightrec.contracts.topics import ensure_topics
 from flightrec.stack import Stack
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

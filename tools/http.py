@@ -23,8 +23,8 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from contracts.errors import ConfigError, ToolHTTPError, ToolTimeoutError
-from contracts.settings import Settings
+from flightrec.contracts.errors import ConfigError, ToolHTTPError, ToolTimeoutError
+from flightrec.contracts.settings import Settings
 
 __all__ = ["MAX_RESPONSE_BYTES", "HttpClient"]
 

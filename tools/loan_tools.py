@@ -23,12 +23,12 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.errors import ToolError
-from contracts.settings import Settings
-from tools.http import HttpClient
-from tools.loan_policy import PolicyName, PolicyProfile, get_policy
-from tools.spec import ToolSpec, tool
-from tools.toolset import Toolset
+from flightrec.contracts.errors import ToolError
+from flightrec.contracts.settings import Settings
+from flightrec.tools.http import HttpClient
+from flightrec.tools.loan_policy import PolicyName, PolicyProfile, get_policy
+from flightrec.tools.spec import ToolSpec, tool
+from flightrec.tools.toolset import Toolset
 
 __all__ = [
     "LOAN_TOOL_NAMES",

@@ -32,7 +32,7 @@ from typing import Any, get_type_hints, overload
 
 from pydantic import BaseModel
 
-from contracts.errors import ConfigError
+from flightrec.contracts.errors import ConfigError
 
 __all__ = ["ToolFunction", "ToolSpec", "tool"]
 

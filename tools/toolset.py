@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from contracts.errors import (
+from flightrec.contracts.errors import (
     ConfigError,
     FlightrecError,
     ToolArgumentsError,
@@ -33,8 +33,8 @@ from contracts.errors import (
     ToolNotAllowedError,
     ToolTimeoutError,
 )
-from tools.base import ToolOutcome
-from tools.spec import ToolSpec
+from flightrec.tools.base import ToolOutcome
+from flightrec.tools.spec import ToolSpec
 
 __all__ = ["PiiSwap", "Toolset"]
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from agents.model import ModelAttempt, ModelInfo, ModelTurn, Transcript, request_hash
-from agents.steps import AgentStep, DecisionStep, ThoughtStep, ToolCallStep
-from contracts.events import canonical_json
+from flightrec.agents.model import ModelAttempt, ModelInfo, ModelTurn, Transcript, request_hash
+from flightrec.agents.steps import AgentStep, DecisionStep, ThoughtStep, ToolCallStep
+from flightrec.contracts.events import canonical_json
 
 __all__ = [
     "StepLike",

@@ -43,7 +43,7 @@ import openai
 from openai.types.chat import ChatCompletionMessageParam
 from pydantic import ValidationError
 
-from agents.model import (
+from flightrec.agents.model import (
     BUDGET_ERROR_TYPE,
     Message,
     ModelAttempt,
@@ -52,9 +52,9 @@ from agents.model import (
     Transcript,
     request_hash,
 )
-from agents.steps import AgentStep
-from contracts.events import canonical_json
-from contracts.settings import Settings
+from flightrec.agents.steps import AgentStep
+from flightrec.contracts.events import canonical_json
+from flightrec.contracts.settings import Settings
 
 __all__ = ["OpenAIModel", "retry_after_s"]
 

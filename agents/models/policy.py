@@ -28,11 +28,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from agents.model import ModelInfo, ModelTurn, Transcript, request_hash
-from agents.models.base import StepLike, ok_turn
-from agents.steps import AgentStep, DecisionStep, ThoughtStep, ToolCallStep
-from agents.transcript import read_application, read_steps, read_tool_results
-from contracts.events import DecisionOutcome, canonical_json
+from flightrec.agents.model import ModelInfo, ModelTurn, Transcript, request_hash
+from flightrec.agents.models.base import StepLike, ok_turn
+from flightrec.agents.steps import AgentStep, DecisionStep, ThoughtStep, ToolCallStep
+from flightrec.agents.transcript import read_application, read_steps, read_tool_results
+from flightrec.contracts.events import DecisionOutcome, canonical_json
 
 __all__ = ["PolicyModel", "underwrite"]
 

@@ -11,10 +11,10 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeAlias
 
-from agents.model import Message, ModelInfo, ModelTurn, Transcript
-from agents.models.base import StepLike, error_turn, ok_turn
-from agents.steps import AgentStep
-from contracts.errors import ModelError
+from flightrec.agents.model import Message, ModelInfo, ModelTurn, Transcript
+from flightrec.agents.models.base import StepLike, error_turn, ok_turn
+from flightrec.agents.steps import AgentStep
+from flightrec.contracts.errors import ModelError
 
 __all__ = ["FunctionModel", "ScriptEntry", "ScriptedModel"]
 

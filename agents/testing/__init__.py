@@ -2,8 +2,8 @@
 (an OpenAI-compatible HTTP server instead of a mocked client; an in-memory
 producer and attempt ledger behind the pipeline's protocols instead of Kafka)."""
 
-from agents.testing.memory import MemoryAttemptLedger, MemoryProducer, SentMessage
-from agents.testing.openai_server import FakeOpenAIServer, ScriptedResponse
+from flightrec.agents.testing.memory import MemoryAttemptLedger, MemoryProducer, SentMessage
+from flightrec.agents.testing.openai_server import FakeOpenAIServer, ScriptedResponse
 
 __all__ = [
     "FakeOpenAIServer",

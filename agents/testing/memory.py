@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from contracts.errors import RecorderError
-from contracts.producer import Header
+from flightrec.contracts.errors import RecorderError
+from flightrec.contracts.producer import Header
 
 __all__ = ["MemoryAttemptLedger", "MemoryProducer", "SentMessage"]
 

@@ -20,8 +20,8 @@ from typing import Any
 
 from aiohttp import web
 
-from agents.steps import AgentStep
-from contracts.events import canonical_json
+from flightrec.agents.steps import AgentStep
+from flightrec.contracts.events import canonical_json
 
 __all__ = ["FakeOpenAIServer", "ScriptedResponse", "completion_body"]
 

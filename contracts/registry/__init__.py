@@ -12,6 +12,6 @@ PORT [--host 127.0.0.1] [--topic _schemas]``, or in-process with
 :func:`start_registry`.
 """
 
-from contracts.registry.server import RunningRegistry, build_app, start_registry
+from flightrec.contracts.registry.server import RunningRegistry, build_app, start_registry
 
 __all__ = ["RunningRegistry", "build_app", "start_registry"]

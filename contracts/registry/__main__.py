@@ -9,8 +9,8 @@ import os
 import signal
 import sys
 
-from contracts.registry.server import start_registry
-from contracts.registry.storage import StorageError
+from flightrec.contracts.registry.server import start_registry
+from flightrec.contracts.registry.storage import StorageError
 
 __all__ = ["main", "parse_args"]
 
@@ -58,14 +58,14 @@ async def _serve(args: argparse.Namespace) -> int:
             replication_factor=args.replication_factor,
         )
     except (StorageError, OSError) as exc:
-        logging.getLogger("contracts.registry").error("cannot start: %s", exc)
+        logging.getLogger("flightrec.contracts.registry").error("cannot start: %s", exc)
         return 1
     # The line a supervising process can wait for.
-    logging.getLogger("contracts.registry").info("ready on %s", registry.url)
+    logging.getLogger("flightrec.contracts.registry").info("ready on %s", registry.url)
     try:
         await stop.wait()
     finally:
-        logging.getLogger("contracts.registry").info("stopping")
+        logging.getLogger("flightrec.contracts.registry").info("stopping")
         await registry.stop()
     return 0
 
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parse_args(argv)
     # First line of the log: an empty log then means the process never ran.
-    logging.getLogger("contracts.registry").info(
+    logging.getLogger("flightrec.contracts.registry").info(
         "starting (pid %d) on port %d, storage topic %s", os.getpid(), args.port, args.topic
     )
     return asyncio.run(_serve(args))

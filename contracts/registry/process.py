@@ -83,7 +83,7 @@ def registry_process(
         argv = [
             sys.executable,
             "-m",
-            "contracts.registry",
+            "flightrec.contracts.registry",
             "--bootstrap-servers",
             bootstrap,
             "--port",

@@ -21,9 +21,9 @@ from typing import Any
 
 from aiohttp import web
 
-from contracts.registry.errors import ApiError
-from contracts.registry.service import RegistryService
-from contracts.registry.storage import KafkaLog
+from flightrec.contracts.registry.errors import ApiError
+from flightrec.contracts.registry.service import RegistryService
+from flightrec.contracts.registry.storage import KafkaLog
 
 __all__ = ["CONTENT_TYPE", "RunningRegistry", "build_app", "start_registry"]
 

@@ -26,8 +26,8 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._config import ConfigResource
 from confluent_kafka.cimpl import NewTopic
 
-from contracts.errors import StackError
-from contracts.topics import watermarks
+from flightrec.contracts.errors import StackError
+from flightrec.contracts.topics import watermarks
 
 __all__ = ["KafkaLog", "MemoryLog", "Record", "Storage", "StorageError"]
 

@@ -13,7 +13,7 @@ import asyncio
 import time
 from typing import Any
 
-from contracts.settings import Settings
+from flightrec.contracts.settings import Settings
 
 __all__ = ["register"]
 
@@ -32,9 +32,9 @@ def _handle(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _bench(settings: Settings, n: int) -> int:
-    from contracts.codec import Codec
-    from contracts.offline_registry import offline_registry
-    from contracts.samples import sample_cot_events
+    from flightrec.contracts.codec import Codec
+    from flightrec.contracts.offline_registry import offline_registry
+    from flightrec.contracts.samples import sample_cot_events
 
     client = offline_registry(settings)
     events = sample_cot_events()

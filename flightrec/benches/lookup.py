@@ -25,11 +25,11 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from contracts.codec import Codec
-from contracts.settings import Settings
-from replay.index import TraceIndex
-from replay.reader import KIND_HEADER, CotReader
-from replay.synthetic import synthetic_run, synthetic_trace_id
+from flightrec.contracts.codec import Codec
+from flightrec.contracts.settings import Settings
+from flightrec.replay.index import TraceIndex
+from flightrec.replay.reader import KIND_HEADER, CotReader
+from flightrec.replay.synthetic import synthetic_run, synthetic_trace_id
 
 __all__ = ["LookupPoint", "register", "run_lookup_bench"]
 

@@ -28,7 +28,7 @@ import time
 import uuid
 from typing import Any
 
-from contracts.settings import Settings
+from flightrec.contracts.settings import Settings
 
 __all__ = ["register"]
 
@@ -133,7 +133,7 @@ async def _through_recorder(
     settings: Settings, encoder: Any, guard: Any, vault: dict[str, str], runs: list[Any]
 ) -> tuple[float, list[float]]:
     """Seconds for concurrent runs to record every event, and each emit's wait."""
-    from recorder.kafka_recorder import KafkaRecorder
+    from flightrec.recorder.kafka_recorder import KafkaRecorder
 
     waits: list[float] = []
     queue: asyncio.Queue[list[Any]] = asyncio.Queue()
@@ -158,14 +158,14 @@ async def _through_recorder(
 
 
 async def _bench(settings: Settings, n: int, *, live_registry: bool) -> dict[str, Any]:
-    from contracts.chain import ChainSealer
-    from contracts.codec import Codec
-    from contracts.events import CotEvent
-    from contracts.offline_registry import offline_registry
-    from contracts.samples import sample_application
-    from recorder.kafka_recorder import cot_headers
-    from recorder.pii import PiiGuard
-    from replay.synthetic import synthetic_run, synthetic_trace_id
+    from flightrec.contracts.chain import ChainSealer
+    from flightrec.contracts.codec import Codec
+    from flightrec.contracts.events import CotEvent
+    from flightrec.contracts.offline_registry import offline_registry
+    from flightrec.contracts.samples import sample_application
+    from flightrec.recorder.kafka_recorder import cot_headers
+    from flightrec.recorder.pii import PiiGuard
+    from flightrec.replay.synthetic import synthetic_run, synthetic_trace_id
 
     run_id = uuid.uuid4().hex[:8]
     full_topic = f"{settings.topics.cot}.bench-{run_id}"

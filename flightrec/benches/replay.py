@@ -19,11 +19,11 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from contracts.codec import Codec
-from contracts.settings import Settings
-from replay.batch import run_bounded
-from replay.reader import CotReader
-from replay.replayer import AgentCatalog, Replayer
+from flightrec.contracts.codec import Codec
+from flightrec.contracts.settings import Settings
+from flightrec.replay.batch import run_bounded
+from flightrec.replay.reader import CotReader
+from flightrec.replay.replayer import AgentCatalog, Replayer
 
 __all__ = ["ReplayBench", "register", "run_replay_bench"]
 
@@ -91,7 +91,7 @@ async def run_replay_bench(
 
 def _handler(args: argparse.Namespace, settings: Settings) -> int:
     async def body() -> ReplayBench:
-        from replay.catalog import LoanCatalog
+        from flightrec.replay.catalog import LoanCatalog
 
         codec = Codec(settings)
         await codec.start()

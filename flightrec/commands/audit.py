@@ -6,10 +6,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from contracts.settings import Settings
-from replay.audit import render_audit
-from replay.cli import run_command
-from replay.service import ReplayService
+from flightrec.contracts.settings import Settings
+from flightrec.replay.audit import render_audit
+from flightrec.replay.cli import run_command
+from flightrec.replay.service import ReplayService
 
 __all__ = ["register"]
 

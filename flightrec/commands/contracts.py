@@ -16,8 +16,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from contracts.errors import SchemaIncompatibleError
-from contracts.settings import Settings
+from flightrec.contracts.errors import SchemaIncompatibleError
+from flightrec.contracts.settings import Settings
 
 __all__ = ["register"]
 
@@ -53,7 +53,7 @@ def _quiet_http() -> None:
 
 def _apply(args: argparse.Namespace, settings: Settings) -> int:
     _quiet_http()
-    from contracts.governance import Plan, apply_contracts
+    from flightrec.contracts.governance import Plan, apply_contracts
 
     def show(plan: Plan) -> None:
         # The plan comes first, before anything is written.
@@ -81,7 +81,7 @@ def _apply(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _check(args: argparse.Namespace, settings: Settings) -> int:
-    from contracts.governance import check_contracts
+    from flightrec.contracts.governance import check_contracts
 
     _quiet_http()
     plan = check_contracts(settings, schema_dir=args.schema_dir)
@@ -90,7 +90,7 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _show(args: argparse.Namespace, settings: Settings) -> int:
-    from contracts.governance import show_subject
+    from flightrec.contracts.governance import show_subject
 
     _quiet_http()
     print(json.dumps(show_subject(settings, args.subject, args.version), indent=2))

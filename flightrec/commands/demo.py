@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from contracts.settings import Settings
+from flightrec.contracts.settings import Settings
 
 __all__ = ["register"]
 

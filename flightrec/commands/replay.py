@@ -11,11 +11,16 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from contracts.settings import Settings
-from replay.cli import ProgressBar, run_command, time_arg
-from replay.replayer import Candidate, ReevaluateOutcome, VerifyOutcome, summarize_transitions
-from replay.selectors import Selection, parse_time
-from replay.service import ReplayService
+from flightrec.contracts.settings import Settings
+from flightrec.replay.cli import ProgressBar, run_command, time_arg
+from flightrec.replay.replayer import (
+    Candidate,
+    ReevaluateOutcome,
+    VerifyOutcome,
+    summarize_transitions,
+)
+from flightrec.replay.selectors import Selection, parse_time
+from flightrec.replay.service import ReplayService
 
 __all__ = ["reevaluate_report", "register", "verify_report"]
 

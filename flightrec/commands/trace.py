@@ -6,12 +6,12 @@ import argparse
 import json
 from typing import Any
 
-from contracts.settings import Settings
-from replay.audit import event_summary
-from replay.cli import run_command, time_arg
-from replay.history import RunHistory
-from replay.selectors import parse_time
-from replay.service import ReplayService
+from flightrec.contracts.settings import Settings
+from flightrec.replay.audit import event_summary
+from flightrec.replay.cli import run_command, time_arg
+from flightrec.replay.history import RunHistory
+from flightrec.replay.selectors import parse_time
+from flightrec.replay.service import ReplayService
 
 __all__ = ["register", "render_timeline"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from contracts.settings import Settings
+from flightrec.contracts.settings import Settings
 
 __all__ = ["register"]
 
@@ -19,6 +19,6 @@ def register(subparsers: Any) -> None:
 
 def _handle(args: argparse.Namespace, settings: Settings) -> int:
     # Imported here: Faust is heavy and only this command needs it.
-    from agents.worker import run_worker
+    from flightrec.agents.worker import run_worker
 
     return run_worker(settings)

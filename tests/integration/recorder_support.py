@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, TopicPartition
 
-from contracts.chain import verify_chain
-from contracts.events import CotEvent
-from contracts.settings import Settings
-from recorder.kafka_recorder import KafkaRecorder
+from flightrec.contracts.chain import verify_chain
+from flightrec.contracts.events import CotEvent
+from flightrec.contracts.settings import Settings
+from flightrec.recorder.kafka_recorder import KafkaRecorder
 
 
 @dataclass(frozen=True)

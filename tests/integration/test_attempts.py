@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from agents.attempts import AttemptLedger
-from contracts.producer import ConfirmedProducer
-from contracts.settings import Settings
+from flightrec.agents.attempts import AttemptLedger
+from flightrec.contracts.producer import ConfirmedProducer
+from flightrec.contracts.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -9,18 +9,18 @@ from collections.abc import AsyncIterator
 import pytest
 from confluent_kafka import Consumer, Message
 
-from contracts.codec import Codec
-from contracts.errors import RuleViolationError
-from contracts.events import CotEventBase
-from contracts.governance import apply_contracts
-from contracts.samples import (
+from flightrec.contracts.codec import Codec
+from flightrec.contracts.errors import RuleViolationError
+from flightrec.contracts.events import CotEventBase
+from flightrec.contracts.governance import apply_contracts
+from flightrec.contracts.samples import (
     sample_application,
     sample_cot_events,
     sample_decision,
     sample_replay,
 )
-from contracts.schema_files import contract, subject_for
-from contracts.settings import Settings
+from flightrec.contracts.schema_files import contract, subject_for
+from flightrec.contracts.settings import Settings
 
 pytestmark = pytest.mark.integration
 

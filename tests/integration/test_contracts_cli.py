@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from contracts.schema_files import DEFAULT_SCHEMA_DIR, contract, subject_for
-from contracts.settings import Settings
 from flightrec.cli import main
+from flightrec.contracts.schema_files import DEFAULT_SCHEMA_DIR, contract, subject_for
+from flightrec.contracts.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -12,11 +12,11 @@ import pytest
 from confluent_kafka.schema_registry import Schema
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from contracts.codec import Codec, registry_client
-from contracts.errors import RegistryUnavailableError, SchemaIncompatibleError
-from contracts.governance import apply_contracts, plan_contracts, show_subject
-from contracts.samples import sample_cot_events
-from contracts.schema_files import (
+from flightrec.contracts.codec import Codec, registry_client
+from flightrec.contracts.errors import RegistryUnavailableError, SchemaIncompatibleError
+from flightrec.contracts.governance import apply_contracts, plan_contracts, show_subject
+from flightrec.contracts.samples import sample_cot_events
+from flightrec.contracts.schema_files import (
     CONTRACTS,
     DEFAULT_SCHEMA_DIR,
     contract,
@@ -24,7 +24,7 @@ from contracts.schema_files import (
     schema_text,
     subject_for,
 )
-from contracts.settings import Settings
+from flightrec.contracts.settings import Settings
 
 
 def _edited_dir(tmp_path: Path, name: str, edit: Any) -> Path:

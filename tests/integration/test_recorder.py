@@ -17,18 +17,18 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from contracts.codec import Codec
-from contracts.errors import RecorderError, RuleViolationError
-from contracts.events import CotEvent, Decision, RunStarted, Thought, ToolCall, ToolResult
-from contracts.governance import apply_contracts
-from contracts.samples import sample_application
-from contracts.settings import Settings
-from contracts.topics import ensure_topics
-from recorder.kafka_recorder import KafkaRecorder
-from recorder.log_filter import PiiLogFilter
-from recorder.otel import setup_tracing
-from recorder.pii import PiiGuard
-from replay.synthetic import synthetic_run, synthetic_trace_id
+from flightrec.contracts.codec import Codec
+from flightrec.contracts.errors import RecorderError, RuleViolationError
+from flightrec.contracts.events import CotEvent, Decision, RunStarted, Thought, ToolCall, ToolResult
+from flightrec.contracts.governance import apply_contracts
+from flightrec.contracts.samples import sample_application
+from flightrec.contracts.settings import Settings
+from flightrec.contracts.topics import ensure_topics
+from flightrec.recorder.kafka_recorder import KafkaRecorder
+from flightrec.recorder.log_filter import PiiLogFilter
+from flightrec.recorder.otel import setup_tracing
+from flightrec.recorder.pii import PiiGuard
+from flightrec.replay.synthetic import synthetic_run, synthetic_trace_id
 
 from recorder_support import check_traces, read_topic, record_runs
 

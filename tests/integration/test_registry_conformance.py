@@ -31,9 +31,9 @@ from confluent_kafka.schema_registry import (
     SchemaRegistryError,
 )
 
-from contracts.registry import start_registry
-from contracts.registry.process import registry_process
-from contracts.settings import Settings
+from flightrec.contracts.registry import start_registry
+from flightrec.contracts.registry.process import registry_process
+from flightrec.contracts.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -30,8 +30,8 @@ from confluent_kafka.schema_registry.rule_registry import RuleRegistry
 from confluent_kafka.schema_registry.rules.cel.cel_executor import CelExecutor
 from confluent_kafka.serialization import MessageField, SerializationContext, SerializationError
 
-from contracts.registry.process import RegistryProcess, registry_process
-from contracts.settings import Settings
+from flightrec.contracts.registry.process import RegistryProcess, registry_process
+from flightrec.contracts.settings import Settings
 
 pytestmark = pytest.mark.integration
 

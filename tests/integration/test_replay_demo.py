@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from contracts.settings import Settings
 from flightrec.cli import main
+from flightrec.contracts.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

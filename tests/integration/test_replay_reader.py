@@ -15,15 +15,15 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 from confluent_kafka.schema_registry import Schema
 
-from contracts.codec import Codec
-from contracts.errors import TraceNotFoundError
-from contracts.events import CotEvent
-from contracts.governance import apply_contracts
-from contracts.schema_files import contract, subject_for
-from contracts.settings import Settings
-from replay.index import TraceIndex
-from replay.reader import KIND_HEADER, CotReader, Segment
-from replay.synthetic import synthetic_run, synthetic_trace_id
+from flightrec.contracts.codec import Codec
+from flightrec.contracts.errors import TraceNotFoundError
+from flightrec.contracts.events import CotEvent
+from flightrec.contracts.governance import apply_contracts
+from flightrec.contracts.schema_files import contract, subject_for
+from flightrec.contracts.settings import Settings
+from flightrec.replay.index import TraceIndex
+from flightrec.replay.reader import KIND_HEADER, CotReader, Segment
+from flightrec.replay.synthetic import synthetic_run, synthetic_trace_id
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
-from contracts.settings import Settings
-from contracts.topics import ensure_topics, topic_specs
+from flightrec.contracts.settings import Settings
+from flightrec.contracts.topics import ensure_topics, topic_specs
 from flightrec.stack import Stack
 from flightrec.stack_proc import is_alive, read_pid
 

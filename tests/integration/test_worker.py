@@ -29,14 +29,14 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from contracts.avro_mapping import application_to_avro
-from contracts.codec import Codec
-from contracts.events import LoanApplication
-from contracts.governance import apply_contracts
-from contracts.settings import Settings
+from flightrec.contracts.avro_mapping import application_to_avro
+from flightrec.contracts.codec import Codec
+from flightrec.contracts.events import LoanApplication
+from flightrec.contracts.governance import apply_contracts
+from flightrec.contracts.settings import Settings
 from flightrec.demo import start_worker_process, stop_worker_process
+from flightrec.recorder.dlq_cipher import DlqCipher
 from flightrec.synthetic import synthetic_applications
-from recorder.dlq_cipher import DlqCipher
 
 from recorder_support import Record, read_topic
 

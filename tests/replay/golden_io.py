@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from contracts.events import CotEvent, CotEventBase, cot_event_adapter
+from flightrec.contracts.events import CotEvent, CotEventBase, cot_event_adapter
 
 __all__ = ["GOLDEN_DIR", "read_golden", "write_golden"]
 

@@ -20,17 +20,17 @@ from aiohttp import web
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).parent))
 
-from agents.context import RunContext, derive_trace_id
-from agents.loan_agent import build_model, loan_agent
-from agents.runner import run_agent
-from contracts.chain import ChainSealer
-from contracts.events import CotEvent, LoanApplication, SourceRef
-from contracts.settings import Settings
+from flightrec.agents.context import RunContext, derive_trace_id
+from flightrec.agents.loan_agent import build_model, loan_agent
+from flightrec.agents.runner import run_agent
+from flightrec.contracts.chain import ChainSealer
+from flightrec.contracts.events import CotEvent, LoanApplication, SourceRef
+from flightrec.contracts.settings import Settings
+from flightrec.recorder.pii import PiiGuard
 from flightrec.synthetic import synthetic_applications
-from recorder.pii import PiiGuard
-from tools.bureau import build_app
-from tools.http import HttpClient
-from tools.loan_tools import build_loan_toolset
+from flightrec.tools.bureau import build_app
+from flightrec.tools.http import HttpClient
+from flightrec.tools.loan_tools import build_loan_toolset
 
 from golden_io import GOLDEN_DIR, write_golden
 

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from contracts.settings import Settings
-from replay.audit import render_audit
-from replay.catalog import LoanCatalog
-from replay.history import RunHistory, build_histories
-from replay.replayer import Candidate, Replayer, summarize_transitions
+from flightrec.contracts.settings import Settings
+from flightrec.replay.audit import render_audit
+from flightrec.replay.catalog import LoanCatalog
+from flightrec.replay.history import RunHistory, build_histories
+from flightrec.replay.replayer import Candidate, Replayer, summarize_transitions
 
 from golden_io import GOLDEN_DIR, read_golden
 

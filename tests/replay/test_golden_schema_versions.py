@@ -11,13 +11,13 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import Schema
 
-from contracts.codec import Codec
-from contracts.events import CotEvent
-from contracts.governance import apply_contracts
-from contracts.schema_files import contract, subject_for
-from contracts.settings import Settings
-from replay.reader import KIND_HEADER, CotReader
-from replay.replayer import Replayer
+from flightrec.contracts.codec import Codec
+from flightrec.contracts.events import CotEvent
+from flightrec.contracts.governance import apply_contracts
+from flightrec.contracts.schema_files import contract, subject_for
+from flightrec.contracts.settings import Settings
+from flightrec.replay.reader import KIND_HEADER, CotReader
+from flightrec.replay.replayer import Replayer
 
 from golden_io import GOLDEN_DIR, read_golden
 from test_golden import NoLiveCalls

@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from contracts.settings import Settings
-from tools.bureau import start_bureau
-from tools.http import HttpClient
+from flightrec.contracts.settings import Settings
+from flightrec.tools.bureau import start_bureau
+from flightrec.tools.http import HttpClient
 
 
 @pytest.fixture

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from agents.agent import Agent
-from agents.model import Model
-from contracts.events import CotEvent
-from replay.history import build_histories
-from replay.replayer import Replayer
-from tools.base import ToolExecutor
+from flightrec.agents.agent import Agent
+from flightrec.agents.model import Model
+from flightrec.contracts.events import CotEvent
+from flightrec.replay.history import build_histories
+from flightrec.replay.replayer import Replayer
+from flightrec.tools.base import ToolExecutor
 
 __all__ = ["OneAgentCatalog", "assert_reproduces"]
 

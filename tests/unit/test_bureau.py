@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tools.bureau import credit_report, income_check, start_bureau
+from flightrec.tools.bureau import credit_report, income_check, start_bureau
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -134,7 +134,7 @@ async def test_module_runs_and_stops_cleanly_on_sigterm() -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "tools.bureau",
+        "flightrec.tools.bureau",
         "--port",
         str(port),
         cwd=REPO,

@@ -7,10 +7,10 @@ import itertools
 
 import pytest
 
-from contracts.chain import ChainSealer, canonical_bytes, event_hash, verify_chain
-from contracts.errors import ChainBrokenError
-from contracts.events import GENESIS_HASH, CotEvent, Thought, ToolResult
-from replay.synthetic import synthetic_run, synthetic_trace_id
+from flightrec.contracts.chain import ChainSealer, canonical_bytes, event_hash, verify_chain
+from flightrec.contracts.errors import ChainBrokenError
+from flightrec.contracts.events import GENESIS_HASH, CotEvent, Thought, ToolResult
+from flightrec.replay.synthetic import synthetic_run, synthetic_trace_id
 
 
 def sealed_trace(index: int = 1, attempt: int = 1) -> list[CotEvent]:

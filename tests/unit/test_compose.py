@@ -14,8 +14,8 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
-from contracts.settings import Settings
 from flightrec.cli import build_parser
+from flightrec.contracts.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from contracts.events import LoanDecision, RunCompleted
-from contracts.samples import sample_cot_events, sample_decision
+from flightrec.contracts.events import LoanDecision, RunCompleted
+from flightrec.contracts.samples import sample_cot_events, sample_decision
 from flightrec.demo import DemoReport
 
 TRACE_1, TRACE_2, TRACE_3 = "1" * 32, "2" * 32, "3" * 32

@@ -11,18 +11,18 @@ from confluent_kafka.schema_registry._sync.mock_schema_registry_client import (
     MockSchemaRegistryClient,
 )
 
-from contracts.avro_mapping import cot_from_avro, cot_to_avro, payload_field
-from contracts.codec import Codec
-from contracts.events import COT_KINDS, CotEventBase
-from contracts.rules import rule_set_for
-from contracts.samples import (
+from flightrec.contracts.avro_mapping import cot_from_avro, cot_to_avro, payload_field
+from flightrec.contracts.codec import Codec
+from flightrec.contracts.events import COT_KINDS, CotEventBase
+from flightrec.contracts.rules import rule_set_for
+from flightrec.contracts.samples import (
     sample_application,
     sample_cot_events,
     sample_decision,
     sample_replay,
 )
-from contracts.schema_files import CONTRACTS, load_schemas, schema_text, subject_for
-from contracts.settings import Settings
+from flightrec.contracts.schema_files import CONTRACTS, load_schemas, schema_text, subject_for
+from flightrec.contracts.settings import Settings
 
 
 def _registered_codec(settings: Settings) -> Codec:
@@ -100,7 +100,7 @@ async def test_optional_fields_absent_round_trip(codec: Codec) -> None:
 
 
 async def test_bytes_of_another_contract_are_rejected(codec: Codec) -> None:
-    from contracts.errors import DecodeError
+    from flightrec.contracts.errors import DecodeError
 
     data = await codec.encode_decision(sample_decision())
     with pytest.raises(DecodeError):

@@ -22,14 +22,14 @@ import pytest
 from aiohttp import web
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
-from contracts.errors import SchemaIncompatibleError
-from contracts.governance import apply_contracts, check_contracts, plan_contracts
-from contracts.registry import build_app
-from contracts.registry.service import RegistryService
-from contracts.registry.storage import MemoryLog
-from contracts.schema_files import CONTRACTS, DEFAULT_SCHEMA_DIR, contract, subject_for
-from contracts.settings import Settings
 from flightrec.cli import main
+from flightrec.contracts.errors import SchemaIncompatibleError
+from flightrec.contracts.governance import apply_contracts, check_contracts, plan_contracts
+from flightrec.contracts.registry import build_app
+from flightrec.contracts.registry.service import RegistryService
+from flightrec.contracts.registry.storage import MemoryLog
+from flightrec.contracts.schema_files import CONTRACTS, DEFAULT_SCHEMA_DIR, contract, subject_for
+from flightrec.contracts.settings import Settings
 
 Edit = Callable[[dict[str, Any]], None]
 

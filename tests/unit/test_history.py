@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from contracts.events import CotEventBase
-from replay.history import ChainCheck, build_histories, build_history
-from replay.synthetic import synthetic_run, synthetic_trace_id
+from flightrec.contracts.events import CotEventBase
+from flightrec.replay.history import ChainCheck, build_histories, build_history
+from flightrec.replay.synthetic import synthetic_run, synthetic_trace_id
 
 TRACE = synthetic_trace_id(1)
 

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from contracts.errors import ConfigError, ToolHTTPError, ToolTimeoutError
-from contracts.settings import Settings
-from tools.http import HttpClient
+from flightrec.contracts.errors import ConfigError, ToolHTTPError, ToolTimeoutError
+from flightrec.contracts.settings import Settings
+from flightrec.tools.http import HttpClient
 
 
 class Hits:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from contracts.codec import Codec
-from contracts.offline_registry import offline_registry
-from contracts.samples import sample_cot_events
-from contracts.settings import Settings
-from replay.index import _WriterSchemaDecoder
+from flightrec.contracts.codec import Codec
+from flightrec.contracts.offline_registry import offline_registry
+from flightrec.contracts.samples import sample_cot_events
+from flightrec.contracts.settings import Settings
+from flightrec.replay.index import _WriterSchemaDecoder
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from agents.lanes import PartitionLanes
-from contracts.errors import RecorderError
+from flightrec.agents.lanes import PartitionLanes
+from flightrec.contracts.errors import RecorderError
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ async def test_a_lane_that_cannot_settle_stops_loudly(caplog: pytest.LogCaptureF
         process, probe.ack, concurrency=2, on_fatal=probe.on_fatal, describe=describe
     )
     items = [Item(p, o) for o in range(6) for p in (0, 1)]
-    with caplog.at_level(logging.CRITICAL, logger="agents.lanes"):
+    with caplog.at_level(logging.CRITICAL, logger="flightrec.agents.lanes"):
         with pytest.raises(RecorderError) as raised:
             for item in items:
                 await lanes.submit(item.partition, item)
@@ -193,7 +193,7 @@ async def test_a_failing_stop_hook_does_not_hide_the_failure(
         raise RuntimeError("stop hook broke")
 
     lanes: PartitionLanes[Item] = PartitionLanes(process, ack, concurrency=1, on_fatal=on_fatal)
-    with caplog.at_level(logging.ERROR, logger="agents.lanes"):
+    with caplog.at_level(logging.ERROR, logger="flightrec.agents.lanes"):
         await lanes.submit(0, Item(0, 0))
         await asyncio.sleep(0.02)
         with pytest.raises(RecorderError):

@@ -1,4 +1,4 @@
-"""Imports follow DESIGN.md's layer table; only agents/worker.py imports faust.
+"""Imports follow the layer table of docs/design.md; only flightrec.agents.worker imports faust.
 
 Every module of our packages is parsed (``ast``), including imports inside
 functions and under ``TYPE_CHECKING``: a dependency is a dependency even when
@@ -13,20 +13,33 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("agents", "recorder", "tools", "contracts", "replay", "flightrec")
+# The layers: each one a repository folder installed as flightrec.<layer>.
+LAYERS = ("agents", "recorder", "tools", "contracts", "replay")
+# The composition root: every module of flightrec that is in no layer.
+ROOT = "flightrec"
 
-# package -> packages of ours it may import (itself always allowed).
+# layer -> layers it may import (itself always allowed).
 ALLOWED: dict[str, frozenset[str]] = {
     "contracts": frozenset(),
     "tools": frozenset({"contracts"}),
     "recorder": frozenset({"contracts"}),
     "agents": frozenset({"contracts", "tools"}),
     "replay": frozenset({"contracts", "tools", "agents"}),
-    "flightrec": frozenset(PACKAGES),
+    ROOT: frozenset({*LAYERS, ROOT}),
 }
-# module -> extra packages it alone may import.
-EXCEPTIONS: dict[str, frozenset[str]] = {"agents.worker": frozenset({"recorder"})}
-FAUST_MODULES = frozenset({"agents.worker"})
+# module -> extra layers it alone may import.
+EXCEPTIONS: dict[str, frozenset[str]] = {"flightrec.agents.worker": frozenset({"recorder"})}
+FAUST_MODULES = frozenset({"flightrec.agents.worker"})
+
+
+def layer_of(module: str) -> str | None:
+    """The layer a dotted module name belongs to; None when it is not ours."""
+    parts = module.split(".")
+    if parts[0] != ROOT:
+        return None
+    if len(parts) > 1 and parts[1] in LAYERS:
+        return parts[1]
+    return ROOT
 
 
 def _imported_modules(module: str, tree: ast.AST, is_package: bool) -> list[tuple[int, str]]:
@@ -54,40 +67,51 @@ def _imported_modules(module: str, tree: ast.AST, is_package: bool) -> list[tupl
 
 def violations(module: str, source: str, *, is_package: bool = False) -> list[str]:
     """Layering violations of ``module`` (dotted name) given its source text."""
-    package = module.split(".")[0]
-    allowed = ALLOWED[package] | EXCEPTIONS.get(module, frozenset()) | {package}
+    layer = layer_of(module)
+    assert layer is not None, module
+    allowed = ALLOWED[layer] | EXCEPTIONS.get(module, frozenset()) | {layer}
     problems: list[str] = []
     for line, name in _imported_modules(module, ast.parse(source), is_package):
-        top = name.split(".")[0]
-        if top in ALLOWED and top not in allowed:
-            problems.append(f"{module}:{line} imports {name} ({package} may not import {top})")
-        if top == "faust" and module not in FAUST_MODULES:
-            problems.append(f"{module}:{line} imports faust (only agents.worker may)")
+        target = layer_of(name)
+        if target is not None and target not in allowed:
+            problems.append(f"{module}:{line} imports {name} ({layer} may not import {target})")
+        if name.split(".")[0] == "faust" and module not in FAUST_MODULES:
+            problems.append(f"{module}:{line} imports faust (only flightrec.agents.worker may)")
     return problems
 
 
 def _modules() -> list[tuple[str, Path]]:
+    """(dotted name, file) of every module we ship, read from the real folders."""
     modules: list[tuple[str, Path]] = []
-    for package in PACKAGES:
-        for path in sorted((REPO_ROOT / package).rglob("*.py")):
-            parts = list(path.relative_to(REPO_ROOT).with_suffix("").parts)
-            if parts[-1] == "__init__":
-                parts = parts[:-1]
-            modules.append((".".join(parts), path))
+    root_dir = REPO_ROOT / ROOT
+    for path in sorted(root_dir.rglob("*.py")):
+        if path.relative_to(root_dir).parts[0] in LAYERS:
+            continue  # the layer symlinks: read from their own folders below
+        modules.append((_dotted(path.relative_to(REPO_ROOT)), path))
+    for layer in LAYERS:
+        for path in sorted((REPO_ROOT / layer).rglob("*.py")):
+            modules.append((_dotted(Path(ROOT) / path.relative_to(REPO_ROOT)), path))
     return modules
 
 
-def test_every_package_is_scanned() -> None:
-    scanned = {name.split(".")[0] for name, _ in _modules()}
-    assert scanned == set(PACKAGES)
-    assert any(name == "agents.worker" for name, _ in _modules())
+def _dotted(relative: Path) -> str:
+    parts = list(relative.with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
 
 
-@pytest.mark.parametrize("package", PACKAGES)
-def test_imports_follow_the_layer_table(package: str) -> None:
+def test_every_layer_is_scanned() -> None:
+    scanned = {layer_of(name) for name, _ in _modules()}
+    assert scanned == {*LAYERS, ROOT}
+    assert any(name == "flightrec.agents.worker" for name, _ in _modules())
+
+
+@pytest.mark.parametrize("layer", [*LAYERS, ROOT])
+def test_imports_follow_the_layer_table(layer: str) -> None:
     problems: list[str] = []
     for module, path in _modules():
-        if module.split(".")[0] != package:
+        if layer_of(module) != layer:
             continue
         source = path.read_text("utf-8")
         problems.extend(violations(module, source, is_package=path.name == "__init__.py"))
@@ -100,19 +124,22 @@ def test_imports_follow_the_layer_table(package: str) -> None:
 @pytest.mark.parametrize(
     ("module", "source"),
     [
-        ("contracts.codec", "import agents.runner"),
-        ("contracts.codec", "from tools.base import ToolOutcome"),
-        ("tools.http", "from recorder import kafka"),
-        ("recorder.kafka", "def f():\n    from agents.context import RunContext\n"),
-        ("agents.runner", "from recorder.pii import PiiGuard"),
-        ("agents.runner", "import faust"),
-        ("replay.reader", "from flightrec.cli import main"),
-        ("replay.reader", "from recorder.chain import verify"),
-        ("tools.toolset", "from ..agents import steps"),
-        ("recorder.kafka", "from faust import App"),
+        ("flightrec.contracts.codec", "import flightrec.agents.runner"),
+        ("flightrec.contracts.codec", "from flightrec.tools.base import ToolOutcome"),
+        ("flightrec.tools.http", "from flightrec.recorder import kafka"),
         (
-            "agents.steps",
-            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import recorder\n",
+            "flightrec.recorder.kafka",
+            "def f():\n    from flightrec.agents.context import RunContext\n",
+        ),
+        ("flightrec.agents.runner", "from flightrec.recorder.pii import PiiGuard"),
+        ("flightrec.agents.runner", "import faust"),
+        ("flightrec.replay.reader", "from flightrec.cli import main"),
+        ("flightrec.replay.reader", "from flightrec.recorder.chain import verify"),
+        ("flightrec.tools.toolset", "from ..agents import steps"),
+        ("flightrec.recorder.kafka", "from faust import App"),
+        (
+            "flightrec.agents.steps",
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import flightrec.recorder\n",
         ),
     ],
 )
@@ -123,14 +150,23 @@ def test_checker_flags_a_bad_import(module: str, source: str) -> None:
 @pytest.mark.parametrize(
     ("module", "source"),
     [
-        ("agents.worker", "import faust\nfrom recorder.kafka import KafkaRecorder"),
         (
-            "agents.runner",
-            "from contracts.events import Thought\nfrom tools.base import ToolOutcome",
+            "flightrec.agents.worker",
+            "import faust\nfrom flightrec.recorder.kafka import KafkaRecorder",
         ),
-        ("replay.replayer", "from agents.runner import run\nfrom . import history"),
-        ("flightrec.cli", "import agents.worker, recorder, replay"),
-        ("contracts.codec", "import json\nfrom .events import Thought\nimport confluent_kafka"),
+        (
+            "flightrec.agents.runner",
+            "from flightrec.contracts.events import Thought\nfrom flightrec.tools.base import ToolOutcome",
+        ),
+        (
+            "flightrec.replay.replayer",
+            "from flightrec.agents.runner import run\nfrom . import history",
+        ),
+        ("flightrec.cli", "import flightrec.agents.worker, flightrec.recorder, flightrec.replay"),
+        (
+            "flightrec.contracts.codec",
+            "import json\nfrom .events import Thought\nimport confluent_kafka",
+        ),
     ],
 )
 def test_checker_accepts_an_allowed_import(module: str, source: str) -> None:
@@ -139,9 +175,14 @@ def test_checker_accepts_an_allowed_import(module: str, source: str) -> None:
 
 def test_relative_imports_resolve_against_the_package() -> None:
     tree = ast.parse("from . import steps\nfrom ..contracts import events\nfrom .x import y")
-    names = [name for _, name in _imported_modules("agents.runner", tree, is_package=False)]
-    assert names == ["agents.steps", "contracts", "agents.x"]
     names = [
-        name for _, name in _imported_modules("agents", ast.parse("from . import runner"), True)
+        name for _, name in _imported_modules("flightrec.agents.runner", tree, is_package=False)
     ]
-    assert names == ["agents.runner"]
+    assert names == ["flightrec.agents.steps", "flightrec.contracts", "flightrec.agents.x"]
+    names = [
+        name
+        for _, name in _imported_modules(
+            "flightrec.agents", ast.parse("from . import runner"), True
+        )
+    ]
+    assert names == ["flightrec.agents.runner"]

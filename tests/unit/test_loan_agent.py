@@ -10,19 +10,19 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from agents.agent import Agent
-from agents.context import RunContext
-from agents.loan_agent import LOAN_AGENT_TOOLS, build_model, loan_agent
-from agents.models.openai_model import OpenAIModel
-from agents.models.policy import PolicyModel
-from agents.runner import run_agent
-from contracts.events import CotEvent, LoanApplication, SourceRef
-from contracts.settings import Settings
+from flightrec.agents.agent import Agent
+from flightrec.agents.context import RunContext
+from flightrec.agents.loan_agent import LOAN_AGENT_TOOLS, build_model, loan_agent
+from flightrec.agents.models.openai_model import OpenAIModel
+from flightrec.agents.models.policy import PolicyModel
+from flightrec.agents.runner import run_agent
+from flightrec.contracts.events import CotEvent, LoanApplication, SourceRef
+from flightrec.contracts.settings import Settings
+from flightrec.recorder.pii import PiiGuard
 from flightrec.synthetic import synthetic_applications
-from recorder.pii import PiiGuard
-from tools.bureau import credit_report, start_bureau
-from tools.http import HttpClient
-from tools.loan_tools import LOAN_TOOL_NAMES, build_loan_toolset
+from flightrec.tools.bureau import credit_report, start_bureau
+from flightrec.tools.http import HttpClient
+from flightrec.tools.loan_tools import LOAN_TOOL_NAMES, build_loan_toolset
 
 NOW = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
 

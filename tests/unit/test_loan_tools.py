@@ -6,13 +6,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from contracts.settings import Settings
-from tools.base import ToolExecutor
-from tools.bureau import credit_report, income_check, start_bureau
-from tools.http import HttpClient
-from tools.loan_policy import POLICIES, get_policy
-from tools.loan_tools import LOAN_TOOL_NAMES, amortized_payment, build_loan_toolset
-from tools.toolset import Toolset
+from flightrec.contracts.settings import Settings
+from flightrec.tools.base import ToolExecutor
+from flightrec.tools.bureau import credit_report, income_check, start_bureau
+from flightrec.tools.http import HttpClient
+from flightrec.tools.loan_policy import POLICIES, get_policy
+from flightrec.tools.loan_tools import LOAN_TOOL_NAMES, amortized_payment, build_loan_toolset
+from flightrec.tools.toolset import Toolset
 
 REAL_ID = "512-34-8870"
 TOKEN = "pii:k1:9b1c44e0aa"

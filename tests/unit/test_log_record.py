@@ -15,23 +15,30 @@ from confluent_kafka.schema_registry._sync.mock_schema_registry_client import (
     MockSchemaRegistryClient,
 )
 
-from contracts.avro_mapping import cot_to_avro
-from contracts.chain import canonical_text
-from contracts.codec import Codec
-from contracts.events import GENESIS_HASH, CotEventBase, GenAiRef, Thought, ToolCall, canonical_json
-from contracts.log_record import (
+from flightrec.contracts.avro_mapping import cot_to_avro
+from flightrec.contracts.chain import canonical_text
+from flightrec.contracts.codec import Codec
+from flightrec.contracts.events import (
+    GENESIS_HASH,
+    CotEventBase,
+    GenAiRef,
+    Thought,
+    ToolCall,
+    canonical_json,
+)
+from flightrec.contracts.log_record import (
     IMPORTED_TOPIC,
     UNKNOWN_VERSION,
     LogRecord,
     from_log_record,
     to_log_record,
 )
-from contracts.offline_registry import offline_registry
-from contracts.registry.compatibility import check_compatibility, parse_avro
-from contracts.rules import rule_set_for
-from contracts.samples import sample_cot_events
-from contracts.schema_files import contract, load_schemas, schema_text, subject_for
-from contracts.settings import Settings
+from flightrec.contracts.offline_registry import offline_registry
+from flightrec.contracts.registry.compatibility import check_compatibility, parse_avro
+from flightrec.contracts.rules import rule_set_for
+from flightrec.contracts.samples import sample_cot_events
+from flightrec.contracts.schema_files import contract, load_schemas, schema_text, subject_for
+from flightrec.contracts.settings import Settings
 
 DOCUMENT = {
     "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",

@@ -15,15 +15,15 @@ from typing import Any
 
 import pytest
 
-from agents.agent import Agent
-from agents.context import RunContext
-from agents.model import Message, request_hash
-from agents.models.openai_model import OpenAIModel
-from agents.runner import run_agent
-from agents.steps import AgentStep, DecisionStep
-from agents.testing.openai_server import FakeOpenAIServer, ScriptedResponse
-from contracts.events import CotEvent, ModelCall, SourceRef
-from tools.toolset import Toolset
+from flightrec.agents.agent import Agent
+from flightrec.agents.context import RunContext
+from flightrec.agents.model import Message, request_hash
+from flightrec.agents.models.openai_model import OpenAIModel
+from flightrec.agents.runner import run_agent
+from flightrec.agents.steps import AgentStep, DecisionStep
+from flightrec.agents.testing.openai_server import FakeOpenAIServer, ScriptedResponse
+from flightrec.contracts.events import CotEvent, ModelCall, SourceRef
+from flightrec.tools.toolset import Toolset
 
 from replay_support import assert_reproduces
 

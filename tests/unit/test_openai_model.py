@@ -12,16 +12,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from agents.agent import Agent
-from agents.context import RunContext
-from agents.model import Message, ModelTurn, request_hash
-from agents.models.openai_model import OpenAIModel, retry_after_s
-from agents.runner import run_agent
-from agents.steps import AgentStep, DecisionStep, ThoughtStep
-from agents.testing.openai_server import FakeOpenAIServer, ScriptedResponse
-from contracts.events import CotEvent, SourceRef
-from contracts.settings import Settings
-from tools.toolset import Toolset
+from flightrec.agents.agent import Agent
+from flightrec.agents.context import RunContext
+from flightrec.agents.model import Message, ModelTurn, request_hash
+from flightrec.agents.models.openai_model import OpenAIModel, retry_after_s
+from flightrec.agents.runner import run_agent
+from flightrec.agents.steps import AgentStep, DecisionStep, ThoughtStep
+from flightrec.agents.testing.openai_server import FakeOpenAIServer, ScriptedResponse
+from flightrec.contracts.events import CotEvent, SourceRef
+from flightrec.contracts.settings import Settings
+from flightrec.tools.toolset import Toolset
 
 THOUGHT = AgentStep(step=ThoughtStep(type="thought", reasoning="look at the income"))
 DECISION = AgentStep(

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from contracts.events import ToolResult
-from contracts.samples import sample_application
-from contracts.schema_files import DEFAULT_SCHEMA_DIR, load_schema_file, pii_fields
-from contracts.settings import Settings
-from recorder.log_filter import PiiLogFilter
-from recorder.pii import PiiGuard, scrub_text
-from replay.synthetic import synthetic_run, synthetic_trace_id
+from flightrec.contracts.events import ToolResult
+from flightrec.contracts.samples import sample_application
+from flightrec.contracts.schema_files import DEFAULT_SCHEMA_DIR, load_schema_file, pii_fields
+from flightrec.contracts.settings import Settings
+from flightrec.recorder.log_filter import PiiLogFilter
+from flightrec.recorder.pii import PiiGuard, scrub_text
+from flightrec.replay.synthetic import synthetic_run, synthetic_trace_id
 
 TOKEN_PATTERN = r"^pii:k1:[0-9a-f]{32}$"
 
@@ -148,7 +148,7 @@ def test_may_hold_never_misses_what_scrub_would_replace(
 ) -> None:
     # The recorder scrubs only events whose canonical text may hold a real
     # value: a miss there would write personal data in clear.
-    from contracts.chain import canonical_text
+    from flightrec.contracts.chain import canonical_text
 
     _, vault = guard.tokenize(sample_application(applicant_name=name))
     result = next(e for e in synthetic_run(synthetic_trace_id(5)) if isinstance(e, ToolResult))

@@ -18,25 +18,25 @@ from confluent_kafka.schema_registry._sync.mock_schema_registry_client import (
     MockSchemaRegistryClient,
 )
 
-from agents.agent import Agent
-from agents.context import derive_trace_id
-from agents.lanes import PartitionLanes
-from agents.model import Model, ModelInfo, ModelTurn, Transcript
-from agents.models.scripted import ScriptedModel
-from agents.pipeline import PipelineResult, RunPipeline
-from agents.steps import AgentStep, DecisionStep, ThoughtStep
-from agents.testing import MemoryAttemptLedger, MemoryProducer, SentMessage
-from contracts.codec import Codec
-from contracts.errors import RecorderError
-from contracts.events import CotEvent, SourceRef
-from contracts.rules import rule_set_for
-from contracts.samples import sample_application
-from contracts.schema_files import CONTRACTS, load_schemas, schema_text, subject_for
-from contracts.settings import Settings
-from recorder.base import MemoryRecorder
-from recorder.dlq_cipher import DlqCipher
-from recorder.pii import PiiGuard
-from tools.toolset import Toolset
+from flightrec.agents.agent import Agent
+from flightrec.agents.context import derive_trace_id
+from flightrec.agents.lanes import PartitionLanes
+from flightrec.agents.model import Model, ModelInfo, ModelTurn, Transcript
+from flightrec.agents.models.scripted import ScriptedModel
+from flightrec.agents.pipeline import PipelineResult, RunPipeline
+from flightrec.agents.steps import AgentStep, DecisionStep, ThoughtStep
+from flightrec.agents.testing import MemoryAttemptLedger, MemoryProducer, SentMessage
+from flightrec.contracts.codec import Codec
+from flightrec.contracts.errors import RecorderError
+from flightrec.contracts.events import CotEvent, SourceRef
+from flightrec.contracts.rules import rule_set_for
+from flightrec.contracts.samples import sample_application
+from flightrec.contracts.schema_files import CONTRACTS, load_schemas, schema_text, subject_for
+from flightrec.contracts.settings import Settings
+from flightrec.recorder.base import MemoryRecorder
+from flightrec.recorder.dlq_cipher import DlqCipher
+from flightrec.recorder.pii import PiiGuard
+from flightrec.tools.toolset import Toolset
 
 SETTINGS = Settings()
 NOW = datetime(2025, 5, 6, 7, 8, 9, tzinfo=UTC)

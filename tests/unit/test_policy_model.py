@@ -14,17 +14,17 @@ from typing import Any
 
 import pytest
 
-from agents.context import RunContext
-from agents.loan_agent import loan_agent
-from agents.models.policy import PolicyModel, underwrite
-from agents.runner import run_agent
-from contracts.events import CotEvent, LoanApplication, SourceRef
-from contracts.settings import Settings
+from flightrec.agents.context import RunContext
+from flightrec.agents.loan_agent import loan_agent
+from flightrec.agents.models.policy import PolicyModel, underwrite
+from flightrec.agents.runner import run_agent
+from flightrec.contracts.events import CotEvent, LoanApplication, SourceRef
+from flightrec.contracts.settings import Settings
+from flightrec.recorder.pii import PiiGuard
 from flightrec.synthetic import synthetic_applications
-from recorder.pii import PiiGuard
-from tools.http import HttpClient
-from tools.loan_policy import get_policy
-from tools.loan_tools import build_loan_toolset
+from flightrec.tools.http import HttpClient
+from flightrec.tools.loan_policy import get_policy
+from flightrec.tools.loan_tools import build_loan_toolset
 
 NOW = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
 

@@ -15,20 +15,20 @@ from typing import Any
 
 import pytest
 
-from agents.context import RunContext
-from agents.loan_agent import LOAN_AGENT_TOOLS, loan_agent
-from agents.model import Model, Transcript
-from agents.models.policy import PolicyModel
-from agents.models.scripted import FunctionModel
-from agents.runner import run_agent
-from agents.steps import DecisionStep, ToolCallStep
-from agents.transcript import DATA_BEGIN, DATA_END, read_application
-from contracts.events import CotEvent, LoanApplication, SourceRef
-from contracts.settings import Settings
+from flightrec.agents.context import RunContext
+from flightrec.agents.loan_agent import LOAN_AGENT_TOOLS, loan_agent
+from flightrec.agents.model import Model, Transcript
+from flightrec.agents.models.policy import PolicyModel
+from flightrec.agents.models.scripted import FunctionModel
+from flightrec.agents.runner import run_agent
+from flightrec.agents.steps import DecisionStep, ToolCallStep
+from flightrec.agents.transcript import DATA_BEGIN, DATA_END, read_application
+from flightrec.contracts.events import CotEvent, LoanApplication, SourceRef
+from flightrec.contracts.settings import Settings
+from flightrec.recorder.pii import PiiGuard
 from flightrec.synthetic import INJECTION_NOTES, synthetic_applications
-from recorder.pii import PiiGuard
-from tools.http import HttpClient
-from tools.loan_tools import build_loan_toolset
+from flightrec.tools.http import HttpClient
+from flightrec.tools.loan_tools import build_loan_toolset
 
 NOW = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
 INJECTIONS = [

@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from agents.agent import Agent
-from agents.context import RunContext
-from agents.model import Transcript
-from agents.models.scripted import FunctionModel, ScriptedModel
-from agents.runner import run_agent
-from agents.steps import ThoughtStep
-from contracts.events import CotEvent, RunFailed, SourceRef
-from tools.base import ToolOutcome
+from flightrec.agents.agent import Agent
+from flightrec.agents.context import RunContext
+from flightrec.agents.model import Transcript
+from flightrec.agents.models.scripted import FunctionModel, ScriptedModel
+from flightrec.agents.runner import run_agent
+from flightrec.agents.steps import ThoughtStep
+from flightrec.contracts.events import CotEvent, RunFailed, SourceRef
+from flightrec.tools.base import ToolOutcome
 
 from replay_support import assert_reproduces
 

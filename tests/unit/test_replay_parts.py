@@ -7,14 +7,14 @@ import json
 
 import pytest
 
-from agents.model import Message, ModelInfo, request_hash
-from agents.steps import AgentStep
-from contracts.errors import DivergenceError
-from contracts.events import CotEvent, ModelCall
-from replay.replay_model import ReplayModel, recorded_turns
-from replay.replay_tools import TOOL_UNAVAILABLE, ReplayToolset
-from replay.synthetic import synthetic_run, synthetic_trace_id
-from tools.base import ToolOutcome
+from flightrec.agents.model import Message, ModelInfo, request_hash
+from flightrec.agents.steps import AgentStep
+from flightrec.contracts.errors import DivergenceError
+from flightrec.contracts.events import CotEvent, ModelCall
+from flightrec.replay.replay_model import ReplayModel, recorded_turns
+from flightrec.replay.replay_tools import TOOL_UNAVAILABLE, ReplayToolset
+from flightrec.replay.synthetic import synthetic_run, synthetic_trace_id
+from flightrec.tools.base import ToolOutcome
 
 TRACE = synthetic_trace_id(7)
 INFO = ModelInfo(provider="flightrec", model="policy", profile="standard", temperature=0.0, seed=7)

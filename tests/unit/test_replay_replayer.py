@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from agents.context import RunContext
-from agents.model import (
+from flightrec.agents.context import RunContext
+from flightrec.agents.model import (
     Message,
     Model,
     ModelAttempt,
@@ -23,8 +23,8 @@ from agents.model import (
     Transcript,
     request_hash,
 )
-from agents.steps import AgentStep, DecisionStep, ThoughtStep, ToolCallStep
-from contracts.events import (
+from flightrec.agents.steps import AgentStep, DecisionStep, ThoughtStep, ToolCallStep
+from flightrec.contracts.events import (
     CotEvent,
     Decision,
     ModelCall,
@@ -36,9 +36,9 @@ from contracts.events import (
     ToolResult,
     canonical_json,
 )
-from replay.history import build_histories
-from replay.replayer import Candidate, Replayer, summarize_transitions
-from tools.base import ToolExecutor, ToolOutcome
+from flightrec.replay.history import build_histories
+from flightrec.replay.replayer import Candidate, Replayer, summarize_transitions
+from flightrec.tools.base import ToolExecutor, ToolOutcome
 
 SOURCE = SourceRef(topic="loan.applications", partition=0, offset=1)
 

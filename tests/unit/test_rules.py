@@ -17,14 +17,20 @@ from confluent_kafka.schema_registry._sync.mock_schema_registry_client import (
     MockSchemaRegistryClient,
 )
 
-from contracts.avro_mapping import application_to_avro
-from contracts.cel_fast import compile_rule
-from contracts.codec import Codec
-from contracts.errors import ConfigError, RuleViolationError
-from contracts.rules import ISO_4217, rule_set_for, rule_specs
-from contracts.samples import sample_application, sample_cot_events
-from contracts.schema_files import CONTRACTS, contract, load_schemas, schema_text, subject_for
-from contracts.settings import Settings
+from flightrec.contracts.avro_mapping import application_to_avro
+from flightrec.contracts.cel_fast import compile_rule
+from flightrec.contracts.codec import Codec
+from flightrec.contracts.errors import ConfigError, RuleViolationError
+from flightrec.contracts.rules import ISO_4217, rule_set_for, rule_specs
+from flightrec.contracts.samples import sample_application, sample_cot_events
+from flightrec.contracts.schema_files import (
+    CONTRACTS,
+    contract,
+    load_schemas,
+    schema_text,
+    subject_for,
+)
+from flightrec.contracts.settings import Settings
 
 SETTINGS = Settings()
 
@@ -261,7 +267,7 @@ def test_record_that_bypassed_the_rules_fails_on_read(engine: Any) -> None:
     ],
 )
 def test_fast_cel_converts_only_the_fields_a_rule_reads(expr: str, fields: set[str] | None) -> None:
-    from contracts.cel_fast import referenced_fields
+    from flightrec.contracts.cel_fast import referenced_fields
 
     found = referenced_fields(expr)
     assert (None if found is None else set(found)) == fields
@@ -285,7 +291,7 @@ def _fast_cel(executor: Any, expr: str, message: dict[str, Any]) -> bool:
 
 
 def test_fast_cel_projection_keeps_has_semantics() -> None:
-    from contracts.cel_fast import FastCelExecutor
+    from flightrec.contracts.cel_fast import FastCelExecutor
 
     executor = FastCelExecutor()
 
@@ -300,7 +306,7 @@ def test_fast_cel_projection_keeps_has_semantics() -> None:
 
 
 def test_fast_cel_memoised_verdicts_follow_the_values_read() -> None:
-    from contracts.cel_fast import FastCelExecutor
+    from flightrec.contracts.cel_fast import FastCelExecutor
 
     executor = FastCelExecutor()
 

@@ -11,17 +11,17 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from agents.agent import Agent
-from agents.context import RunContext
-from agents.model import Model, Transcript
-from agents.models.scripted import FunctionModel, ScriptedModel
-from agents.runner import run_agent
-from agents.steps import AgentStep, DecisionStep, ThoughtStep, ToolCallStep
-from agents.transcript import DATA_BEGIN, DATA_END, read_application
-from contracts.errors import ModelUnavailableError
-from contracts.events import GENESIS_HASH, CotEvent, SourceRef, cot_event_adapter
-from tools.spec import tool
-from tools.toolset import Toolset
+from flightrec.agents.agent import Agent
+from flightrec.agents.context import RunContext
+from flightrec.agents.model import Model, Transcript
+from flightrec.agents.models.scripted import FunctionModel, ScriptedModel
+from flightrec.agents.runner import run_agent
+from flightrec.agents.steps import AgentStep, DecisionStep, ThoughtStep, ToolCallStep
+from flightrec.agents.transcript import DATA_BEGIN, DATA_END, read_application
+from flightrec.contracts.errors import ModelUnavailableError
+from flightrec.contracts.events import GENESIS_HASH, CotEvent, SourceRef, cot_event_adapter
+from flightrec.tools.spec import tool
+from flightrec.tools.toolset import Toolset
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 SOURCE = SourceRef(topic="loan.applications", partition=0, offset=7, key="app-1")
@@ -317,9 +317,9 @@ async def test_cancellation_propagates() -> None:
 def test_request_hash_equals_the_hash_of_the_whole_canonical_request() -> None:
     import hashlib
 
-    from agents.model import Message, ModelInfo, request_hash
-    from agents.steps import AgentStep
-    from contracts.events import canonical_json
+    from flightrec.agents.model import Message, ModelInfo, request_hash
+    from flightrec.agents.steps import AgentStep
+    from flightrec.contracts.events import canonical_json
 
     info = ModelInfo(provider="p", model="m-1", profile="standard", temperature=0.0, seed=7)
     transcript = [

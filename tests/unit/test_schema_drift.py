@@ -10,9 +10,20 @@ import pytest
 from fastavro.schema import expand_schema
 from pydantic import BaseModel
 
-from contracts.avro_mapping import COT_KIND_MODELS, ENVELOPE_FIELDS, payload_field, schema_drift
-from contracts.events import COT_KINDS, CotEventBase, LoanApplication, LoanDecision, ReplayResult
-from contracts.schema_files import load_schemas
+from flightrec.contracts.avro_mapping import (
+    COT_KIND_MODELS,
+    ENVELOPE_FIELDS,
+    payload_field,
+    schema_drift,
+)
+from flightrec.contracts.events import (
+    COT_KINDS,
+    CotEventBase,
+    LoanApplication,
+    LoanDecision,
+    ReplayResult,
+)
+from flightrec.contracts.schema_files import load_schemas
 
 
 def _expanded(name: str) -> dict[str, Any]:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from contracts.errors import SchemaFileError
-from contracts.schema_files import (
+from flightrec.contracts.errors import SchemaFileError
+from flightrec.contracts.schema_files import (
     CONTRACTS,
     DEFAULT_SCHEMA_DIR,
     load_schema_file,
@@ -17,7 +17,7 @@ from contracts.schema_files import (
     pii_fields,
     subject_for,
 )
-from contracts.settings import Settings, Topics
+from flightrec.contracts.settings import Settings, Topics
 
 
 def test_every_contract_has_a_valid_schema_file() -> None:

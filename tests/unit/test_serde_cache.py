@@ -6,8 +6,8 @@ from confluent_kafka.schema_registry._sync import avro as sync_avro
 from confluent_kafka.schema_registry.common import avro as common_avro
 from confluent_kafka.schema_registry.common.avro import parse_schema_with_repo
 
-from contracts import serde_cache
-from contracts.schema_files import load_schemas, schema_text
+from flightrec.contracts import serde_cache
+from flightrec.contracts.schema_files import load_schemas, schema_text
 
 
 def test_memo_matches_the_library_and_is_per_schema_object() -> None:

@@ -9,9 +9,9 @@ import pytest
 # The HTTP library the registry client (and so registry_call) runs on.
 from confluent_kafka.schema_registry.common._httpx_compat import httpx
 
-from contracts.codec import registry_call
-from contracts.errors import RegistryUnavailableError
-from contracts.settings import (
+from flightrec.contracts.codec import registry_call
+from flightrec.contracts.errors import RegistryUnavailableError
+from flightrec.contracts.settings import (
     PRODUCER_SAFE_DEFAULTS,
     REDACTED,
     Settings,

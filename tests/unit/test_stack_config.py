@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from contracts.errors import ConfigError, StackError
-from contracts.settings import Settings, Topics
-from contracts.topics import ensure_topics, topic_specs
+from flightrec.contracts.errors import ConfigError, StackError
+from flightrec.contracts.settings import Settings, Topics
+from flightrec.contracts.topics import ensure_topics, topic_specs
 from flightrec.stack import Stack
 from flightrec.stack_kafka import (
     SLF4J_VERSION,

@@ -8,10 +8,10 @@ import json
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.errors import ConfigError, ToolHTTPError
-from tools.base import ToolExecutor
-from tools.spec import ToolSpec, tool
-from tools.toolset import PiiSwap, Toolset
+from flightrec.contracts.errors import ConfigError, ToolHTTPError
+from flightrec.tools.base import ToolExecutor
+from flightrec.tools.spec import ToolSpec, tool
+from flightrec.tools.toolset import PiiSwap, Toolset
 
 TOKEN = "pii:k1:3f2a9c0d11aa"
 REAL = "123-45-6789"

@@ -6,9 +6,9 @@ import socket
 
 import pytest
 
-from contracts.errors import StackError
-from contracts.settings import Settings
-from contracts.topics import ensure_topics
+from flightrec.contracts.errors import StackError
+from flightrec.contracts.settings import Settings
+from flightrec.contracts.topics import ensure_topics
 
 
 def _unused_port() -> int:

@@ -7,11 +7,11 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from contracts.events import CotEvent, ModelCall, RunStarted, ToolCall, ToolResult
-from contracts.settings import Settings
-from recorder.otel import SCHEMA_URL, setup_tracing, traces_url
-from recorder.tracing import SpanRecorder
-from replay.synthetic import synthetic_run, synthetic_trace_id
+from flightrec.contracts.events import CotEvent, ModelCall, RunStarted, ToolCall, ToolResult
+from flightrec.contracts.settings import Settings
+from flightrec.recorder.otel import SCHEMA_URL, setup_tracing, traces_url
+from flightrec.recorder.tracing import SpanRecorder
+from flightrec.replay.synthetic import synthetic_run, synthetic_trace_id
 
 
 def record(events: list[CotEvent], settings: Settings) -> list[ReadableSpan]:

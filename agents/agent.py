@@ -1,6 +1,6 @@
 """``Agent``: inert, frozen configuration of an agent. No behaviour.
 
-The runner (:func:`agents.runner.run_agent`) gives an ``Agent`` life; the same
+The runner (:func:`flightrec.agents.runner.run_agent`) gives an ``Agent`` life; the same
 ``Agent`` value drives live runs and replays, so everything that shapes what the
 model is asked (instructions, output type, tools, budgets) lives here and is
 recorded in ``RUN_STARTED``. A variant for re-evaluation is

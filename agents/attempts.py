@@ -35,8 +35,8 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 
 from flightrec.contracts.errors import RecorderError
-from flightrec.contracts.producer import ConfirmedProducer
-from flightrec.contracts.topics import watermarks
+from flightrec.kafka.producer import ConfirmedProducer
+from flightrec.kafka.topics import watermarks
 
 __all__ = ["AttemptLedger"]
 

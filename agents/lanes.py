@@ -18,9 +18,9 @@ worker looks healthy. So instead:
 * ``on_fatal`` is awaited once (the worker crashes the Faust app there, so the
   process exits and the next start resumes from the last committed offset);
 * every later ``submit`` raises the failure, a
-  :class:`~contracts.errors.RecorderError`.
+  :class:`~flightrec.contracts.errors.RecorderError`.
 
-No Faust in here, so the machinery is unit tested; ``agents.worker`` wires it
+No Faust in here, so the machinery is unit tested; ``flightrec.agents.worker`` wires it
 to a Faust stream.
 """
 

@@ -15,8 +15,8 @@ confirmed does ``process`` raise: then nothing about the input is durable and
 the caller must not ack it.
 
 This module has no Faust and no broker in it: codec, recorder, attempt ledger
-and producer are protocols (fakes ship in ``agents.testing`` and
-``recorder.base``), so it is tested directly; ``agents.worker`` wires it to a
+and producer are protocols (fakes ship in ``flightrec.testing`` and
+``flightrec.recorder.base``), so it is tested directly; ``flightrec.agents.worker`` wires it to a
 Faust stream.
 """
 
@@ -35,8 +35,8 @@ from flightrec.agents.model import Model
 from flightrec.agents.runner import run_agent
 from flightrec.contracts.errors import DecodeError
 from flightrec.contracts.events import CotEvent, Decision, LoanApplication, LoanDecision, SourceRef
-from flightrec.contracts.producer import Header
 from flightrec.contracts.settings import Settings
+from flightrec.kafka.producer import Header
 from flightrec.tools.base import ToolExecutor
 
 __all__ = [
@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 
 
 class Guard(Protocol):
-    """The PII guard the pipeline needs (``recorder.pii.PiiGuard``)."""
+    """The PII guard the pipeline needs (``flightrec.recorder.pii.PiiGuard``)."""
 
     def tokenize(self, application: LoanApplication) -> tuple[dict[str, Any], dict[str, str]]: ...
 
@@ -70,7 +70,7 @@ class RunRecorder(Protocol):
 
 
 class ApplicationDecoder(Protocol):
-    """What the pipeline needs from the codec (``contracts.codec.Codec``)."""
+    """What the pipeline needs from the codec (``flightrec.contracts.codec.Codec``)."""
 
     async def decode_application(self, data: bytes) -> LoanApplication: ...
 
@@ -78,15 +78,15 @@ class ApplicationDecoder(Protocol):
 
 
 class AttemptCounter(Protocol):
-    """Attempt numbers that survive crashes (``agents.attempts.AttemptLedger``;
-    ``agents.testing.MemoryAttemptLedger`` in tests)."""
+    """Attempt numbers that survive crashes (``flightrec.agents.attempts.AttemptLedger``;
+    ``flightrec.testing.MemoryAttemptLedger`` in tests)."""
 
     async def begin(self, trace_id: str, partition: int, input_offset: int) -> int: ...
 
 
 class OutputProducer(Protocol):
-    """Confirmed writes (``contracts.producer.ConfirmedProducer``;
-    ``agents.testing.MemoryProducer`` in tests). ``send_and_wait`` returns once
+    """Confirmed writes (``flightrec.kafka.producer.ConfirmedProducer``;
+    ``flightrec.testing.MemoryProducer`` in tests). ``send_and_wait`` returns once
     the broker confirmed the message and raises ``RecorderError`` when it did not."""
 
     async def send_and_wait(

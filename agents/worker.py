@@ -8,7 +8,7 @@ acked by hand only when its decision (or DLQ record) and all its CoT events are
 confirmed. Faust commits the highest *contiguous* acked offset per partition.
 
 Concurrency without reordering: every partition gets a lane
-(``agents.lanes.PartitionLanes``) that processes its events one after another;
+(``flightrec.agents.lanes.PartitionLanes``) that processes its events one after another;
 up to ``worker_concurrency`` lanes run at once. An event that cannot be settled
 at all (its DLQ write failed too) is never skipped: it stays unacked and the app
 crashes (``app.crash``, as Faust itself does for fatal rebalance errors), so the
@@ -33,8 +33,8 @@ from flightrec.agents.loan_agent import build_model, loan_agent
 from flightrec.agents.pipeline import RunPipeline
 from flightrec.contracts.codec import Codec
 from flightrec.contracts.events import SourceRef
-from flightrec.contracts.producer import ConfirmedProducer
 from flightrec.contracts.settings import Settings
+from flightrec.kafka.producer import ConfirmedProducer
 from flightrec.recorder.dlq_cipher import DlqCipher
 from flightrec.recorder.kafka_recorder import KafkaRecorder
 from flightrec.recorder.log_filter import PiiLogFilter
@@ -217,7 +217,7 @@ def create_app(settings: Settings) -> faust.App:
 
 def run_worker(settings: Settings) -> int:
     """Run the worker until interrupted (``flightrec worker``)."""
-    from flightrec.contracts.topics import ensure_topics
+    from flightrec.kafka.topics import ensure_topics
 
     ensure_topics(settings)
     app = create_app(settings)

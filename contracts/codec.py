@@ -20,9 +20,9 @@ serializer configured to auto-register (confluent-kafka then ignores the
 registered rules), or a registered rule whose executor or action is missing.
 
 Each codec has its own ``RuleRegistry`` (no process-wide registration): ``CEL``
-runs on :class:`~contracts.cel_fast.FastCelExecutor` by default (or cel-python's
+runs on :class:`~flightrec.contracts.cel_fast.FastCelExecutor` by default (or cel-python's
 ``CelExecutor`` with ``cel_engine="celpy"``), ``CEL_FIELD`` on cel-python's
-field executor, and ``DLQ`` is :class:`~contracts.dlq_action.DlqAction`.
+field executor, and ``DLQ`` is :class:`~flightrec.contracts.dlq_action.DlqAction`.
 """
 
 from __future__ import annotations

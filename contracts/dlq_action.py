@@ -15,7 +15,7 @@ in the codec's own rule registry:
   exception; a confluent deserializer skips the failed rule when re-reading the
   DLQ) plus ``error.class``, ``error.field`` and ``error.time``;
 * lets the codec await broker confirmation (:meth:`DlqAction.confirm`) before it
-  raises the :class:`~contracts.errors.RuleViolationError` to the caller.
+  raises the :class:`~flightrec.contracts.errors.RuleViolationError` to the caller.
 
 ``run`` only enqueues (never blocks): the serializer calls it on the event loop.
 """

@@ -125,7 +125,7 @@ class GenAiRef(_Frozen):
     what a kind's own ``gen_ai_x`` field means. The runner never sets it (its
     MODEL_CALL events carry the model data); it keeps the model config and
     token counts of a chain-of-thought log record whose kind has no place for
-    them (see :mod:`contracts.log_record`).
+    them (see :mod:`flightrec.contracts.log_record`).
     """
 
     provider_name: str | None = None

@@ -12,7 +12,7 @@ level :func:`apply_contracts` sets before it registers:
   and it cannot be asked about another level without writing its config
   (which a plan, a dry run or ``check`` must not do). The subject's live
   versions are then read from the registry and judged under the governed level
-  by Apache Avro's checker (:mod:`contracts.registry.compatibility`, the
+  by Apache Avro's checker (:mod:`flightrec.contracts.compatibility`, the
   checker the embedded registry itself runs).
 
 :func:`apply_contracts` checks the plan as a whole and writes nothing (no
@@ -22,7 +22,7 @@ twice is a no-op the second time: a subject whose latest version already holds
 the same schema and rules is left alone.
 
 Every registry call goes through a client with bounded retries; an unreachable
-registry raises :class:`~contracts.errors.RegistryUnavailableError` within
+registry raises :class:`~flightrec.contracts.errors.RegistryUnavailableError` within
 seconds.
 """
 
@@ -40,12 +40,12 @@ from confluent_kafka.schema_registry import RegisteredSchema, Schema, SchemaRegi
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from flightrec.contracts.codec import registry_call, registry_client
-from flightrec.contracts.errors import RegistryError, SchemaIncompatibleError
-from flightrec.contracts.registry.compatibility import (
+from flightrec.contracts.compatibility import (
     InvalidSchemaError,
     check_compatibility,
     parse_avro,
 )
+from flightrec.contracts.errors import RegistryError, SchemaIncompatibleError
 from flightrec.contracts.rules import rule_set_for
 from flightrec.contracts.schema_files import CONTRACTS, load_schemas, schema_text, subject_for
 from flightrec.contracts.settings import Settings

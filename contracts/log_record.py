@@ -1,5 +1,5 @@
 """The chain-of-thought log record our users already expect, mapped to and from
-:data:`~contracts.events.CotEvent` without loss.
+:data:`~flightrec.contracts.events.CotEvent` without loss.
 
 The record (one JSON document per event)::
 
@@ -20,7 +20,7 @@ source, kind-specific details) travel in the ``flightrec`` object, so
 Model data. ``model_config`` and the token counts map to the kind's own
 ``gen_ai_*`` fields where the kind has them (``MODEL_CALL`` has all five,
 ``RUN_STARTED`` provider and model, ``RUN_COMPLETED`` the token counts), and
-otherwise to the envelope's ``gen_ai`` (:class:`~contracts.events.GenAiRef`),
+otherwise to the envelope's ``gen_ai`` (:class:`~flightrec.contracts.events.GenAiRef`),
 so a ``TOOL_CALL`` that names its model keeps it. Whatever of ``gen_ai`` the
 record shows no place for (the kind's own field took the slot) stays in
 ``flightrec.gen_ai``.
@@ -157,7 +157,7 @@ class LogRecord(BaseModel):
         return data
 
     def gen_ai_values(self) -> dict[str, Any]:
-        """The record's model data by :class:`~contracts.events.GenAiRef` field name."""
+        """The record's model data by :class:`~flightrec.contracts.events.GenAiRef` field name."""
         config = self.model_settings
         return {
             "provider_name": config.provider,

@@ -2,11 +2,11 @@
 
 The rules run inside confluent-kafka's serializer on every write (``mode:
 WRITE``), through the executor registered for the rule type ``CEL`` (our
-:mod:`contracts.cel_fast` by default, cel-python's ``CelExecutor`` as the
+:mod:`flightrec.contracts.cel_fast` by default, cel-python's ``CelExecutor`` as the
 reference). Each rule names the field it checks in its params
 (``flightrec.field``) and carries a unique ``doc``: confluent's ERROR action
 raises with the rule's doc only, so the codec finds the failed rule by its doc
-and can raise a :class:`~contracts.errors.RuleViolationError` naming rule and
+and can raise a :class:`~flightrec.contracts.errors.RuleViolationError` naming rule and
 field.
 
 Expressions avoid mixing int and double literals (``amount > 0.0``): cel-python

@@ -51,7 +51,7 @@ class ContractSpec:
     name: str
     """Logical name, also the stem of the schema file (``cot_event``)."""
     topic_attr: str
-    """Attribute of :class:`contracts.settings.Topics` naming the topic."""
+    """Attribute of :class:`flightrec.contracts.settings.Topics` naming the topic."""
     transitive: bool = False
     """BACKWARD_TRANSITIVE instead of BACKWARD (every old version stays readable)."""
 

@@ -28,11 +28,11 @@ from flightrec.contracts.codec import Codec
 from flightrec.contracts.errors import StackError
 from flightrec.contracts.events import LoanDecision, RunCompleted
 from flightrec.contracts.governance import apply_contracts
-from flightrec.contracts.producer import ConfirmedProducer
 from flightrec.contracts.settings import Settings
-from flightrec.contracts.topics import ensure_topics, watermarks
+from flightrec.kafka.producer import ConfirmedProducer
+from flightrec.kafka.topics import ensure_topics, watermarks
 from flightrec.stack import Stack
-from flightrec.synthetic import synthetic_applications
+from flightrec.testing.applications import synthetic_applications
 
 __all__ = ["DemoReport", "run_demo", "start_worker_process"]
 

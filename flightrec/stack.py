@@ -5,9 +5,9 @@
 * Apache Kafka from Maven Central jars (``stack_kafka``), one broker+controller
   on ``127.0.0.1:<kafka_port>``; its data lives in ``<stack_dir>/kafka-data`` so
   ``down`` then ``up`` keeps every message;
-* the embedded schema registry (``python -m contracts.registry``) on
+* the embedded schema registry (``python -m flightrec.testing.registry``) on
   ``registry_port``, storing its state in Kafka;
-* the bureau simulator (``python -m tools.bureau``) on ``bureau_port``.
+* the bureau simulator (``python -m flightrec.testing.bureau``) on ``bureau_port``.
 
 A component whose recorded pid is alive and whose port answers is left alone,
 so ``up`` is idempotent. ``up`` returns only when Kafka lists its topics, the
@@ -56,8 +56,8 @@ _log = logging.getLogger(__name__)
 COMPONENTS: tuple[str, ...] = ("kafka", "registry", "bureau")
 """Component names, in start order (``down`` stops them in reverse)."""
 
-_REGISTRY_MODULE = "flightrec.contracts.registry"
-_BUREAU_MODULE = "flightrec.tools.bureau"
+_REGISTRY_MODULE = "flightrec.testing.registry"
+_BUREAU_MODULE = "flightrec.testing.bureau"
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,7 @@ class KafkaRecorder:
     """The flight recorder on Kafka. ``await start()``, ``emit`` events, ``await close()``.
 
     ``encoder`` is any object with ``async encode_cot(event) -> bytes``
-    (``contracts.codec.Codec``). ``guard`` scrubs with cached tables (without
+    (``flightrec.contracts.codec.Codec``). ``guard`` scrubs with cached tables (without
     it, events are scrubbed with the vault given to ``emit`` all the same).
     With ``tracer_provider`` (or ``spans``), every recorded event also becomes
     OpenTelemetry spans. ``producer_overrides`` are extra librdkafka properties.

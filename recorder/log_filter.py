@@ -1,6 +1,6 @@
 """A ``logging.Filter`` that replaces personal data in log records by its tokens.
 
-It scrubs the values the :class:`~recorder.pii.PiiGuard` tokenised recently:
+It scrubs the values the :class:`~flightrec.recorder.pii.PiiGuard` tokenised recently:
 the formatted message, and the traceback text when there is one. Records are
 never dropped.
 

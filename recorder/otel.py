@@ -3,7 +3,7 @@
 :func:`setup_tracing` builds a :class:`TracerProvider` (never installed as the
 process-wide global: it is passed explicitly, like ``Settings``) with
 
-* :class:`CotIdGenerator`, so :class:`~recorder.tracing.SpanRecorder` can give a
+* :class:`CotIdGenerator`, so :class:`~flightrec.recorder.tracing.SpanRecorder` can give a
   span the trace id and span id of the CoT event it stands for: a trace id
   pasted from the flight record finds the spans, and the other way round;
 * an OTLP/HTTP exporter behind a batch processor (its own thread, so exporting

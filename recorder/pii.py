@@ -145,7 +145,7 @@ class PiiGuard:
     """Tokenises the PII fields of applications and scrubs events, text and logs.
 
     ``fields`` are the dotted paths of the PII-tagged fields (from the contract:
-    ``contracts.schema_files.pii_fields(schema)``); by default those of the
+    ``flightrec.contracts.schema_files.pii_fields(schema)``); by default those of the
     ``LoanApplication`` schema shipped with the package. ``remember`` bounds how
     many recently tokenised values are kept for scrubbing logs.
     """

@@ -10,8 +10,8 @@ about spans. The recorder hands every (PII-scrubbed, sealed) event to
 * ``execute_tool {tool}`` (INTERNAL) per ``TOOL_CALL`` / ``TOOL_RESULT`` pair,
 
 with the GenAI attributes of the pinned semantic conventions
-(:data:`recorder.otel.SEMCONV_VERSION`). The spans take the CoT trace id, and
-(with :class:`~recorder.otel.CotIdGenerator`) the span id of the event that
+(:data:`flightrec.recorder.otel.SEMCONV_VERSION`). The spans take the CoT trace id, and
+(with :class:`~flightrec.recorder.otel.CotIdGenerator`) the span id of the event that
 opens them. Message content (reasoning, model output, tool arguments and
 results) is put on spans only when ``settings.capture_message_content`` is on.
 Span times come from the events, not from the clock of this process.

@@ -1,7 +1,7 @@
 """Audit report of one or more traces: what the agent saw, thought, called, got back
 and decided, whether the record is intact, and what replays found.
 
-Built from :class:`~replay.history.RunHistory` objects (and the trace's
+Built from :class:`~flightrec.replay.history.RunHistory` objects (and the trace's
 ``ReplayResult`` records) into one plain document (:func:`audit_document`),
 rendered as JSON, Markdown or a self-contained HTML page (no external CSS,
 scripts or fonts) that a compliance officer can open without other tools.

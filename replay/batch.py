@@ -13,8 +13,8 @@ from typing import Protocol, TypeVar
 
 from flightrec.contracts.errors import ConfigError
 from flightrec.contracts.events import ReplayResult
-from flightrec.contracts.producer import ConfirmedProducer
 from flightrec.contracts.settings import Settings
+from flightrec.kafka.producer import ConfirmedProducer
 from flightrec.replay.reader import CotReader, Segment
 
 __all__ = ["ReplayCodec", "ReplaySink", "read_replay_results", "run_bounded"]

@@ -1,7 +1,7 @@
 """``LoanCatalog``: the agents, models and tools this code base knows, for replay.
 
 Replay re-runs *the code* of the agent a record names. The loan agent is built
-by ``agents.loan_agent.loan_agent``; an agent name or version the code does not
+by ``flightrec.agents.loan_agent.loan_agent``; an agent name or version the code does not
 provide is refused (replaying it with another definition would prove nothing).
 Live tools are only created for re-evaluation with live tools enabled.
 """

@@ -74,7 +74,7 @@ ChainVerifier = Callable[[Sequence[CotEventBase]], ChainCheck]
 
 
 def default_chain_verifier(events: Sequence[CotEventBase]) -> ChainCheck:
-    """The project's chain verification (``contracts.chain.verify_chain``) as a ``ChainCheck``."""
+    """The project's chain verification (``flightrec.contracts.chain.verify_chain``) as a ``ChainCheck``."""
     from flightrec.contracts.chain import (
         verify_chain,  # imported late: keeps this module import-light
     )

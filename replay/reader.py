@@ -22,7 +22,7 @@ from confluent_kafka import Consumer, TopicPartition
 from flightrec.contracts.errors import DecodeError, ReplayError
 from flightrec.contracts.events import CotEvent
 from flightrec.contracts.settings import Settings
-from flightrec.contracts.topics import watermarks
+from flightrec.kafka.topics import watermarks
 from flightrec.replay.history import (
     ChainVerifier,
     RunHistory,
@@ -51,7 +51,7 @@ _MAX_EMPTY_POLLS = 15
 
 
 class CotDecoder(Protocol):
-    """What the reader needs from the codec (``contracts.codec.Codec``)."""
+    """What the reader needs from the codec (``flightrec.contracts.codec.Codec``)."""
 
     async def decode_cot(self, data: bytes) -> CotEvent: ...
 
@@ -355,7 +355,7 @@ class CotReader:
         """Histories selected by trace id, time range, application, agent or version.
 
         Without ``segments`` this scans the partitions (bounded by ``since`` /
-        ``until``); :class:`~replay.index.TraceIndex` narrows a lookup to a
+        ``until``); :class:`~flightrec.replay.index.TraceIndex` narrows a lookup to a
         trace's own offsets instead.
         """
         keys = frozenset(trace_ids) if trace_ids is not None else None

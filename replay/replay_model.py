@@ -5,7 +5,7 @@ Each recorded model *turn* is one or more consecutive ``MODEL_CALL`` events
 order, after checking that the request the live code now makes hashes to the
 recorded ``request_hash`` (same model, sampling, messages and output type). A
 different request, or a request past the end of the recording, raises
-:class:`~contracts.errors.DivergenceError` naming the step.
+:class:`~flightrec.contracts.errors.DivergenceError` naming the step.
 
 The run deadline (``deadline_s``) is not part of the request and is ignored: a
 turn the live model cut short at the deadline is served as recorded, its tries

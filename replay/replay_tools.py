@@ -4,7 +4,7 @@ Two modes:
 
 * ``strict`` (verify): calls must come in the recorded order with the recorded
   tool name and arguments; anything else raises
-  :class:`~contracts.errors.DivergenceError`. Nothing live is ever called.
+  :class:`~flightrec.contracts.errors.DivergenceError`. Nothing live is ever called.
 * ``lenient`` (re-evaluation under a candidate model / prompt / agent): a call
   that matches a not-yet-used recorded call (same tool, same arguments) gets the
   recorded result; any other call goes to ``live`` when live tools are enabled,

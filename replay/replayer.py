@@ -67,7 +67,7 @@ class AgentCatalog(Protocol):
     """Resolves what a record names into runnable parts."""
 
     def agent(self, name: str, version: str, prompt_version: str, profile: str) -> Any:
-        """The agent definition (``agents.agent.Agent``) for these coordinates."""
+        """The agent definition (``flightrec.agents.agent.Agent``) for these coordinates."""
         ...
 
     def tool_descriptions(self, agent: Any) -> list[dict[str, Any]]:

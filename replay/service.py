@@ -13,8 +13,8 @@ from typing import Any
 
 from flightrec.contracts.codec import Codec
 from flightrec.contracts.events import ReplayResult
-from flightrec.contracts.producer import ConfirmedProducer
 from flightrec.contracts.settings import Settings
+from flightrec.kafka.producer import ConfirmedProducer
 from flightrec.replay.batch import ReplaySink, read_replay_results, run_bounded
 from flightrec.replay.history import RunHistory
 from flightrec.replay.index import TraceIndex

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from flightrec.contracts.settings import Settings, Topics
-from flightrec.contracts.topics import ensure_topics
+from flightrec.kafka.topics import ensure_topics
 from flightrec.stack import Stack
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

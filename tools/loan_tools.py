@@ -3,7 +3,7 @@
 The tool contract (names and fields are fixed; the loan agent's allow-list is
 exactly these four):
 
-* ``policy_lookup`` {profile} -> the lending policy (:mod:`tools.loan_policy`);
+* ``policy_lookup`` {profile} -> the lending policy (:mod:`flightrec.tools.loan_policy`);
 * ``credit_bureau_report`` {national_id} -> score and history, over HTTP from
   the bureau (``Settings.bureau_url`` + ``/v1/reports``). The model only sees a
   PII token for ``national_id``; the toolset swaps in the real value;

@@ -17,7 +17,7 @@ resources such as the HTTP client, so tools never open their own sessions::
         return EchoResult(text=args.text)
 
 The decorator replaces the function by its :class:`ToolSpec`; the spec is inert
-data, executed only through :class:`tools.toolset.Toolset`, which applies the
+data, executed only through :class:`flightrec.tools.toolset.Toolset`, which applies the
 allow-list, validation, timeout and error handling.
 """
 
@@ -46,7 +46,7 @@ class ToolSpec:
 
     ``timeout_s`` of ``None`` means "the toolset's default" (``Settings.tool_timeout_s``).
     ``retryable`` is the retry hint recorded when the tool raises an exception
-    that does not carry its own (a :class:`contracts.errors.FlightrecError` does).
+    that does not carry its own (a :class:`flightrec.contracts.errors.FlightrecError` does).
     """
 
     name: str

@@ -1,4 +1,4 @@
-"""``Toolset``: the live :class:`tools.base.ToolExecutor`.
+"""``Toolset``: the live :class:`flightrec.tools.base.ToolExecutor`.
 
 One call goes through, in order:
 

@@ -1,8 +1,8 @@
-"""Models: ``PolicyModel`` (offline), ``OpenAIModel`` (any OpenAI-compatible
-endpoint), and the test models ``ScriptedModel`` / ``FunctionModel``."""
+"""Models: ``PolicyModel`` (offline) and ``OpenAIModel`` (any OpenAI-compatible
+endpoint). Test models (``ScriptedModel``, ``FunctionModel``) live in
+:mod:`flightrec.testing`."""
 
 from flightrec.agents.models.openai_model import OpenAIModel
 from flightrec.agents.models.policy import PolicyModel
-from flightrec.agents.models.scripted import FunctionModel, ScriptedModel
 
-__all__ = ["FunctionModel", "OpenAIModel", "PolicyModel", "ScriptedModel"]
+__all__ = ["OpenAIModel", "PolicyModel"]

@@ -3,7 +3,7 @@
 openai's ``AsyncOpenAI`` runs with ``max_retries=0`` and an explicit timeout:
 the client's own retries are invisible, and every try must be recorded as a
 ``MODEL_CALL``. So this class retries itself and returns each try as a
-:class:`~agents.model.ModelAttempt`:
+:class:`~flightrec.agents.model.ModelAttempt`:
 
 * 429, 408, 409, 5xx, timeouts and connection errors: back off (honouring
   ``retry-after-ms`` / ``retry-after``, capped) and retry, up to ``max_retries``;
@@ -137,7 +137,7 @@ def _validation_text(exc: ValidationError) -> str:
 
 
 class OpenAIModel:
-    """A :class:`~agents.model.Model` over an OpenAI-compatible chat completions API."""
+    """A :class:`~flightrec.agents.model.Model` over an OpenAI-compatible chat completions API."""
 
     def __init__(
         self,

@@ -33,8 +33,8 @@ def _handle(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _bench(settings: Settings, n: int) -> int:
     from flightrec.contracts.codec import Codec
-    from flightrec.contracts.offline_registry import offline_registry
-    from flightrec.contracts.samples import sample_cot_events
+    from flightrec.testing.offline_registry import offline_registry
+    from flightrec.testing.samples import sample_cot_events
 
     client = offline_registry(settings)
     events = sample_cot_events()

@@ -29,7 +29,7 @@ from flightrec.contracts.codec import Codec
 from flightrec.contracts.settings import Settings
 from flightrec.replay.index import TraceIndex
 from flightrec.replay.reader import KIND_HEADER, CotReader
-from flightrec.replay.synthetic import synthetic_run, synthetic_trace_id
+from flightrec.testing.runs import synthetic_run, synthetic_trace_id
 
 __all__ = ["LookupPoint", "register", "run_lookup_bench"]
 

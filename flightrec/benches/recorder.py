@@ -161,11 +161,11 @@ async def _bench(settings: Settings, n: int, *, live_registry: bool) -> dict[str
     from flightrec.contracts.chain import ChainSealer
     from flightrec.contracts.codec import Codec
     from flightrec.contracts.events import CotEvent
-    from flightrec.contracts.offline_registry import offline_registry
-    from flightrec.contracts.samples import sample_application
     from flightrec.recorder.kafka_recorder import cot_headers
     from flightrec.recorder.pii import PiiGuard
-    from flightrec.replay.synthetic import synthetic_run, synthetic_trace_id
+    from flightrec.testing.offline_registry import offline_registry
+    from flightrec.testing.runs import synthetic_run, synthetic_trace_id
+    from flightrec.testing.samples import sample_application
 
     run_id = uuid.uuid4().hex[:8]
     full_topic = f"{settings.topics.cot}.bench-{run_id}"

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from flightrec.agents.attempts import AttemptLedger
-from flightrec.contracts.producer import ConfirmedProducer
 from flightrec.contracts.settings import Settings
+from flightrec.kafka.producer import ConfirmedProducer
 
 pytestmark = pytest.mark.integration
 

@@ -13,14 +13,14 @@ from flightrec.contracts.codec import Codec
 from flightrec.contracts.errors import RuleViolationError
 from flightrec.contracts.events import CotEventBase
 from flightrec.contracts.governance import apply_contracts
-from flightrec.contracts.samples import (
+from flightrec.contracts.schema_files import contract, subject_for
+from flightrec.contracts.settings import Settings
+from flightrec.testing.samples import (
     sample_application,
     sample_cot_events,
     sample_decision,
     sample_replay,
 )
-from flightrec.contracts.schema_files import contract, subject_for
-from flightrec.contracts.settings import Settings
 
 pytestmark = pytest.mark.integration
 

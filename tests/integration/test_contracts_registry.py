@@ -15,7 +15,6 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from flightrec.contracts.codec import Codec, registry_client
 from flightrec.contracts.errors import RegistryUnavailableError, SchemaIncompatibleError
 from flightrec.contracts.governance import apply_contracts, plan_contracts, show_subject
-from flightrec.contracts.samples import sample_cot_events
 from flightrec.contracts.schema_files import (
     CONTRACTS,
     DEFAULT_SCHEMA_DIR,
@@ -25,6 +24,7 @@ from flightrec.contracts.schema_files import (
     subject_for,
 )
 from flightrec.contracts.settings import Settings
+from flightrec.testing.samples import sample_cot_events
 
 
 def _edited_dir(tmp_path: Path, name: str, edit: Any) -> Path:

@@ -21,14 +21,14 @@ from flightrec.contracts.codec import Codec
 from flightrec.contracts.errors import RecorderError, RuleViolationError
 from flightrec.contracts.events import CotEvent, Decision, RunStarted, Thought, ToolCall, ToolResult
 from flightrec.contracts.governance import apply_contracts
-from flightrec.contracts.samples import sample_application
 from flightrec.contracts.settings import Settings
-from flightrec.contracts.topics import ensure_topics
+from flightrec.kafka.topics import ensure_topics
 from flightrec.recorder.kafka_recorder import KafkaRecorder
 from flightrec.recorder.log_filter import PiiLogFilter
 from flightrec.recorder.otel import setup_tracing
 from flightrec.recorder.pii import PiiGuard
-from flightrec.replay.synthetic import synthetic_run, synthetic_trace_id
+from flightrec.testing.runs import synthetic_run, synthetic_trace_id
+from flightrec.testing.samples import sample_application
 
 from recorder_support import check_traces, read_topic, record_runs
 

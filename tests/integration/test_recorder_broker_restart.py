@@ -23,11 +23,11 @@ from flightrec.contracts.codec import Codec
 from flightrec.contracts.events import CotEvent, CotEventBase
 from flightrec.contracts.governance import apply_contracts
 from flightrec.contracts.settings import Settings
-from flightrec.contracts.topics import ensure_topics
+from flightrec.kafka.topics import ensure_topics
 from flightrec.recorder.kafka_recorder import KafkaRecorder
-from flightrec.replay.synthetic import synthetic_run, synthetic_trace_id
 from flightrec.stack_kafka import KafkaLayout, ensure_formatted, fetch_kafka, java_command
 from flightrec.stack_proc import port_open, tail
+from flightrec.testing.runs import synthetic_run, synthetic_trace_id
 
 from recorder_support import check_traces, read_topic, record_runs
 

@@ -31,9 +31,9 @@ from confluent_kafka.schema_registry import (
     SchemaRegistryError,
 )
 
-from flightrec.contracts.registry import start_registry
-from flightrec.contracts.registry.process import registry_process
 from flightrec.contracts.settings import Settings
+from flightrec.testing.registry import start_registry
+from flightrec.testing.registry.process import registry_process
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""The registry as the stack runs it: ``python -m contracts.registry`` processes.
+"""The registry as the stack runs it: ``python -m flightrec.testing.registry`` processes.
 
 Messages written with confluent-kafka's ``AvroSerializer`` through it are read
 back by ``AvroDeserializer`` in another process (with a cold cache, so the
@@ -30,8 +30,8 @@ from confluent_kafka.schema_registry.rule_registry import RuleRegistry
 from confluent_kafka.schema_registry.rules.cel.cel_executor import CelExecutor
 from confluent_kafka.serialization import MessageField, SerializationContext, SerializationError
 
-from flightrec.contracts.registry.process import RegistryProcess, registry_process
 from flightrec.contracts.settings import Settings
+from flightrec.testing.registry.process import RegistryProcess, registry_process
 
 pytestmark = pytest.mark.integration
 

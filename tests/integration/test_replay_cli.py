@@ -11,7 +11,7 @@ from flightrec.cli import main
 from flightrec.contracts.codec import Codec
 from flightrec.contracts.governance import apply_contracts
 from flightrec.contracts.settings import Settings
-from flightrec.replay.synthetic import synthetic_run, synthetic_trace_id
+from flightrec.testing.runs import synthetic_run, synthetic_trace_id
 
 pytestmark = pytest.mark.integration
 

@@ -23,7 +23,7 @@ from flightrec.contracts.schema_files import contract, subject_for
 from flightrec.contracts.settings import Settings
 from flightrec.replay.index import TraceIndex
 from flightrec.replay.reader import KIND_HEADER, CotReader, Segment
-from flightrec.replay.synthetic import synthetic_run, synthetic_trace_id
+from flightrec.testing.runs import synthetic_run, synthetic_trace_id
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from flightrec.contracts.settings import Settings
-from flightrec.contracts.topics import ensure_topics, topic_specs
+from flightrec.kafka.topics import ensure_topics, topic_specs
 from flightrec.stack import Stack
 from flightrec.stack_proc import is_alive, read_pid
 

@@ -36,7 +36,7 @@ from flightrec.contracts.governance import apply_contracts
 from flightrec.contracts.settings import Settings
 from flightrec.demo import start_worker_process, stop_worker_process
 from flightrec.recorder.dlq_cipher import DlqCipher
-from flightrec.synthetic import synthetic_applications
+from flightrec.testing.applications import synthetic_applications
 
 from recorder_support import Record, read_topic
 

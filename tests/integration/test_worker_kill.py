@@ -23,7 +23,7 @@ from flightrec.contracts.governance import apply_contracts
 from flightrec.contracts.settings import Settings
 from flightrec.replay.history import RunHistory
 from flightrec.replay.reader import CotReader
-from flightrec.synthetic import synthetic_applications
+from flightrec.testing.applications import synthetic_applications
 
 from recorder_support import read_topic
 from test_worker import WorkerHandle, encode_all, produce

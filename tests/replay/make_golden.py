@@ -27,8 +27,8 @@ from flightrec.contracts.chain import ChainSealer
 from flightrec.contracts.events import CotEvent, LoanApplication, SourceRef
 from flightrec.contracts.settings import Settings
 from flightrec.recorder.pii import PiiGuard
-from flightrec.synthetic import synthetic_applications
-from flightrec.tools.bureau import build_app
+from flightrec.testing.applications import synthetic_applications
+from flightrec.testing.bureau import build_app
 from flightrec.tools.http import HttpClient
 from flightrec.tools.loan_tools import build_loan_toolset
 

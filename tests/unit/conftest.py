@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from flightrec.contracts.settings import Settings
-from flightrec.tools.bureau import start_bureau
+from flightrec.testing.bureau import start_bureau
 from flightrec.tools.http import HttpClient
 
 

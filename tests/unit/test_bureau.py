@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from flightrec.tools.bureau import credit_report, income_check, start_bureau
+from flightrec.testing.bureau import credit_report, income_check, start_bureau
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -134,7 +134,7 @@ async def test_module_runs_and_stops_cleanly_on_sigterm() -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "flightrec.tools.bureau",
+        "flightrec.testing.bureau",
         "--port",
         str(port),
         cwd=REPO,

@@ -10,7 +10,7 @@ import pytest
 from flightrec.contracts.chain import ChainSealer, canonical_bytes, event_hash, verify_chain
 from flightrec.contracts.errors import ChainBrokenError
 from flightrec.contracts.events import GENESIS_HASH, CotEvent, Thought, ToolResult
-from flightrec.replay.synthetic import synthetic_run, synthetic_trace_id
+from flightrec.testing.runs import synthetic_run, synthetic_trace_id
 
 
 def sealed_trace(index: int = 1, attempt: int = 1) -> list[CotEvent]:

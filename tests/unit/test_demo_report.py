@@ -7,8 +7,8 @@ import json
 from typing import Any
 
 from flightrec.contracts.events import LoanDecision, RunCompleted
-from flightrec.contracts.samples import sample_cot_events, sample_decision
 from flightrec.demo import DemoReport
+from flightrec.testing.samples import sample_cot_events, sample_decision
 
 TRACE_1, TRACE_2, TRACE_3 = "1" * 32, "2" * 32, "3" * 32
 

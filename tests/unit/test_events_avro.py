@@ -15,14 +15,14 @@ from flightrec.contracts.avro_mapping import cot_from_avro, cot_to_avro, payload
 from flightrec.contracts.codec import Codec
 from flightrec.contracts.events import COT_KINDS, CotEventBase
 from flightrec.contracts.rules import rule_set_for
-from flightrec.contracts.samples import (
+from flightrec.contracts.schema_files import CONTRACTS, load_schemas, schema_text, subject_for
+from flightrec.contracts.settings import Settings
+from flightrec.testing.samples import (
     sample_application,
     sample_cot_events,
     sample_decision,
     sample_replay,
 )
-from flightrec.contracts.schema_files import CONTRACTS, load_schemas, schema_text, subject_for
-from flightrec.contracts.settings import Settings
 
 
 def _registered_codec(settings: Settings) -> Codec:

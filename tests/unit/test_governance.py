@@ -25,11 +25,11 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from flightrec.cli import main
 from flightrec.contracts.errors import SchemaIncompatibleError
 from flightrec.contracts.governance import apply_contracts, check_contracts, plan_contracts
-from flightrec.contracts.registry import build_app
-from flightrec.contracts.registry.service import RegistryService
-from flightrec.contracts.registry.storage import MemoryLog
 from flightrec.contracts.schema_files import CONTRACTS, DEFAULT_SCHEMA_DIR, contract, subject_for
 from flightrec.contracts.settings import Settings
+from flightrec.testing.registry import build_app
+from flightrec.testing.registry.service import RegistryService
+from flightrec.testing.registry.storage import MemoryLog
 
 Edit = Callable[[dict[str, Any]], None]
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from flightrec.contracts.events import CotEventBase
 from flightrec.replay.history import ChainCheck, build_histories, build_history
-from flightrec.replay.synthetic import synthetic_run, synthetic_trace_id
+from flightrec.testing.runs import synthetic_run, synthetic_trace_id
 
 TRACE = synthetic_trace_id(1)
 

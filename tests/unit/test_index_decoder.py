@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from flightrec.contracts.codec import Codec
-from flightrec.contracts.offline_registry import offline_registry
-from flightrec.contracts.samples import sample_cot_events
 from flightrec.contracts.settings import Settings
 from flightrec.replay.index import _WriterSchemaDecoder
+from flightrec.testing.offline_registry import offline_registry
+from flightrec.testing.samples import sample_cot_events
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ from flightrec.agents.runner import run_agent
 from flightrec.contracts.events import CotEvent, LoanApplication, SourceRef
 from flightrec.contracts.settings import Settings
 from flightrec.recorder.pii import PiiGuard
-from flightrec.synthetic import synthetic_applications
-from flightrec.tools.bureau import credit_report, start_bureau
+from flightrec.testing.applications import synthetic_applications
+from flightrec.testing.bureau import credit_report, start_bureau
 from flightrec.tools.http import HttpClient
 from flightrec.tools.loan_tools import LOAN_TOOL_NAMES, build_loan_toolset
 

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from flightrec.contracts.settings import Settings
+from flightrec.testing.bureau import credit_report, income_check, start_bureau
 from flightrec.tools.base import ToolExecutor
-from flightrec.tools.bureau import credit_report, income_check, start_bureau
 from flightrec.tools.http import HttpClient
 from flightrec.tools.loan_policy import POLICIES, get_policy
 from flightrec.tools.loan_tools import LOAN_TOOL_NAMES, amortized_payment, build_loan_toolset

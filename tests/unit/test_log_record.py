@@ -18,6 +18,7 @@ from confluent_kafka.schema_registry._sync.mock_schema_registry_client import (
 from flightrec.contracts.avro_mapping import cot_to_avro
 from flightrec.contracts.chain import canonical_text
 from flightrec.contracts.codec import Codec
+from flightrec.contracts.compatibility import check_compatibility, parse_avro
 from flightrec.contracts.events import (
     GENESIS_HASH,
     CotEventBase,
@@ -33,12 +34,11 @@ from flightrec.contracts.log_record import (
     from_log_record,
     to_log_record,
 )
-from flightrec.contracts.offline_registry import offline_registry
-from flightrec.contracts.registry.compatibility import check_compatibility, parse_avro
 from flightrec.contracts.rules import rule_set_for
-from flightrec.contracts.samples import sample_cot_events
 from flightrec.contracts.schema_files import contract, load_schemas, schema_text, subject_for
 from flightrec.contracts.settings import Settings
+from flightrec.testing.offline_registry import offline_registry
+from flightrec.testing.samples import sample_cot_events
 
 DOCUMENT = {
     "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",

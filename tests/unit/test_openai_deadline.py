@@ -21,8 +21,8 @@ from flightrec.agents.model import Message, request_hash
 from flightrec.agents.models.openai_model import OpenAIModel
 from flightrec.agents.runner import run_agent
 from flightrec.agents.steps import AgentStep, DecisionStep
-from flightrec.agents.testing.openai_server import FakeOpenAIServer, ScriptedResponse
 from flightrec.contracts.events import CotEvent, ModelCall, SourceRef
+from flightrec.testing.openai_server import FakeOpenAIServer, ScriptedResponse
 from flightrec.tools.toolset import Toolset
 
 from replay_support import assert_reproduces

@@ -18,9 +18,9 @@ from flightrec.agents.model import Message, ModelTurn, request_hash
 from flightrec.agents.models.openai_model import OpenAIModel, retry_after_s
 from flightrec.agents.runner import run_agent
 from flightrec.agents.steps import AgentStep, DecisionStep, ThoughtStep
-from flightrec.agents.testing.openai_server import FakeOpenAIServer, ScriptedResponse
 from flightrec.contracts.events import CotEvent, SourceRef
 from flightrec.contracts.settings import Settings
+from flightrec.testing.openai_server import FakeOpenAIServer, ScriptedResponse
 from flightrec.tools.toolset import Toolset
 
 THOUGHT = AgentStep(step=ThoughtStep(type="thought", reasoning="look at the income"))

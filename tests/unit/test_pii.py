@@ -12,12 +12,12 @@ import pytest
 from pydantic import SecretStr
 
 from flightrec.contracts.events import ToolResult
-from flightrec.contracts.samples import sample_application
 from flightrec.contracts.schema_files import DEFAULT_SCHEMA_DIR, load_schema_file, pii_fields
 from flightrec.contracts.settings import Settings
 from flightrec.recorder.log_filter import PiiLogFilter
 from flightrec.recorder.pii import PiiGuard, scrub_text
-from flightrec.replay.synthetic import synthetic_run, synthetic_trace_id
+from flightrec.testing.runs import synthetic_run, synthetic_trace_id
+from flightrec.testing.samples import sample_application
 
 TOKEN_PATTERN = r"^pii:k1:[0-9a-f]{32}$"
 

@@ -3,7 +3,7 @@
 The codec is the real one over confluent-kafka's in-process
 ``MockSchemaRegistryClient`` (as in test_events_avro.py), the recorder is the
 shipped ``MemoryRecorder``, the producer and attempt ledger are the shipped
-``agents.testing`` fakes, the PII guard and DLQ cipher are the real ones.
+``flightrec.testing`` fakes, the PII guard and DLQ cipher are the real ones.
 """
 
 from __future__ import annotations
@@ -22,20 +22,19 @@ from flightrec.agents.agent import Agent
 from flightrec.agents.context import derive_trace_id
 from flightrec.agents.lanes import PartitionLanes
 from flightrec.agents.model import Model, ModelInfo, ModelTurn, Transcript
-from flightrec.agents.models.scripted import ScriptedModel
 from flightrec.agents.pipeline import PipelineResult, RunPipeline
 from flightrec.agents.steps import AgentStep, DecisionStep, ThoughtStep
-from flightrec.agents.testing import MemoryAttemptLedger, MemoryProducer, SentMessage
 from flightrec.contracts.codec import Codec
 from flightrec.contracts.errors import RecorderError
 from flightrec.contracts.events import CotEvent, SourceRef
 from flightrec.contracts.rules import rule_set_for
-from flightrec.contracts.samples import sample_application
 from flightrec.contracts.schema_files import CONTRACTS, load_schemas, schema_text, subject_for
 from flightrec.contracts.settings import Settings
-from flightrec.recorder.base import MemoryRecorder
 from flightrec.recorder.dlq_cipher import DlqCipher
 from flightrec.recorder.pii import PiiGuard
+from flightrec.testing import MemoryAttemptLedger, MemoryProducer, MemoryRecorder, SentMessage
+from flightrec.testing.models import ScriptedModel
+from flightrec.testing.samples import sample_application
 from flightrec.tools.toolset import Toolset
 
 SETTINGS = Settings()

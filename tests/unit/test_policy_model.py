@@ -21,7 +21,7 @@ from flightrec.agents.runner import run_agent
 from flightrec.contracts.events import CotEvent, LoanApplication, SourceRef
 from flightrec.contracts.settings import Settings
 from flightrec.recorder.pii import PiiGuard
-from flightrec.synthetic import synthetic_applications
+from flightrec.testing.applications import synthetic_applications
 from flightrec.tools.http import HttpClient
 from flightrec.tools.loan_policy import get_policy
 from flightrec.tools.loan_tools import build_loan_toolset

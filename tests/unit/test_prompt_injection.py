@@ -19,14 +19,14 @@ from flightrec.agents.context import RunContext
 from flightrec.agents.loan_agent import LOAN_AGENT_TOOLS, loan_agent
 from flightrec.agents.model import Model, Transcript
 from flightrec.agents.models.policy import PolicyModel
-from flightrec.agents.models.scripted import FunctionModel
 from flightrec.agents.runner import run_agent
 from flightrec.agents.steps import DecisionStep, ToolCallStep
 from flightrec.agents.transcript import DATA_BEGIN, DATA_END, read_application
 from flightrec.contracts.events import CotEvent, LoanApplication, SourceRef
 from flightrec.contracts.settings import Settings
 from flightrec.recorder.pii import PiiGuard
-from flightrec.synthetic import INJECTION_NOTES, synthetic_applications
+from flightrec.testing.applications import INJECTION_NOTES, synthetic_applications
+from flightrec.testing.models import FunctionModel
 from flightrec.tools.http import HttpClient
 from flightrec.tools.loan_tools import build_loan_toolset
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from flightrec.contracts.registry.compatibility import (
+from flightrec.contracts.compatibility import (
     InvalidSchemaError,
     ParsedSchema,
     check_compatibility,

@@ -9,9 +9,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from flightrec.contracts.registry import build_app
-from flightrec.contracts.registry.service import RegistryService
-from flightrec.contracts.registry.storage import MemoryLog
+from flightrec.testing.registry import build_app
+from flightrec.testing.registry.service import RegistryService
+from flightrec.testing.registry.storage import MemoryLog
 
 CT = "application/vnd.schemaregistry.v1+json"
 SCHEMA = json.dumps({"type": "record", "name": "R", "fields": [{"name": "a", "type": "int"}]})

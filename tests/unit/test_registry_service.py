@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from flightrec.contracts.registry.errors import ApiError
-from flightrec.contracts.registry.service import RegistryService, parse_version
-from flightrec.contracts.registry.storage import MemoryLog
+from flightrec.testing.registry.errors import ApiError
+from flightrec.testing.registry.service import RegistryService, parse_version
+from flightrec.testing.registry.storage import MemoryLog
 
 
 def body(*fields: dict[str, Any], **extra: Any) -> dict[str, Any]:

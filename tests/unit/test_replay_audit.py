@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from flightrec.contracts.events import CotEventBase, ReplayResult
 from flightrec.replay.audit import render_audit
 from flightrec.replay.history import ChainCheck, RunHistory, build_history
-from flightrec.replay.synthetic import synthetic_run, synthetic_trace_id
+from flightrec.testing.runs import synthetic_run, synthetic_trace_id
 
 TRACE = synthetic_trace_id(3)
 

@@ -14,10 +14,10 @@ import pytest
 from flightrec.agents.agent import Agent
 from flightrec.agents.context import RunContext
 from flightrec.agents.model import Transcript
-from flightrec.agents.models.scripted import FunctionModel, ScriptedModel
 from flightrec.agents.runner import run_agent
 from flightrec.agents.steps import ThoughtStep
 from flightrec.contracts.events import CotEvent, RunFailed, SourceRef
+from flightrec.testing.models import FunctionModel, ScriptedModel
 from flightrec.tools.base import ToolOutcome
 
 from replay_support import assert_reproduces

@@ -13,7 +13,7 @@ from flightrec.contracts.errors import DivergenceError
 from flightrec.contracts.events import CotEvent, ModelCall
 from flightrec.replay.replay_model import ReplayModel, recorded_turns
 from flightrec.replay.replay_tools import TOOL_UNAVAILABLE, ReplayToolset
-from flightrec.replay.synthetic import synthetic_run, synthetic_trace_id
+from flightrec.testing.runs import synthetic_run, synthetic_trace_id
 from flightrec.tools.base import ToolOutcome
 
 TRACE = synthetic_trace_id(7)

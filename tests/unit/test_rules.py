@@ -22,7 +22,6 @@ from flightrec.contracts.cel_fast import compile_rule
 from flightrec.contracts.codec import Codec
 from flightrec.contracts.errors import ConfigError, RuleViolationError
 from flightrec.contracts.rules import ISO_4217, rule_set_for, rule_specs
-from flightrec.contracts.samples import sample_application, sample_cot_events
 from flightrec.contracts.schema_files import (
     CONTRACTS,
     contract,
@@ -31,6 +30,7 @@ from flightrec.contracts.schema_files import (
     subject_for,
 )
 from flightrec.contracts.settings import Settings
+from flightrec.testing.samples import sample_application, sample_cot_events
 
 SETTINGS = Settings()
 

@@ -14,12 +14,12 @@ from pydantic import BaseModel
 from flightrec.agents.agent import Agent
 from flightrec.agents.context import RunContext
 from flightrec.agents.model import Model, Transcript
-from flightrec.agents.models.scripted import FunctionModel, ScriptedModel
 from flightrec.agents.runner import run_agent
 from flightrec.agents.steps import AgentStep, DecisionStep, ThoughtStep, ToolCallStep
 from flightrec.agents.transcript import DATA_BEGIN, DATA_END, read_application
 from flightrec.contracts.errors import ModelUnavailableError
 from flightrec.contracts.events import GENESIS_HASH, CotEvent, SourceRef, cot_event_adapter
+from flightrec.testing.models import FunctionModel, ScriptedModel
 from flightrec.tools.spec import tool
 from flightrec.tools.toolset import Toolset
 

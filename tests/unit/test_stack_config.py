@@ -10,7 +10,7 @@ import pytest
 
 from flightrec.contracts.errors import ConfigError, StackError
 from flightrec.contracts.settings import Settings, Topics
-from flightrec.contracts.topics import ensure_topics, topic_specs
+from flightrec.kafka.topics import ensure_topics, topic_specs
 from flightrec.stack import Stack
 from flightrec.stack_kafka import (
     SLF4J_VERSION,

@@ -8,7 +8,7 @@ import pytest
 
 from flightrec.contracts.errors import StackError
 from flightrec.contracts.settings import Settings
-from flightrec.contracts.topics import ensure_topics
+from flightrec.kafka.topics import ensure_topics
 
 
 def _unused_port() -> int:

@@ -11,7 +11,7 @@ from flightrec.contracts.events import CotEvent, ModelCall, RunStarted, ToolCall
 from flightrec.contracts.settings import Settings
 from flightrec.recorder.otel import SCHEMA_URL, setup_tracing, traces_url
 from flightrec.recorder.tracing import SpanRecorder
-from flightrec.replay.synthetic import synthetic_run, synthetic_trace_id
+from flightrec.testing.runs import synthetic_run, synthetic_trace_id
 
 
 def record(events: list[CotEvent], settings: Settings) -> list[ReadableSpan]:

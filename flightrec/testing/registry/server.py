@@ -8,7 +8,7 @@ that is not JSON is a 400, an unknown path a 404, and an unexpected failure a
 logged 500 with a JSON body, never a dropped connection.
 
 :func:`start_registry` runs one in-process (tests, the stack); the module
-``contracts.registry`` runs it as a process.
+``flightrec.testing.registry`` runs it as a process.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from typing import Any
 
 from aiohttp import web
 
-from flightrec.contracts.registry.errors import ApiError
-from flightrec.contracts.registry.service import RegistryService
-from flightrec.contracts.registry.storage import KafkaLog
+from flightrec.testing.registry.errors import ApiError
+from flightrec.testing.registry.service import RegistryService
+from flightrec.testing.registry.storage import KafkaLog
 
 __all__ = ["CONTENT_TYPE", "RunningRegistry", "build_app", "start_registry"]
 

@@ -26,15 +26,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from flightrec.contracts.registry import errors
-from flightrec.contracts.registry.compatibility import (
+from flightrec.contracts.compatibility import (
     COMPATIBILITY_LEVELS,
     InvalidSchemaError,
     ParsedSchema,
     check_compatibility,
     parse_avro,
 )
-from flightrec.contracts.registry.state import (
+from flightrec.testing.registry import errors
+from flightrec.testing.registry.state import (
     DEFAULT_COMPATIBILITY,
     RegistryState,
     Version,
@@ -43,7 +43,7 @@ from flightrec.contracts.registry.state import (
     identity_of,
     schema_key,
 )
-from flightrec.contracts.registry.storage import Record, Storage
+from flightrec.testing.registry.storage import Record, Storage
 
 __all__ = ["Candidate", "RegistryService"]
 

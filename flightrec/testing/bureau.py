@@ -11,13 +11,13 @@ Answers are deterministic: every figure is drawn from the SHA-256 of the
 inputs, so the same applicant always gets the same report and a recorded run can
 be compared with a live one. Scores follow a bell curve around 695 (sd 80,
 clipped to 300-850), so a synthetic population yields approvals, referrals and
-declines under the policies of :mod:`tools.loan_policy`.
+declines under the policies of :mod:`flightrec.tools.loan_policy`.
 
 Fault hooks, for tests and the demo: a ``national_id`` (or ``application_id``)
 starting with ``FAIL500`` answers HTTP 500; one starting with ``SLOW`` sleeps
 ``slow_s`` seconds (longer than any tool timeout) before answering.
 
-Run it with ``python -m tools.bureau --port 18090 [--host 127.0.0.1]``; SIGTERM
+Run it with ``python -m flightrec.testing.bureau --port 18090 [--host 127.0.0.1]``; SIGTERM
 or SIGINT stop it cleanly.
 """
 
@@ -233,9 +233,9 @@ async def serve(host: str, port: int, *, slow_s: float = DEFAULT_SLOW_S) -> None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m tools.bureau --port N [--host H] [--slow-seconds S]``."""
+    """``python -m flightrec.testing.bureau --port N [--host H] [--slow-seconds S]``."""
     parser = argparse.ArgumentParser(
-        prog="python -m tools.bureau", description="Credit bureau simulator."
+        prog="python -m flightrec.testing.bureau", description="Credit bureau simulator."
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)

@@ -27,7 +27,7 @@ from confluent_kafka.admin._config import ConfigResource
 from confluent_kafka.cimpl import NewTopic
 
 from flightrec.contracts.errors import StackError
-from flightrec.contracts.topics import watermarks
+from flightrec.kafka.topics import watermarks
 
 __all__ = ["KafkaLog", "MemoryLog", "Record", "Storage", "StorageError"]
 

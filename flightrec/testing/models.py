@@ -1,6 +1,6 @@
 """Test models that ship in the package: ``ScriptedModel`` and ``FunctionModel``.
 
-They implement the real :class:`agents.model.Model` protocol (request hashes,
+They implement the real :class:`flightrec.agents.model.Model` protocol (request hashes,
 attempts, token estimates), so the runner and the recorder treat them exactly
 like a remote model; only the answers are chosen by the test.
 """

@@ -1,4 +1,4 @@
-"""Run the registry as a child process (``python -m contracts.registry``).
+"""Run the registry as a child process (``python -m flightrec.testing.registry``).
 
 For tests and tools that need the registry the way the stack runs it: a real
 process, stopped with SIGTERM. Its log goes to a file, so a chatty child can
@@ -77,13 +77,13 @@ def registry_process(
     host: str = "127.0.0.1",
     ready_timeout_s: float = 60.0,
 ) -> Iterator[RegistryProcess]:
-    """Start ``python -m contracts.registry``, yield once it answers, SIGTERM it after."""
+    """Start ``python -m flightrec.testing.registry``, yield once it answers, SIGTERM it after."""
     with tempfile.TemporaryDirectory(prefix="registry-") as tmp:
         log_path = Path(tmp) / "registry.log"
         argv = [
             sys.executable,
             "-m",
-            "flightrec.contracts.registry",
+            "flightrec.testing.registry",
             "--bootstrap-servers",
             bootstrap,
             "--port",

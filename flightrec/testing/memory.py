@@ -1,12 +1,12 @@
 """In-memory stand-ins for the broker-backed parts of the pipeline.
 
-``MemoryProducer`` implements :class:`agents.pipeline.OutputProducer` (what
-``contracts.producer.ConfirmedProducer`` offers) and ``MemoryAttemptLedger``
-implements :class:`agents.pipeline.AttemptCounter` (what
-``agents.attempts.AttemptLedger`` offers), so ``RunPipeline`` runs its real
+``MemoryProducer`` implements :class:`flightrec.agents.pipeline.OutputProducer` (what
+``flightrec.kafka.producer.ConfirmedProducer`` offers) and ``MemoryAttemptLedger``
+implements :class:`flightrec.agents.pipeline.AttemptCounter` (what
+``flightrec.agents.attempts.AttemptLedger`` offers), so ``RunPipeline`` runs its real
 code in unit tests without Kafka. The producer can be told that the "broker"
 does not confirm a topic; it then fails exactly as the real one does, with a
-retryable :class:`~contracts.errors.RecorderError`.
+retryable :class:`~flightrec.contracts.errors.RecorderError`.
 
     producer = MemoryProducer()
     producer.unconfirmed.add(settings.topics.applications_dlq)
@@ -14,13 +14,17 @@ retryable :class:`~contracts.errors.RecorderError`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 
+from flightrec.contracts.chain import ChainSealer
 from flightrec.contracts.errors import RecorderError
-from flightrec.contracts.producer import Header
+from flightrec.contracts.events import CotEvent
+from flightrec.kafka.producer import Header
+from flightrec.recorder.pii import scrub_event
 
-__all__ = ["MemoryAttemptLedger", "MemoryProducer", "SentMessage"]
+__all__ = ["MemoryAttemptLedger", "MemoryProducer", "MemoryRecorder", "SentMessage"]
 
 
 @dataclass(frozen=True)
@@ -87,3 +91,36 @@ class MemoryAttemptLedger:
         attempt = self.attempts.get(trace_id, 0) + 1
         self.attempts[trace_id] = attempt
         return attempt
+
+
+class MemoryRecorder:
+    """A recorder that keeps sealed events in a list: for tests and offline runs.
+
+    Same scrubbing and sealing as the Kafka recorder; every event is confirmed
+    at once.
+    """
+
+    def __init__(self) -> None:
+        self.events: list[CotEvent] = []
+        self._sealer = ChainSealer()
+
+    async def start(self) -> None:
+        """Nothing to open."""
+
+    async def emit(
+        self, event: CotEvent, vault: Mapping[str, str] | None = None
+    ) -> Awaitable[None]:
+        """Record the scrubbed, sealed event; the returned future is already done."""
+        sealed = self._sealer.seal(scrub_event(event, vault))
+        self.events.append(sealed)
+        if sealed.kind in ("RUN_COMPLETED", "RUN_FAILED"):
+            self._sealer.forget(sealed.trace_id, sealed.attempt)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    async def confirm(self, trace_id: str, attempt: int) -> None:
+        """Everything is confirmed on emit."""
+
+    async def close(self) -> None:
+        """Nothing to release."""

@@ -1,4 +1,4 @@
-"""``python -m contracts.registry``: run the embedded registry until SIGTERM / SIGINT."""
+"""``python -m flightrec.testing.registry``: run the embedded registry until SIGTERM / SIGINT."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import os
 import signal
 import sys
 
-from flightrec.contracts.registry.server import start_registry
-from flightrec.contracts.registry.storage import StorageError
+from flightrec.testing.registry.server import start_registry
+from flightrec.testing.registry.storage import StorageError
 
 __all__ = ["main", "parse_args"]
 
@@ -18,7 +18,7 @@ __all__ = ["main", "parse_args"]
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(
-        prog="python -m contracts.registry",
+        prog="python -m flightrec.testing.registry",
         description="Schema registry speaking the Confluent REST API, state in Kafka.",
     )
     parser.add_argument("--bootstrap-servers", required=True, help="Kafka HOST:PORT list")
@@ -58,14 +58,14 @@ async def _serve(args: argparse.Namespace) -> int:
             replication_factor=args.replication_factor,
         )
     except (StorageError, OSError) as exc:
-        logging.getLogger("flightrec.contracts.registry").error("cannot start: %s", exc)
+        logging.getLogger("flightrec.testing.registry").error("cannot start: %s", exc)
         return 1
     # The line a supervising process can wait for.
-    logging.getLogger("flightrec.contracts.registry").info("ready on %s", registry.url)
+    logging.getLogger("flightrec.testing.registry").info("ready on %s", registry.url)
     try:
         await stop.wait()
     finally:
-        logging.getLogger("flightrec.contracts.registry").info("stopping")
+        logging.getLogger("flightrec.testing.registry").info("stopping")
         await registry.stop()
     return 0
 
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parse_args(argv)
     # First line of the log: an empty log then means the process never ran.
-    logging.getLogger("flightrec.contracts.registry").info(
+    logging.getLogger("flightrec.testing.registry").info(
         "starting (pid %d) on port %d, storage topic %s", os.getpid(), args.port, args.topic
     )
     return asyncio.run(_serve(args))

@@ -20,7 +20,15 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-LAYERS = ("agents", "recorder", "tools", "contracts", "replay")
+LAYERS = ("agents", "recorder", "tools", "contracts", "replay", "kafka", "testing")
+
+
+def _pip(command: str, *args: str) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", command, "--quiet", "--no-deps", *args],
+        check=True,
+        capture_output=True,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -39,22 +47,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     # No build isolation: the build backend comes from the dev extras, so the
     # test needs no index.
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--wheel-dir",
-            str(out),
-            str(source),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    _pip("wheel", "--no-build-isolation", "--wheel-dir", str(out), str(source))
     (built,) = out.glob("flightrec-*.whl")
     return built
 
@@ -73,22 +66,7 @@ def test_the_wheel_has_one_top_level_name(wheel: Path) -> None:
 
 def test_every_layer_imports_from_the_installed_wheel(wheel: Path, tmp_path: Path) -> None:
     target = tmp_path / "site"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-index",
-            "--target",
-            str(target),
-            str(wheel),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    _pip("install", "--no-index", "--target", str(target), str(wheel))
     installed = {p.name for p in target.iterdir() if not p.name.endswith(".dist-info")}
     assert installed - {"bin"} == {"flightrec"}
     probe = (
@@ -103,15 +81,9 @@ def test_every_layer_imports_from_the_installed_wheel(wheel: Path, tmp_path: Pat
     # Run from an empty folder with only the installed copy first on the path:
     # the repository's folders are not importable from there.
     env = {**os.environ, "PYTHONPATH": str(target)}
-    result = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=tmp_path,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
+    files = json.loads(
+        subprocess.check_output([sys.executable, "-c", probe], cwd=tmp_path, env=env, text=True)
     )
-    files = json.loads(result.stdout)
     for layer in LAYERS:
         assert Path(files[layer]).is_relative_to(target / "flightrec" / layer), files[layer]
         assert not Path(files[layer]).is_symlink()

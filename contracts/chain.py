@@ -30,7 +30,12 @@ from dataclasses import dataclass
 from typing import Literal, TypeVar
 
 from flightrec.contracts.errors import ChainBrokenError
-from flightrec.contracts.events import GENESIS_HASH, CotEventBase, canonical_json
+from flightrec.contracts.events import (
+    GENESIS_HASH,
+    TERMINAL_KINDS,
+    CotEventBase,
+    canonical_json,
+)
 
 __all__ = [
     "ChainProblem",
@@ -45,7 +50,6 @@ __all__ = [
 E = TypeVar("E", bound=CotEventBase)
 
 ChainProblem = Literal["modified", "deleted", "inserted"]
-_TERMINAL = frozenset({"RUN_COMPLETED", "RUN_FAILED"})
 
 
 def canonical_text(event: CotEventBase) -> str:
@@ -233,7 +237,7 @@ def _verify_attempt(events: list[CotEventBase]) -> ChainReport:
         if j + 1 < n and not linked(j + 1):
             # Both links around events[j] break: its own prev_hash was changed.
             return broken("modified", j, "prev_hash does not match the event before")
-        if getattr(events[j - 1], "kind", None) in _TERMINAL:
+        if getattr(events[j - 1], "kind", None) in TERMINAL_KINDS:
             return broken("inserted", j, "event after the end of the run")
         return broken("modified", j - 1, "content no longer matches the hash its successor holds")
 

@@ -44,7 +44,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from flightrec.contracts.chain import ChainSealer
 from flightrec.contracts.errors import RecorderError
-from flightrec.contracts.events import CotEvent
+from flightrec.contracts.events import TERMINAL_KINDS, CotEvent
 from flightrec.contracts.settings import Settings
 from flightrec.recorder.base import CotEncoder
 from flightrec.recorder.pii import PiiGuard, scrub_event
@@ -54,7 +54,6 @@ __all__ = ["KafkaRecorder", "cot_headers"]
 
 log = logging.getLogger(__name__)
 
-_TERMINAL = frozenset({"RUN_COMPLETED", "RUN_FAILED"})
 _EPOCH_MS = 1000
 
 
@@ -236,7 +235,7 @@ class KafkaRecorder:
         # Earlier events may have settled during the awaits above and dropped the
         # account from the table: put it back so confirm() sees this event.
         self._runs[key] = run
-        if sealed.kind in _TERMINAL:
+        if sealed.kind in TERMINAL_KINDS:
             self._sealer.forget(*key)
         if self._spans is not None:
             self._spans.observe(sealed)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from flightrec.contracts.events import (
+    TERMINAL_KINDS,
     CotEvent,
     CotEventBase,
     Decision,
@@ -42,7 +43,6 @@ __all__ = [
 ]
 
 AttemptStatus = Literal["COMPLETE", "ABORTED"]
-_TERMINAL = frozenset({"RUN_COMPLETED", "RUN_FAILED"})
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ class Attempt:
     @property
     def status(self) -> AttemptStatus:
         """``COMPLETE`` when the last event ends the run, else ``ABORTED``."""
-        if self.events and self.events[-1].kind in _TERMINAL:
+        if self.events and self.events[-1].kind in TERMINAL_KINDS:
             return "COMPLETE"
         return "ABORTED"
 

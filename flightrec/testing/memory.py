@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from flightrec.contracts.chain import ChainSealer
 from flightrec.contracts.errors import RecorderError
-from flightrec.contracts.events import CotEvent
+from flightrec.contracts.events import TERMINAL_KINDS, CotEvent
 from flightrec.kafka.producer import Header
 from flightrec.recorder.pii import scrub_event
 
@@ -113,7 +113,7 @@ class MemoryRecorder:
         """Record the scrubbed, sealed event; the returned future is already done."""
         sealed = self._sealer.seal(scrub_event(event, vault))
         self.events.append(sealed)
-        if sealed.kind in ("RUN_COMPLETED", "RUN_FAILED"):
+        if sealed.kind in TERMINAL_KINDS:
             self._sealer.forget(sealed.trace_id, sealed.attempt)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)

@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from flightrec.contracts.chain import Integrity
 from flightrec.contracts.settings import Settings
 from flightrec.replay.audit import event_summary
 from flightrec.replay.cli import run_command, time_arg
@@ -43,8 +44,7 @@ def render_timeline(history: RunHistory) -> str:
     lines = [
         f"trace {history.trace_id}  application {history.application_id}  "
         f"agent {first.agent} {first.agent_version} (prompt {first.prompt_version})",
-        f"decision of record: {history.outcome or 'none'}  "
-        f"record: {'intact' if history.intact else 'NOT INTACT'}",
+        f"decision of record: {history.outcome or 'none'}  record: {Integrity.of(history.intact)}",
     ]
     chosen = history.authoritative
     for attempt in history.attempts:

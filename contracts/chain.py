@@ -20,6 +20,10 @@ What the chain cannot see on its own: the last event of an attempt has no
 successor whose link would break, and a writer who recomputes every later hash
 can rewrite a tail. Anchoring the last hash elsewhere (``ChainReport.head``)
 closes both gaps.
+
+Verdicts. :class:`ChainReport` is the one verdict on a chain, whoever checked it,
+and :meth:`ChainReport.describe` the one way it is written; :class:`Integrity` is
+the one way a whole record (chain and ``seq`` together) is called intact or not.
 """
 
 from __future__ import annotations
@@ -27,15 +31,22 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Literal, TypeVar
 
 from flightrec.contracts.errors import ChainBrokenError
-from flightrec.contracts.events import GENESIS_HASH, CotEventBase, canonical_json
+from flightrec.contracts.events import (
+    GENESIS_HASH,
+    TERMINAL_KINDS,
+    CotEventBase,
+    canonical_json,
+)
 
 __all__ = [
     "ChainProblem",
     "ChainReport",
     "ChainSealer",
+    "Integrity",
     "canonical_bytes",
     "canonical_text",
     "event_hash",
@@ -45,7 +56,6 @@ __all__ = [
 E = TypeVar("E", bound=CotEventBase)
 
 ChainProblem = Literal["modified", "deleted", "inserted"]
-_TERMINAL = frozenset({"RUN_COMPLETED", "RUN_FAILED"})
 
 
 def canonical_text(event: CotEventBase) -> str:
@@ -115,19 +125,32 @@ class ChainSealer:
         return len(self._heads)
 
 
+class Integrity(StrEnum):
+    """Whether a record is intact, as every report and message spells it."""
+
+    INTACT = "INTACT"
+    NOT_INTACT = "NOT INTACT"
+
+    @classmethod
+    def of(cls, intact: bool) -> Integrity:
+        """The verdict for ``intact``."""
+        return cls.INTACT if intact else cls.NOT_INTACT
+
+
 @dataclass(frozen=True)
 class ChainReport:
-    """Verdict of :func:`verify_chain`.
+    """Verdict on the hash chain of events: of :func:`verify_chain`, or of any
+    other chain check replay is given.
 
     When broken, ``problem`` says what happened to the first event concerned:
     ``modified`` (its content changed: the link to its successor breaks),
     ``deleted`` (``seq`` names the first missing event; ``event_id`` the event
     after the hole) or ``inserted`` (an event that is not part of the chain).
-    ``index`` is the position in the sequence given.
+    ``index`` is the position in the sequence given, ``events`` how many were checked.
     """
 
     ok: bool
-    events: int
+    events: int = 0
     head: str | None = None
     problem: ChainProblem | None = None
     seq: int | None = None
@@ -138,16 +161,20 @@ class ChainReport:
     detail: str = ""
 
     def describe(self) -> str:
-        """One readable line."""
+        """One readable line: ``"intact"``, or what broke where
+        (``"BROKEN - modified at seq 4 (event e4): ..."``)."""
         if self.ok:
-            return f"chain intact ({self.events} events)"
-        return f"chain broken: {self.problem} event at seq {self.seq} ({self.detail})"
+            return "intact"
+        where = f" at seq {self.seq}" if self.seq is not None else ""
+        event = f" (event {self.event_id})" if self.event_id else ""
+        detail = f": {self.detail}" if self.detail else ""
+        return f"BROKEN - {self.problem or 'chain mismatch'}{where}{event}{detail}"
 
     def raise_if_broken(self) -> None:
         """Raise :class:`ChainBrokenError` for a broken chain."""
         if not self.ok:
             raise ChainBrokenError(
-                self.describe(),
+                f"hash chain {self.describe()}",
                 trace_id=self.trace_id,
                 attempt=self.attempt,
                 problem=self.problem,
@@ -233,7 +260,7 @@ def _verify_attempt(events: list[CotEventBase]) -> ChainReport:
         if j + 1 < n and not linked(j + 1):
             # Both links around events[j] break: its own prev_hash was changed.
             return broken("modified", j, "prev_hash does not match the event before")
-        if getattr(events[j - 1], "kind", None) in _TERMINAL:
+        if getattr(events[j - 1], "kind", None) in TERMINAL_KINDS:
             return broken("inserted", j, "event after the end of the run")
         return broken("modified", j - 1, "content no longer matches the hash its successor holds")
 

@@ -24,6 +24,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 __all__ = [
     "COT_KINDS",
     "GENESIS_HASH",
+    "TERMINAL_KINDS",
     "CotEvent",
     "CotEventBase",
     "Decision",
@@ -267,6 +268,14 @@ CotEvent = Annotated[
 """Any chain-of-thought event, discriminated by ``kind``."""
 
 cot_event_adapter: TypeAdapter[CotEvent] = TypeAdapter(CotEvent)
+
+
+def _kind(model: type[CotEventBase]) -> str:
+    return str(model.model_fields["kind"].default)
+
+
+TERMINAL_KINDS: frozenset[str] = frozenset(_kind(m) for m in (RunCompleted, RunFailed))
+"""Kinds that end an attempt: the last event of every run that was not interrupted."""
 
 
 # --------------------------------------------------------------------- business

@@ -26,7 +26,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from flightrec.contracts.codec import Codec
 from flightrec.contracts.errors import StackError
-from flightrec.contracts.events import LoanDecision, RunCompleted
+from flightrec.contracts.events import TERMINAL_KINDS, LoanDecision, RunCompleted
 from flightrec.contracts.governance import apply_contracts
 from flightrec.contracts.settings import Settings
 from flightrec.kafka.producer import ConfirmedProducer
@@ -265,7 +265,7 @@ async def _collect(
             elif (
                 msg.topic() == topics.cot
                 and value
-                and _header(msg.headers(), "flightrec-kind") in _TERMINAL
+                and _header(msg.headers(), "flightrec-kind") in TERMINAL_KINDS
             ):
                 event = await codec.decode_cot(value)
                 report.terminal.add(event.trace_id)
@@ -275,9 +275,6 @@ async def _collect(
         if progress is not None and interactive:
             progress.write("\n")
         consumer.close()
-
-
-_TERMINAL = frozenset({"RUN_COMPLETED", "RUN_FAILED"})
 
 
 def _header(headers: Any, name: str) -> str | None:

@@ -42,19 +42,18 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 from opentelemetry.sdk.trace import TracerProvider
 
-from flightrec.contracts.chain import ChainSealer
 from flightrec.contracts.errors import RecorderError
-from flightrec.contracts.events import CotEvent
+from flightrec.contracts.events import TERMINAL_KINDS, CotEvent
 from flightrec.contracts.settings import Settings
 from flightrec.recorder.base import CotEncoder
-from flightrec.recorder.pii import PiiGuard, scrub_event
+from flightrec.recorder.pii import PiiScrubber
+from flightrec.recorder.sealing import ScrubbingSealer
 from flightrec.recorder.tracing import SpanRecorder
 
 __all__ = ["KafkaRecorder", "cot_headers"]
 
 log = logging.getLogger(__name__)
 
-_TERMINAL = frozenset({"RUN_COMPLETED", "RUN_FAILED"})
 _EPOCH_MS = 1000
 
 
@@ -91,8 +90,9 @@ class KafkaRecorder:
     """The flight recorder on Kafka. ``await start()``, ``emit`` events, ``await close()``.
 
     ``encoder`` is any object with ``async encode_cot(event) -> bytes``
-    (``flightrec.contracts.codec.Codec``). ``guard`` scrubs with cached tables (without
-    it, events are scrubbed with the vault given to ``emit`` all the same).
+    (``flightrec.contracts.codec.Codec``). ``guard`` is the PII scrubber (the
+    worker's ``PiiGuard``, so its caches are shared); without it, a private
+    :class:`~flightrec.recorder.pii.PiiScrubber` scrubs with the vault given to ``emit``.
     With ``tracer_provider`` (or ``spans``), every recorded event also becomes
     OpenTelemetry spans. ``producer_overrides`` are extra librdkafka properties.
     """
@@ -102,7 +102,7 @@ class KafkaRecorder:
         settings: Settings,
         encoder: CotEncoder,
         *,
-        guard: PiiGuard | None = None,
+        guard: PiiScrubber | None = None,
         tracer_provider: TracerProvider | None = None,
         spans: SpanRecorder | None = None,
         producer_overrides: Mapping[str, Any] | None = None,
@@ -110,7 +110,6 @@ class KafkaRecorder:
     ) -> None:
         self._settings = settings
         self._encoder = encoder
-        self._guard = guard
         self._topic = settings.topics.cot
         if spans is None and tracer_provider is not None:
             spans = SpanRecorder(settings, tracer_provider)
@@ -119,7 +118,7 @@ class KafkaRecorder:
             error_cb=self._on_client_error, **dict(producer_overrides or {})
         )
         self._poll_interval_s = poll_interval_s
-        self._sealer = ChainSealer()
+        self._sealer = ScrubbingSealer(guard)
         self._runs: dict[tuple[str, int], _Run] = {}
         self._queue: asyncio.Queue[_Outgoing] = asyncio.Queue(
             maxsize=max(1, settings.recorder_queue_size)
@@ -210,7 +209,7 @@ class KafkaRecorder:
         assert loop is not None
         key = (event.trace_id, event.attempt)
         head = self._sealer.head(*key)
-        sealed = self._seal_scrubbed(event, vault, key, head)
+        sealed = self._sealer.seal_scrubbed(event, vault)
         run = self._runs.get(key)
         if run is None:
             run = self._runs[key] = _Run()
@@ -236,35 +235,11 @@ class KafkaRecorder:
         # Earlier events may have settled during the awaits above and dropped the
         # account from the table: put it back so confirm() sees this event.
         self._runs[key] = run
-        if sealed.kind in _TERMINAL:
+        if sealed.kind in TERMINAL_KINDS:
             self._sealer.forget(*key)
         if self._spans is not None:
             self._spans.observe(sealed)
         return out.future
-
-    def _seal_scrubbed(
-        self,
-        event: CotEvent,
-        vault: Mapping[str, str] | None,
-        key: tuple[str, int],
-        head: str | None,
-    ) -> CotEvent:
-        """``event`` with the run's real PII values replaced by tokens, sealed.
-
-        Sealing serialises the whole event anyway; the guard reads that text
-        and the event is scrubbed (and sealed again) only when a real value
-        may be in it, which keeps scrubbing off the path of most events.
-        """
-        if not vault:
-            return self._sealer.seal(event)
-        guard = self._guard
-        if guard is None:
-            return self._sealer.seal(scrub_event(event, vault))
-        sealed, canonical = self._sealer.seal_canonical(event)
-        if not guard.may_hold(canonical, vault):
-            return sealed
-        self._sealer.restore(*key, head)
-        return self._sealer.seal(guard.scrub_event(event, vault))
 
     async def confirm(self, trace_id: str, attempt: int) -> None:
         """Wait until every event of the run emitted so far is confirmed.

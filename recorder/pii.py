@@ -20,12 +20,15 @@ key id still held (keep retired keys, read-only, for as long as records made
 with them are retained). Destroying a retired key makes its tokens unlinkable
 for good (crypto-shredding).
 
-Defence in depth. :meth:`PiiGuard.scrub_event` replaces any real value of the
-run's vault found in any string field of an event (free text, and JSON text in
-raw or escaped form) by its token, so a value a model or a tool echoes back is
-caught before the event is written. :meth:`PiiGuard.scrub_text` does the same
-for log lines and error messages; the guard remembers the values it tokenised
-recently (bounded) so logs are scrubbed even without the run's vault.
+Defence in depth. :meth:`PiiScrubber.scrub_event` replaces any real value of
+the run's vault found in any string field of an event (free text, and JSON text
+in raw or escaped form) by its token, so a value a model or a tool echoes back
+is caught before the event is written. :meth:`PiiScrubber.scrub_text` does the
+same for log lines and error messages; the guard remembers the values it
+tokenised recently (bounded) so logs are scrubbed even without the run's vault.
+This module is the scrub policy (which forms of which values); the replacing
+itself is :class:`flightrec.contracts.substitution.Substitution`, which the
+toolset uses too.
 """
 
 from __future__ import annotations
@@ -36,15 +39,16 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from pydantic import BaseModel
 
 from flightrec.contracts.events import CotEventBase, LoanApplication
 from flightrec.contracts.schema_files import DEFAULT_SCHEMA_DIR, load_schema_file, pii_fields
 from flightrec.contracts.settings import Settings
+from flightrec.contracts.substitution import Substitution
 
-__all__ = ["MIN_SCRUB_LENGTH", "PiiGuard", "application_pii_fields", "scrub_event", "scrub_text"]
+__all__ = ["MIN_SCRUB_LENGTH", "PiiGuard", "PiiScrubber", "application_pii_fields"]
 
 E = TypeVar("E", bound=CotEventBase)
 
@@ -74,75 +78,118 @@ def _forms(real: str) -> list[str]:
     return forms
 
 
-def _table(vault: Mapping[str, str]) -> list[tuple[str, str]]:
-    """``(text form of a real value, token)``, longest first so overlaps resolve safely."""
-    pairs = [
+def _scrub_substitution(vault: Mapping[str, str]) -> Substitution:
+    """The scrub of ``vault``: every text form of each real value long enough to
+    search for (:data:`MIN_SCRUB_LENGTH`) -> its token."""
+    return Substitution(
         (form, token)
         for token, real in vault.items()
         if len(real) >= MIN_SCRUB_LENGTH
         for form in _forms(real)
-    ]
-    pairs.sort(key=lambda p: len(p[0]), reverse=True)
-    return pairs
+    )
 
 
-def _probes(table: list[tuple[str, str]]) -> tuple[str, ...]:
-    """How each form of ``table`` reads inside canonical JSON text.
+def _probes(substitution: Substitution) -> tuple[str, ...]:
+    """How each form ``substitution`` replaces reads inside canonical JSON text.
 
     JSON escaping maps every character on its own (``"`` to ``\\"``, control
     characters to escapes, the rest unchanged), so a form found in a string
     field is found, escaped the same way, in the JSON text of the record that
     holds the field."""
-    return tuple(dict.fromkeys(json.dumps(form, ensure_ascii=False)[1:-1] for form, _ in table))
+    return tuple(
+        dict.fromkeys(json.dumps(form, ensure_ascii=False)[1:-1] for form in substitution.olds)
+    )
 
 
-def _swap(text: str, table: list[tuple[str, str]]) -> str:
-    for old, new in table:
-        if old in text:
-            text = text.replace(old, new)
-    return text
+class _VaultScrub(NamedTuple):
+    vault: Mapping[str, str]  # kept so its id is not reused while cached
+    substitution: Substitution
+    probes: tuple[str, ...]
 
 
-def scrub_text(text: str, vault: Mapping[str, str]) -> str:
-    """``text`` with every real value of ``vault`` replaced by its token."""
-    if not vault or not text:
-        return text
-    return _swap(text, _table(vault))
+class PiiScrubber:
+    """Replaces real PII values by their tokens in events, text and log lines.
+
+    This is the scrub policy (which text forms of which values; see the module
+    docstring); every recorder scrubs through it, and :class:`PiiGuard`, which
+    also makes the tokens, is one. ``remember`` bounds how many recently
+    tokenised values are kept for scrubbing logs.
+    """
+
+    def __init__(self, *, remember: int = 4096) -> None:
+        self._remember = remember
+        # token -> real value, most recent last; read by logging from any thread.
+        self._recent: OrderedDict[str, str] = OrderedDict()
+        self._recent_scrub: Substitution | None = None
+        self._lock = threading.Lock()
+        # Scrubs of live vaults, by identity: events of one run reuse one scrub.
+        self._scrubs: OrderedDict[int, _VaultScrub] = OrderedDict()
+
+    def _register(self, vault: Mapping[str, str]) -> None:
+        with self._lock:
+            for token, real in vault.items():
+                self._recent[token] = real
+                self._recent.move_to_end(token)
+            while len(self._recent) > self._remember:
+                self._recent.popitem(last=False)
+            self._recent_scrub = None
+
+    def known(self) -> dict[str, str]:
+        """A snapshot of the recently tokenised values (``token -> real``)."""
+        with self._lock:
+            return dict(self._recent)
+
+    def _entry(self, vault: Mapping[str, str]) -> _VaultScrub:
+        cached = self._scrubs.get(id(vault))
+        if cached is not None and cached.vault is vault:
+            self._scrubs.move_to_end(id(vault))
+            return cached
+        substitution = _scrub_substitution(vault)
+        entry = _VaultScrub(vault, substitution, _probes(substitution))
+        self._scrubs[id(vault)] = entry
+        while len(self._scrubs) > 256:
+            self._scrubs.popitem(last=False)
+        return entry
+
+    def may_hold(self, canonical: str, vault: Mapping[str, str] | None) -> bool:
+        """Whether an event whose canonical JSON text is ``canonical`` may hold a
+        real value of ``vault`` in a string field.
+
+        ``False`` is certain, so the recorder skips :meth:`scrub_event` for
+        most events at the cost of one substring search per form; ``True``
+        (the value may also sit in a key or a number) means scrub.
+        """
+        if not vault:
+            return False
+        return any(probe in canonical for probe in self._entry(vault).probes)
+
+    def scrub_event(self, event: E, vault: Mapping[str, str] | None) -> E:
+        """``event`` with every real value of ``vault`` in its string fields
+        replaced by its token; the same object when nothing was found."""
+        if not vault:
+            return event
+        return self._entry(vault).substitution.model(event)
+
+    def scrub_text(self, text: str, vault: Mapping[str, str] | None = None) -> str:
+        """``text`` with the run's values and every recently tokenised value replaced."""
+        if not text:
+            return text
+        if vault:
+            text = self._entry(vault).substitution.text(text)
+        return self.scrub_known(text)
+
+    def scrub_known(self, text: str) -> str:
+        """``text`` with every recently tokenised value replaced (for logs)."""
+        with self._lock:
+            scrub = self._recent_scrub
+            if scrub is None:
+                scrub = self._recent_scrub = _scrub_substitution(self._recent)
+        return scrub.text(text)
 
 
-def _scrub_value(value: Any, table: list[tuple[str, str]]) -> Any:
-    if isinstance(value, str):
-        return _swap(value, table)
-    if isinstance(value, list):
-        return [_scrub_value(v, table) for v in value]
-    if isinstance(value, BaseModel):
-        return _scrub_model(value, table)
-    return value
-
-
-def _scrub_model(model: Any, table: list[tuple[str, str]]) -> Any:
-    changes: dict[str, Any] = {}
-    for name in type(model).model_fields:
-        value = getattr(model, name)
-        if isinstance(value, str | list | BaseModel):
-            scrubbed = _scrub_value(value, table)
-            if scrubbed != value:
-                changes[name] = scrubbed
-    # model_copy skips validation: replacing a JSON string inside JSON text keeps it valid JSON.
-    return model.model_copy(update=changes) if changes else model
-
-
-def scrub_event(event: E, vault: Mapping[str, str] | None) -> E:
-    """``event`` with every real value of ``vault`` in its string fields replaced by
-    its token; the same object when nothing was found."""
-    if not vault:
-        return event
-    scrubbed: E = _scrub_model(event, _table(vault))
-    return scrubbed
-
-
-class PiiGuard:
-    """Tokenises the PII fields of applications and scrubs events, text and logs.
+class PiiGuard(PiiScrubber):
+    """Tokenises the PII fields of applications; scrubs events, text and logs
+    (as a :class:`PiiScrubber` that remembers the values it tokenised).
 
     ``fields`` are the dotted paths of the PII-tagged fields (from the contract:
     ``flightrec.contracts.schema_files.pii_fields(schema)``); by default those of the
@@ -153,21 +200,12 @@ class PiiGuard:
     def __init__(
         self, settings: Settings, fields: Iterable[str] | None = None, *, remember: int = 4096
     ) -> None:
+        super().__init__(remember=remember)
         self._key = settings.pii_hmac_key.get_secret_value().encode("utf-8")
         self.key_id = settings.pii_key_id
         self.fields: frozenset[str] = (
             frozenset(fields) if fields is not None else application_pii_fields()
         )
-        self._remember = remember
-        # token -> real value, most recent last; read by logging from any thread.
-        self._recent: OrderedDict[str, str] = OrderedDict()
-        self._recent_table: list[tuple[str, str]] | None = None
-        self._lock = threading.Lock()
-        # Scrub tables of live vaults, by identity (the vault is kept so its id
-        # cannot be reused while cached): events of one run reuse one table.
-        self._tables: OrderedDict[
-            int, tuple[Mapping[str, str], list[tuple[str, str]], tuple[str, ...]]
-        ] = OrderedDict()
 
     def token(self, value: str) -> str:
         """The token of one value under the current key."""
@@ -198,69 +236,3 @@ class PiiGuard:
             vault[token] = real
         self._register(vault)
         return view, vault
-
-    def _register(self, vault: Mapping[str, str]) -> None:
-        with self._lock:
-            for token, real in vault.items():
-                self._recent[token] = real
-                self._recent.move_to_end(token)
-            while len(self._recent) > self._remember:
-                self._recent.popitem(last=False)
-            self._recent_table = None
-
-    def known(self) -> dict[str, str]:
-        """A snapshot of the recently tokenised values (``token -> real``)."""
-        with self._lock:
-            return dict(self._recent)
-
-    def _entry(
-        self, vault: Mapping[str, str]
-    ) -> tuple[Mapping[str, str], list[tuple[str, str]], tuple[str, ...]]:
-        cached = self._tables.get(id(vault))
-        if cached is not None and cached[0] is vault:
-            self._tables.move_to_end(id(vault))
-            return cached
-        table = _table(vault)
-        entry = (vault, table, _probes(table))
-        self._tables[id(vault)] = entry
-        while len(self._tables) > 256:
-            self._tables.popitem(last=False)
-        return entry
-
-    def _table_for(self, vault: Mapping[str, str]) -> list[tuple[str, str]]:
-        return self._entry(vault)[1]
-
-    def may_hold(self, canonical: str, vault: Mapping[str, str] | None) -> bool:
-        """Whether an event whose canonical JSON text is ``canonical`` may hold a
-        real value of ``vault`` in a string field.
-
-        ``False`` is certain, so the recorder skips :meth:`scrub_event` for
-        most events at the cost of one substring search per form; ``True``
-        (the value may also sit in a key or a number) means scrub.
-        """
-        if not vault:
-            return False
-        return any(probe in canonical for probe in self._entry(vault)[2])
-
-    def scrub_event(self, event: E, vault: Mapping[str, str] | None) -> E:
-        """See :func:`scrub_event` (the scrub table of a vault is built once)."""
-        if not vault:
-            return event
-        scrubbed: E = _scrub_model(event, self._table_for(vault))
-        return scrubbed
-
-    def scrub_text(self, text: str, vault: Mapping[str, str] | None = None) -> str:
-        """``text`` with the run's values and every recently tokenised value replaced."""
-        if not text:
-            return text
-        if vault:
-            text = _swap(text, _table(vault))
-        return self.scrub_known(text)
-
-    def scrub_known(self, text: str) -> str:
-        """``text`` with every recently tokenised value replaced (for logs)."""
-        with self._lock:
-            table = self._recent_table
-            if table is None:
-                table = self._recent_table = _table(self._recent)
-        return _swap(text, table) if table else text

@@ -15,6 +15,7 @@ import json
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from flightrec.contracts.chain import Integrity
 from flightrec.contracts.events import (
     CotEvent,
     Decision,
@@ -198,6 +199,41 @@ def audit_document(history: RunHistory, replays: Sequence[ReplayResult] = ()) ->
 
 # ------------------------------------------------------------------ rendering
 
+_REPLAY_COLUMNS = (
+    "time",
+    "mode",
+    "status",
+    "model profile",
+    "prompt",
+    "old",
+    "new",
+    "step",
+    "detail",
+)
+
+
+def _replay_cells(r: dict[str, Any]) -> list[str]:
+    """One replay as the cells of the replays table (both formats), detail last."""
+    detail = r["message"] or ""
+    if r["expected"] or r["actual"]:
+        detail += f" expected: {r['expected']}; actual: {r['actual']}"
+    step = r["first_diff_step"]
+    return [
+        r["ts"],
+        r["mode"],
+        r["status"],
+        r["model_profile"],
+        r["prompt_version"],
+        r["old_outcome"] or "",
+        r["new_outcome"] or "",
+        "" if step is None else str(step),
+        detail,
+    ]
+
+
+def _attempt_label(attempt: dict[str, Any]) -> str:
+    return "authoritative" if attempt["authoritative"] else str(attempt["status"]).lower()
+
 
 def _md_cell(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
@@ -213,7 +249,7 @@ def _markdown(doc: dict[str, Any]) -> str:
         f"offset {doc['source']['offset']}",
         f"- **Decision of record:** {doc['outcome'] or 'none'} "
         f"(attempt {doc['authoritative_attempt'] or '—'})",
-        f"- **Record integrity:** {'INTACT' if doc['record_intact'] else 'NOT INTACT'}",
+        f"- **Record integrity:** {Integrity.of(doc['record_intact'])}",
         "",
     ]
     if doc["problems"]:
@@ -225,9 +261,8 @@ def _markdown(doc: dict[str, Any]) -> str:
         out += [f"| {k} | {_md_cell(v)} |" for k, v in doc["model_config"].items()]
         out.append("")
     for attempt in doc["attempts"]:
-        label = "authoritative" if attempt["authoritative"] else attempt["status"].lower()
         out += [
-            f"## Attempt {attempt['attempt']} — {attempt['status']} ({label})",
+            f"## Attempt {attempt['attempt']} — {attempt['status']} ({_attempt_label(attempt)})",
             "",
             f"Hash chain: {attempt['chain']}",
             "",
@@ -258,20 +293,10 @@ def _markdown(doc: dict[str, Any]) -> str:
     if not doc["replays"]:
         out += ["No replay or re-evaluation has been recorded for this trace.", ""]
     else:
-        out += [
-            "| time | mode | status | model profile | prompt | old | new | step | detail |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
+        out += ["| " + " | ".join(_REPLAY_COLUMNS) + " |", "|" + "---|" * len(_REPLAY_COLUMNS)]
         for r in doc["replays"]:
-            detail = r["message"] or ""
-            if r["expected"] or r["actual"]:
-                detail += f" expected: {r['expected']}; actual: {r['actual']}"
-            out.append(
-                f"| {r['ts']} | {r['mode']} | {r['status']} | {r['model_profile']} | "
-                f"{r['prompt_version']} | {r['old_outcome'] or ''} | {r['new_outcome'] or ''} | "
-                f"{'' if r['first_diff_step'] is None else r['first_diff_step']} | "
-                f"{_md_cell(detail)} |"
-            )
+            *cells, detail = _replay_cells(r)
+            out.append("| " + " | ".join([*cells, _md_cell(detail)]) + " |")
         out.append("")
     return "\n".join(out)
 
@@ -310,7 +335,7 @@ def _html(docs: Sequence[dict[str, Any]]) -> str:
             f"<tr><th>Decision of record</th><td>{_h(doc['outcome'] or 'none')} "
             f"(attempt {_h(doc['authoritative_attempt'] or '—')})</td></tr>",
             f'<tr><th>Record integrity</th><td class="{"ok" if intact else "bad"}">'
-            f"{'INTACT' if intact else 'NOT INTACT'}</td></tr>",
+            f"{Integrity.of(intact)}</td></tr>",
             "</table>",
         ]
         if doc["problems"]:
@@ -330,11 +355,10 @@ def _html(docs: Sequence[dict[str, Any]]) -> str:
             parts.append("</table>")
         for attempt in doc["attempts"]:
             cls = "ok" if attempt["authoritative"] else "aborted"
-            label = "authoritative" if attempt["authoritative"] else attempt["status"].lower()
             chain_cls = "ok" if attempt["chain_ok"] else "bad"
             parts += [
                 f'<h2 class="{cls}">Attempt {attempt["attempt"]} — {_h(attempt["status"])} '
-                f"({_h(label)})</h2>",
+                f"({_h(_attempt_label(attempt))})</h2>",
                 f'<p>Hash chain: <span class="{chain_cls}">{_h(attempt["chain"])}</span></p>',
             ]
             if attempt["problems"]:
@@ -370,20 +394,11 @@ def _html(docs: Sequence[dict[str, Any]]) -> str:
         if not doc["replays"]:
             parts.append("<p>No replay or re-evaluation has been recorded for this trace.</p>")
         else:
-            parts.append(
-                "<table><tr><th>time</th><th>mode</th><th>status</th><th>model profile</th>"
-                "<th>prompt</th><th>old</th><th>new</th><th>step</th><th>detail</th></tr>"
-            )
+            header = "".join(f"<th>{c}</th>" for c in _REPLAY_COLUMNS)
+            parts.append(f"<table><tr>{header}</tr>")
             for r in doc["replays"]:
-                detail = r["message"] or ""
-                if r["expected"] or r["actual"]:
-                    detail += f" expected: {r['expected']}; actual: {r['actual']}"
                 parts.append(
-                    f"<tr><td>{_h(r['ts'])}</td><td>{_h(r['mode'])}</td><td>{_h(r['status'])}</td>"
-                    f"<td>{_h(r['model_profile'])}</td><td>{_h(r['prompt_version'])}</td>"
-                    f"<td>{_h(r['old_outcome'] or '')}</td><td>{_h(r['new_outcome'] or '')}</td>"
-                    f"<td>{'' if r['first_diff_step'] is None else r['first_diff_step']}</td>"
-                    f"<td>{_h(detail)}</td></tr>"
+                    "<tr>" + "".join(f"<td>{_h(c)}</td>" for c in _replay_cells(r)) + "</tr>"
                 )
             parts.append("</table>")
     parts.append("</body></html>")

@@ -8,17 +8,21 @@ complete attempt is authoritative; earlier ones stay visible, marked aborted.
 
 Problems found while grouping are reported on the attempt, not hidden:
 gaps in ``seq`` (lost or deleted events), out-of-order or repeated ``seq``, and
-the hash-chain verdict (modified / deleted / inserted event). The chain check is
-a pluggable function so this module stays pure (no Kafka, no registry).
+the hash-chain verdict (a :class:`~flightrec.contracts.chain.ChainReport`:
+modified / deleted / inserted event). The chain check is a pluggable function
+(:func:`~flightrec.contracts.chain.verify_chain` by default) so tests can stand
+in for it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
+from flightrec.contracts.chain import ChainReport, verify_chain
 from flightrec.contracts.events import (
+    TERMINAL_KINDS,
     CotEvent,
     CotEventBase,
     Decision,
@@ -32,68 +36,21 @@ from flightrec.contracts.events import (
 __all__ = [
     "Attempt",
     "AttemptStatus",
-    "ChainCheck",
     "ChainVerifier",
     "RunHistory",
     "SeqProblem",
     "build_histories",
     "build_history",
-    "default_chain_verifier",
 ]
 
 AttemptStatus = Literal["COMPLETE", "ABORTED"]
-_TERMINAL = frozenset({"RUN_COMPLETED", "RUN_FAILED"})
 
 
-@dataclass(frozen=True)
-class ChainCheck:
-    """Verdict of the hash chain of one attempt.
-
-    ``problem`` is ``"modified"``, ``"deleted"`` or ``"inserted"`` (or another
-    word the verifier uses) and ``seq`` the first event concerned.
-    """
-
-    ok: bool
-    problem: str | None = None
-    seq: int | None = None
-    event_id: str | None = None
-    detail: str = ""
-
-    def describe(self) -> str:
-        """One readable line (``"intact"`` or what broke where)."""
-        if self.ok:
-            return "intact"
-        where = f" at seq {self.seq}" if self.seq is not None else ""
-        event = f" (event {self.event_id})" if self.event_id else ""
-        detail = f": {self.detail}" if self.detail else ""
-        return f"BROKEN - {self.problem or 'chain mismatch'}{where}{event}{detail}"
-
-
-ChainVerifier = Callable[[Sequence[CotEventBase]], ChainCheck]
+ChainVerifier = Callable[[Sequence[CotEventBase]], ChainReport]
 """Checks the hash chain of one attempt's events, in log order."""
 
-
-def default_chain_verifier(events: Sequence[CotEventBase]) -> ChainCheck:
-    """The project's chain verification (``flightrec.contracts.chain.verify_chain``) as a ``ChainCheck``."""
-    from flightrec.contracts.chain import (
-        verify_chain,  # imported late: keeps this module import-light
-    )
-
-    report = verify_chain(list(events))
-    ok = bool(getattr(report, "ok", False))
-    if ok:
-        return ChainCheck(ok=True)
-    problem = getattr(report, "problem", None) or getattr(report, "kind", None)
-    seq = getattr(report, "seq", None)
-    event_id = getattr(report, "event_id", None)
-    detail = getattr(report, "detail", None) or getattr(report, "message", None) or ""
-    return ChainCheck(
-        ok=False,
-        problem=str(problem) if problem is not None else None,
-        seq=seq if isinstance(seq, int) else None,
-        event_id=str(event_id) if event_id is not None else None,
-        detail=str(detail),
-    )
+# What an attempt carries when no chain check ran (``chain_verifier=None``).
+_UNCHECKED = ChainReport(ok=True)
 
 
 @dataclass(frozen=True)
@@ -116,13 +73,13 @@ class Attempt:
     number: int
     events: tuple[CotEvent, ...]
     seq_problems: tuple[SeqProblem, ...] = ()
-    chain: ChainCheck = field(default_factory=lambda: ChainCheck(ok=True))
+    chain: ChainReport = _UNCHECKED
     duplicates: int = 0
 
     @property
     def status(self) -> AttemptStatus:
         """``COMPLETE`` when the last event ends the run, else ``ABORTED``."""
-        if self.events and self.events[-1].kind in _TERMINAL:
+        if self.events and self.events[-1].kind in TERMINAL_KINDS:
             return "COMPLETE"
         return "ABORTED"
 
@@ -282,7 +239,7 @@ def build_history(
     trace_id: str,
     events: Iterable[CotEvent],
     *,
-    chain_verifier: ChainVerifier | None = default_chain_verifier,
+    chain_verifier: ChainVerifier | None = verify_chain,
 ) -> RunHistory:
     """Group one trace's events (in log order) into attempts and check each one.
 
@@ -306,7 +263,7 @@ def build_history(
     attempts = []
     for number in sorted(by_attempt):
         group = tuple(by_attempt[number])
-        chain = chain_verifier(group) if chain_verifier is not None else ChainCheck(ok=True)
+        chain = chain_verifier(group) if chain_verifier is not None else _UNCHECKED
         attempts.append(
             Attempt(
                 number=number,
@@ -320,7 +277,7 @@ def build_history(
 
 
 def build_histories(
-    events: Iterable[CotEvent], *, chain_verifier: ChainVerifier | None = default_chain_verifier
+    events: Iterable[CotEvent], *, chain_verifier: ChainVerifier | None = verify_chain
 ) -> list[RunHistory]:
     """Group events of many traces (in log order) into histories, in first-seen order."""
     by_trace: dict[str, list[CotEvent]] = {}

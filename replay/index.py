@@ -40,7 +40,14 @@ from pydantic import ValidationError
 from flightrec.contracts.avro_mapping import cot_from_avro
 from flightrec.contracts.codec import Codec
 from flightrec.contracts.errors import DecodeError, TraceNotFoundError
-from flightrec.contracts.events import CotEvent, Decision, RunCompleted, RunFailed, RunStarted
+from flightrec.contracts.events import (
+    TERMINAL_KINDS,
+    CotEvent,
+    Decision,
+    RunCompleted,
+    RunFailed,
+    RunStarted,
+)
 from flightrec.contracts.settings import Settings
 from flightrec.replay.history import RunHistory
 from flightrec.replay.reader import CotReader, RawRecord, Segment
@@ -48,7 +55,7 @@ from flightrec.replay.reader import CotReader, RawRecord, Segment
 __all__ = ["IndexStats", "TraceIndex", "TraceSummary", "index_path"]
 
 # RUN_COMPLETED carries the outcome, so DECISION need not be decoded.
-_DECODED_KINDS = frozenset({"RUN_STARTED", "RUN_COMPLETED", "RUN_FAILED"})
+_DECODED_KINDS = frozenset({"RUN_STARTED"}) | TERMINAL_KINDS
 _COMMIT_EVERY = 50_000
 
 _SCHEMA = """

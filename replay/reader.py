@@ -19,16 +19,12 @@ from typing import Any, Protocol, TypeVar
 
 from confluent_kafka import Consumer, TopicPartition
 
+from flightrec.contracts.chain import verify_chain
 from flightrec.contracts.errors import DecodeError, ReplayError
 from flightrec.contracts.events import CotEvent
 from flightrec.contracts.settings import Settings
 from flightrec.kafka.topics import watermarks
-from flightrec.replay.history import (
-    ChainVerifier,
-    RunHistory,
-    build_histories,
-    default_chain_verifier,
-)
+from flightrec.replay.history import ChainVerifier, RunHistory, build_histories
 
 __all__ = [
     "KIND_HEADER",
@@ -117,7 +113,7 @@ class CotReader:
         codec: CotDecoder | None = None,
         *,
         topic: str | None = None,
-        chain_verifier: ChainVerifier | None = default_chain_verifier,
+        chain_verifier: ChainVerifier | None = verify_chain,
     ) -> None:
         self._settings = settings
         self._codec = codec

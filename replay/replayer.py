@@ -28,6 +28,7 @@ from typing import Any, Literal, Protocol
 
 from flightrec.agents.context import RunContext
 from flightrec.agents.model import Model
+from flightrec.contracts.chain import Integrity
 from flightrec.contracts.errors import DivergenceError, ReplayError
 from flightrec.contracts.events import (
     CotEvent,
@@ -108,22 +109,8 @@ class VerifyOutcome:
 
     def to_result(self, started: RunStarted | None, first: CotEvent, ts: datetime) -> ReplayResult:
         """The ``ReplayResult`` record of this outcome."""
-        return ReplayResult(
-            replay_id=uuid.uuid4().hex,
-            replay_of=self.trace_id,
-            mode="VERIFY",
-            status=self.status,
-            attempt=self.attempt,
-            agent=first.agent,
-            agent_version=first.agent_version,
-            prompt_version=first.prompt_version,
-            model_profile=started.model_profile if started is not None else "unknown",
-            first_diff_step=self.step,
-            expected=self.expected,
-            actual=self.actual,
-            message=self.message,
-            ts=ts,
-        )
+        profile = started.model_profile if started is not None else "unknown"
+        return _replay_result(self, "VERIFY", ts, first, profile, first_diff_step=self.step)
 
 
 @dataclass(frozen=True)
@@ -155,24 +142,61 @@ class ReevaluateOutcome:
 
     def to_result(self, ts: datetime) -> ReplayResult:
         """The ``ReplayResult`` record of this outcome."""
-        return ReplayResult(
-            replay_id=uuid.uuid4().hex,
-            replay_of=self.trace_id,
-            mode="REEVALUATE",
-            status=self.status,
-            attempt=self.attempt,
-            agent=self.agent,
-            agent_version=self.agent_version,
-            prompt_version=self.prompt_version,
-            model_profile=self.model_profile,
+        return _replay_result(
+            self,
+            "REEVALUATE",
+            ts,
+            self,
+            self.model_profile,
+            first_diff_step=self.first_diff_step,
             old_outcome=self.old,
             new_outcome=self.new,
-            first_diff_step=self.first_diff_step,
-            expected=self.expected,
-            actual=self.actual,
-            message=self.message,
-            ts=ts,
         )
+
+
+class _AgentVersions(Protocol):
+    """The agent coordinates a replay record names (a recorded event, or a candidate)."""
+
+    @property
+    def agent(self) -> str: ...
+
+    @property
+    def agent_version(self) -> str: ...
+
+    @property
+    def prompt_version(self) -> str: ...
+
+
+def _replay_result(
+    outcome: VerifyOutcome | ReevaluateOutcome,
+    mode: Literal["VERIFY", "REEVALUATE"],
+    ts: datetime,
+    agent: _AgentVersions,
+    model_profile: str,
+    *,
+    first_diff_step: int | None,
+    old_outcome: DecisionOutcome | None = None,
+    new_outcome: DecisionOutcome | None = None,
+) -> ReplayResult:
+    """The ``ReplayResult`` record of ``outcome``, under a new replay id."""
+    return ReplayResult(
+        replay_id=uuid.uuid4().hex,
+        replay_of=outcome.trace_id,
+        mode=mode,
+        status=outcome.status,
+        attempt=outcome.attempt,
+        agent=agent.agent,
+        agent_version=agent.agent_version,
+        prompt_version=agent.prompt_version,
+        model_profile=model_profile,
+        old_outcome=old_outcome,
+        new_outcome=new_outcome,
+        first_diff_step=first_diff_step,
+        expected=outcome.expected,
+        actual=outcome.actual,
+        message=outcome.message,
+        ts=ts,
+    )
 
 
 def _comparable(event: CotEvent) -> dict[str, Any]:
@@ -316,7 +340,7 @@ class Replayer:
             step=step,
             expected=outcome.expected,
             actual=outcome.actual,
-            message=f"record not intact: {problem}; replay: {outcome.status}",
+            message=f"record {Integrity.NOT_INTACT}: {problem}; replay: {outcome.status}",
             chain_ok=attempt.chain.ok,
         )
 

@@ -33,6 +33,7 @@ from flightrec.contracts.errors import (
     ToolNotAllowedError,
     ToolTimeoutError,
 )
+from flightrec.contracts.substitution import Substitution
 from flightrec.tools.base import ToolOutcome
 from flightrec.tools.spec import ToolSpec
 
@@ -40,47 +41,31 @@ __all__ = ["PiiSwap", "Toolset"]
 
 
 class PiiSwap:
-    """Token <-> value substitution for one call, built from a run's vault.
+    """Token <-> value substitution for one call, built from a run's vault
+    (both ways a :class:`~flightrec.contracts.substitution.Substitution`, which
+    every PII scrub goes through: an embedded token is swapped too, and one
+    that is a prefix of another cannot corrupt it).
 
-    Replacement is by substring, longest first, so a token embedded in a longer
-    string (``"id pii:k1:ab"``) is swapped too and a token that is a prefix of
-    another cannot corrupt it.
+    Every real value is concealed again, however short: the tool saw exactly
+    what :meth:`reveal` gave it.
     """
 
     def __init__(self, vault: Mapping[str, str] | None) -> None:
         pairs = [(tok, val) for tok, val in (vault or {}).items() if tok and val]
-        self._to_real = sorted(pairs, key=lambda p: len(p[0]), reverse=True)
-        self._to_token = sorted(((v, t) for t, v in pairs), key=lambda p: len(p[0]), reverse=True)
-
-    @staticmethod
-    def _swap(text: str, table: list[tuple[str, str]]) -> str:
-        for old, new in table:
-            if old in text:
-                text = text.replace(old, new)
-        return text
+        self._to_real = Substitution(pairs)
+        self._to_token = Substitution((val, tok) for tok, val in pairs)
 
     def reveal(self, value: Any) -> Any:
         """``value`` with tokens replaced by real values (recursively)."""
-        return self._walk(value, self._to_real)
+        return self._to_real.value(value)
 
     def conceal(self, value: Any) -> Any:
         """``value`` with real values replaced by their tokens (recursively)."""
-        return self._walk(value, self._to_token)
+        return self._to_token.value(value)
 
     def conceal_text(self, text: str) -> str:
         """One string with real values replaced by their tokens."""
-        return self._swap(text, self._to_token) if self._to_token else text
-
-    def _walk(self, value: Any, table: list[tuple[str, str]]) -> Any:
-        if not table:
-            return value
-        if isinstance(value, str):
-            return self._swap(value, table)
-        if isinstance(value, Mapping):
-            return {self._walk(k, table): self._walk(v, table) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [self._walk(v, table) for v in value]
-        return value
+        return self._to_token.text(text)
 
 
 def _validation_message(exc: ValidationError) -> str:

@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from flightrec.contracts.chain import Integrity
 from flightrec.contracts.settings import Settings
 from flightrec.replay.audit import event_summary
 from flightrec.replay.cli import run_command, time_arg
@@ -43,8 +44,7 @@ def render_timeline(history: RunHistory) -> str:
     lines = [
         f"trace {history.trace_id}  application {history.application_id}  "
         f"agent {first.agent} {first.agent_version} (prompt {first.prompt_version})",
-        f"decision of record: {history.outcome or 'none'}  "
-        f"record: {'intact' if history.intact else 'NOT INTACT'}",
+        f"decision of record: {history.outcome or 'none'}  record: {Integrity.of(history.intact)}",
     ]
     chosen = history.authoritative
     for attempt in history.attempts:
@@ -67,7 +67,7 @@ def _history_json(history: RunHistory) -> dict[str, Any]:
         "trace_id": history.trace_id,
         "application_id": history.application_id,
         "outcome": history.outcome,
-        "intact": history.intact,
+        "record_intact": history.intact,  # the audit report's name for it
         "authoritative_attempt": chosen.number if chosen is not None else None,
         "attempts": [
             {

@@ -18,11 +18,10 @@ import asyncio
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 
-from flightrec.contracts.chain import ChainSealer
 from flightrec.contracts.errors import RecorderError
-from flightrec.contracts.events import CotEvent
+from flightrec.contracts.events import TERMINAL_KINDS, CotEvent
 from flightrec.kafka.producer import Header
-from flightrec.recorder.pii import scrub_event
+from flightrec.recorder.sealing import ScrubbingSealer
 
 __all__ = ["MemoryAttemptLedger", "MemoryProducer", "MemoryRecorder", "SentMessage"]
 
@@ -96,13 +95,14 @@ class MemoryAttemptLedger:
 class MemoryRecorder:
     """A recorder that keeps sealed events in a list: for tests and offline runs.
 
-    Same scrubbing and sealing as the Kafka recorder; every event is confirmed
-    at once.
+    Same scrubbing and sealing as the Kafka recorder (a
+    :class:`~flightrec.recorder.sealing.ScrubbingSealer`); every event is
+    confirmed at once.
     """
 
     def __init__(self) -> None:
         self.events: list[CotEvent] = []
-        self._sealer = ChainSealer()
+        self._sealer = ScrubbingSealer()
 
     async def start(self) -> None:
         """Nothing to open."""
@@ -111,9 +111,9 @@ class MemoryRecorder:
         self, event: CotEvent, vault: Mapping[str, str] | None = None
     ) -> Awaitable[None]:
         """Record the scrubbed, sealed event; the returned future is already done."""
-        sealed = self._sealer.seal(scrub_event(event, vault))
+        sealed = self._sealer.seal_scrubbed(event, vault)
         self.events.append(sealed)
-        if sealed.kind in ("RUN_COMPLETED", "RUN_FAILED"):
+        if sealed.kind in TERMINAL_KINDS:
             self._sealer.forget(sealed.trace_id, sealed.attempt)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from flightrec.contracts.chain import ChainReport
 from flightrec.contracts.events import CotEventBase
-from flightrec.replay.history import ChainCheck, build_histories, build_history
+from flightrec.replay.history import build_histories, build_history
 from flightrec.testing.runs import synthetic_run, synthetic_trace_id
 
 TRACE = synthetic_trace_id(1)
@@ -78,10 +79,10 @@ def test_exact_redelivery_is_dropped_and_counted() -> None:
 
 
 def test_chain_verdict_is_reported_per_attempt() -> None:
-    def verifier(events: Sequence[CotEventBase]) -> ChainCheck:
+    def verifier(events: Sequence[CotEventBase]) -> ChainReport:
         if events[0].attempt == 2:
-            return ChainCheck(ok=False, problem="modified", seq=4, event_id="x")
-        return ChainCheck(ok=True)
+            return ChainReport(ok=False, problem="modified", seq=4, event_id="x")
+        return ChainReport(ok=True)
 
     events = synthetic_run(TRACE, complete=False) + synthetic_run(TRACE, attempt=2)
     history = build_history(TRACE, events, chain_verifier=verifier)

@@ -178,7 +178,7 @@ def test_checker_flags_a_bad_import(module: str, source: str) -> None:
             "from flightrec.agents.runner import run\nfrom . import history",
         ),
         ("flightrec.cli", "import flightrec.agents.worker, flightrec.recorder, flightrec.replay"),
-        ("flightrec.testing.memory", "from flightrec.recorder.pii import scrub_event"),
+        ("flightrec.testing.memory", "from flightrec.recorder.sealing import ScrubbingSealer"),
         ("flightrec.recorder.kafka_recorder", "from flightrec.kafka import ConfirmedProducer"),
         (
             "flightrec.contracts.codec",

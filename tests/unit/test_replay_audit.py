@@ -7,9 +7,10 @@ import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from flightrec.contracts.chain import ChainReport
 from flightrec.contracts.events import CotEventBase, ReplayResult
 from flightrec.replay.audit import render_audit
-from flightrec.replay.history import ChainCheck, RunHistory, build_history
+from flightrec.replay.history import RunHistory, build_history
 from flightrec.testing.runs import synthetic_run, synthetic_trace_id
 
 TRACE = synthetic_trace_id(3)
@@ -18,10 +19,10 @@ TRACE = synthetic_trace_id(3)
 def _history(broken: bool = False) -> RunHistory:
     events = synthetic_run(TRACE, complete=False) + synthetic_run(TRACE, attempt=2, outcome="REFER")
 
-    def verifier(group: Sequence[CotEventBase]) -> ChainCheck:
+    def verifier(group: Sequence[CotEventBase]) -> ChainReport:
         if broken and group[0].attempt == 2:
-            return ChainCheck(ok=False, problem="modified", seq=5, event_id="e5")
-        return ChainCheck(ok=True)
+            return ChainReport(ok=False, problem="modified", seq=5, event_id="e5")
+        return ChainReport(ok=True)
 
     return build_history(TRACE, events, chain_verifier=verifier)
 
@@ -90,3 +91,14 @@ def test_html_is_self_contained_and_escaped() -> None:
     assert page.startswith("<!DOCTYPE html>")
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert "http://" not in page and "https://" not in page  # nothing loaded from elsewhere
+
+
+def test_report_and_timeline_spell_the_record_verdict_alike() -> None:
+    from flightrec.commands.trace import _history_json, render_timeline
+
+    for broken, verdict in ((False, "INTACT"), (True, "NOT INTACT")):
+        history = _history(broken)
+        assert f"**Record integrity:** {verdict}\n" in render_audit([history], fmt="md")
+        assert f"record: {verdict}\n" in render_timeline(history)
+        doc = json.loads(render_audit([history], fmt="json"))["traces"][0]
+        assert _history_json(history)["record_intact"] == doc["record_intact"] == (not broken)

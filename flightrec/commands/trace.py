@@ -67,7 +67,7 @@ def _history_json(history: RunHistory) -> dict[str, Any]:
         "trace_id": history.trace_id,
         "application_id": history.application_id,
         "outcome": history.outcome,
-        "record_intact": history.intact,  # the audit report's name for it
+        "intact": history.intact,
         "authoritative_attempt": chosen.number if chosen is not None else None,
         "attempts": [
             {

@@ -14,7 +14,7 @@
 
 Every layer imports this package, so importing it stays cheap: the codec and
 governance load confluent-kafka's schema-registry client and a CEL engine, and
-are imported on first use of one of their names (docs/design.md, "Layers").
+are imported on first use of one of their names (docs/design.md, "Public API").
 """
 
 import importlib as _importlib

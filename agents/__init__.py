@@ -1,2 +1,73 @@
-"""Agents: inert configuration, the runner (an async generator of CoT events),
-models, the loan agent and the Faust worker."""
+"""Agents: what an agent is, how one run goes, and how inputs become runs.
+
+Write an agent:
+
+- :class:`Agent`: inert, frozen configuration (instructions, output type,
+  tool allow-list, budgets).
+- The steps a model proposes: :class:`AgentStep` holding one
+  :class:`ThoughtStep`, :class:`ToolCallStep` or :class:`DecisionStep`.
+- The :class:`Model` protocol (:class:`ModelInfo`, :class:`ModelTurn`,
+  :class:`ModelAttempt`, :func:`request_hash`) and the conversation it reads
+  (:class:`Message`, :data:`Transcript`, :func:`read_application`,
+  :func:`read_steps`, :func:`read_tool_results`). Implementations are in
+  :mod:`flightrec.agents.models`; test models in :mod:`flightrec.testing`.
+
+Run it:
+
+- :func:`run_agent`: one attempt of one run, an async generator of CoT events;
+  :class:`RunContext` is its only source of time and ids
+  (:func:`derive_trace_id` gives a run the trace id of its input).
+- :class:`RunPipeline`: one input record from bytes to confirmed decision (or
+  dead letter), with :class:`AttemptLedger` (attempt numbers that survive
+  crashes) and :class:`PartitionLanes` (concurrency across partitions, order
+  within one).
+
+Two modules are kept out of this package on purpose. The Faust worker
+(:mod:`flightrec.agents.worker`) is the only module that imports Faust, so
+importing ``flightrec.agents`` never does. The reference loan agent
+(:mod:`flightrec.agents.loan_agent`) builds the OpenAI client, which the
+runner and replay do not need to load.
+"""
+
+from flightrec.agents.agent import Agent
+from flightrec.agents.attempts import AttemptLedger
+from flightrec.agents.context import RunContext, derive_trace_id
+from flightrec.agents.lanes import PartitionLanes
+from flightrec.agents.model import (
+    Message,
+    Model,
+    ModelAttempt,
+    ModelInfo,
+    ModelTurn,
+    Transcript,
+    request_hash,
+)
+from flightrec.agents.pipeline import PipelineResult, RunPipeline
+from flightrec.agents.runner import run_agent
+from flightrec.agents.steps import AgentStep, DecisionStep, ThoughtStep, ToolCallStep
+from flightrec.agents.transcript import read_application, read_steps, read_tool_results
+
+__all__ = [
+    "Agent",
+    "AgentStep",
+    "AttemptLedger",
+    "DecisionStep",
+    "Message",
+    "Model",
+    "ModelAttempt",
+    "ModelInfo",
+    "ModelTurn",
+    "PartitionLanes",
+    "PipelineResult",
+    "RunContext",
+    "RunPipeline",
+    "ThoughtStep",
+    "ToolCallStep",
+    "Transcript",
+    "derive_trace_id",
+    "read_application",
+    "read_steps",
+    "read_tool_results",
+    "request_hash",
+    "run_agent",
+]

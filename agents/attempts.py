@@ -1,6 +1,6 @@
 """``AttemptLedger``: which attempt of a run this is, across crashes and workers.
 
-A re-processed input keeps its trace id and gets ``attempt + 1`` (DESIGN.md,
+A re-processed input keeps its trace id and gets ``attempt + 1`` (docs/design.md,
 Guarantees). The worker acks an input only after everything of the run is
 confirmed, so a re-delivery means an earlier attempt may have written events.
 Before a run starts, the ledger writes ``trace_id -> attempt`` to a compacted

@@ -1,7 +1,7 @@
 """The Faust worker: the only module of flightrec that imports Faust.
 
 Faust acks an event whose agent raised and commits past events it could not
-decode (DESIGN.md, known traps). So the input topic uses the raw serializer,
+decode (docs/design.md, known traps). So the input topic uses the raw serializer,
 values are decoded inside ``RunPipeline.process`` (which catches everything and
 confirms a DLQ record for poison), and the stream is ``noack()``: an event is
 acked by hand only when its decision (or DLQ record) and all its CoT events are

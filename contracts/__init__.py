@@ -1,1 +1,183 @@
-"""Contracts: event models, Avro schemas, data-contract rules, codec, embedded registry, errors, settings."""
+"""Contracts: what every layer agrees on, and imports nothing else of flightrec.
+
+- Events: the chain-of-thought events (:data:`CotEvent`, one class per
+  ``kind``), the business events (:class:`LoanApplication`,
+  :class:`LoanDecision`) and :class:`ReplayResult`; frozen pydantic models
+  mirrored by the Avro schemas in ``schemas/``.
+- Errors: one tree under :class:`FlightrecError`.
+- :class:`Settings`: all configuration, read once from ``FLIGHTREC_*``.
+- The hash chain (:class:`ChainSealer`, :func:`verify_chain`) and the
+  chain-of-thought log record (:class:`LogRecord`).
+- Governance: the governed contracts (:data:`CONTRACTS`), the codec
+  (:class:`Codec`) and ``flightrec contracts apply|check|show``
+  (:func:`apply_contracts`, :func:`check_contracts`, :func:`show_subject`).
+
+Every layer imports this package, so importing it stays cheap: the codec and
+governance load confluent-kafka's schema-registry client and a CEL engine, and
+are imported on first use of one of their names (docs/design.md, "Public API").
+"""
+
+import importlib as _importlib
+import typing as _typing
+
+from flightrec.contracts.chain import ChainReport, ChainSealer, event_hash, verify_chain
+from flightrec.contracts.errors import (
+    BudgetExceededError,
+    ChainBrokenError,
+    ConfigError,
+    ContractError,
+    DecodeError,
+    DivergenceError,
+    FlightrecError,
+    ModelError,
+    ModelOutputError,
+    ModelRefusalError,
+    ModelUnavailableError,
+    RecorderError,
+    RegistryError,
+    RegistryUnavailableError,
+    ReplayError,
+    RuleViolationError,
+    SchemaFileError,
+    SchemaIncompatibleError,
+    StackError,
+    ToolArgumentsError,
+    ToolError,
+    ToolHTTPError,
+    ToolNotAllowedError,
+    ToolTimeoutError,
+    TraceNotFoundError,
+)
+from flightrec.contracts.events import (
+    COT_KINDS,
+    GENESIS_HASH,
+    CotEvent,
+    CotEventBase,
+    Decision,
+    DecisionOutcome,
+    GenAiRef,
+    LoanApplication,
+    LoanDecision,
+    ModelCall,
+    ReplayResult,
+    RunCompleted,
+    RunFailed,
+    RunStarted,
+    SourceRef,
+    Thought,
+    ToolCall,
+    ToolResult,
+    canonical_json,
+    cot_event_adapter,
+)
+from flightrec.contracts.log_record import LogRecord, from_log_record, to_log_record
+from flightrec.contracts.schema_files import CONTRACTS, ContractSpec, subject_for
+from flightrec.contracts.settings import Settings, Topics
+
+if _typing.TYPE_CHECKING:
+    from flightrec.contracts.codec import Codec
+    from flightrec.contracts.governance import (
+        Plan,
+        SubjectPlan,
+        apply_contracts,
+        apply_contracts_async,
+        check_contracts,
+        plan_contracts,
+        show_subject,
+    )
+
+__all__ = [
+    "CONTRACTS",
+    "COT_KINDS",
+    "GENESIS_HASH",
+    "BudgetExceededError",
+    "ChainBrokenError",
+    "ChainReport",
+    "ChainSealer",
+    "Codec",
+    "ConfigError",
+    "ContractError",
+    "ContractSpec",
+    "CotEvent",
+    "CotEventBase",
+    "Decision",
+    "DecisionOutcome",
+    "DecodeError",
+    "DivergenceError",
+    "FlightrecError",
+    "GenAiRef",
+    "LoanApplication",
+    "LoanDecision",
+    "LogRecord",
+    "ModelCall",
+    "ModelError",
+    "ModelOutputError",
+    "ModelRefusalError",
+    "ModelUnavailableError",
+    "Plan",
+    "RecorderError",
+    "RegistryError",
+    "RegistryUnavailableError",
+    "ReplayError",
+    "ReplayResult",
+    "RuleViolationError",
+    "RunCompleted",
+    "RunFailed",
+    "RunStarted",
+    "SchemaFileError",
+    "SchemaIncompatibleError",
+    "Settings",
+    "SourceRef",
+    "StackError",
+    "SubjectPlan",
+    "Thought",
+    "ToolArgumentsError",
+    "ToolCall",
+    "ToolError",
+    "ToolHTTPError",
+    "ToolNotAllowedError",
+    "ToolResult",
+    "ToolTimeoutError",
+    "Topics",
+    "TraceNotFoundError",
+    "apply_contracts",
+    "apply_contracts_async",
+    "canonical_json",
+    "check_contracts",
+    "cot_event_adapter",
+    "event_hash",
+    "from_log_record",
+    "plan_contracts",
+    "show_subject",
+    "subject_for",
+    "to_log_record",
+    "verify_chain",
+]
+
+# Exported name -> the module that defines it, imported on first access.
+_DEFERRED = {
+    "Codec": "flightrec.contracts.codec",
+    "Plan": "flightrec.contracts.governance",
+    "SubjectPlan": "flightrec.contracts.governance",
+    "apply_contracts": "flightrec.contracts.governance",
+    "apply_contracts_async": "flightrec.contracts.governance",
+    "check_contracts": "flightrec.contracts.governance",
+    "plan_contracts": "flightrec.contracts.governance",
+    "show_subject": "flightrec.contracts.governance",
+}
+
+
+if not _typing.TYPE_CHECKING:
+    # Hidden from type checkers, which see the imports above instead: a module
+    # __getattr__ would make them accept any name imported from this package.
+
+    def __getattr__(name: str) -> object:
+        module = _DEFERRED.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(_importlib.import_module(module), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *_DEFERRED})

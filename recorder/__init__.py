@@ -1,1 +1,31 @@
-"""The flight recorder: CoT events to Kafka, ordered, hash-chained, PII-guarded, traced."""
+"""The flight recorder: CoT events to Kafka, ordered, hash-chained, PII-guarded, traced.
+
+- :class:`Recorder`: the protocol a run is recorded through (its in-memory
+  fake is ``flightrec.testing.MemoryRecorder``); :class:`KafkaRecorder` writes
+  to the CoT topic and confirms every event, encoding through any
+  :class:`CotEncoder` (``flightrec.contracts.Codec``).
+- :class:`PiiGuard`: personal data becomes keyed tokens before anything
+  leaves the process; :class:`PiiLogFilter` does the same for log records;
+  :class:`DlqCipher` encrypts dead-letter payloads.
+- :func:`setup_tracing` and :class:`SpanRecorder`: OpenTelemetry spans made
+  from the recorded events, with the events' trace and span ids.
+"""
+
+from flightrec.recorder.base import CotEncoder, Recorder
+from flightrec.recorder.dlq_cipher import DlqCipher
+from flightrec.recorder.kafka_recorder import KafkaRecorder
+from flightrec.recorder.log_filter import PiiLogFilter
+from flightrec.recorder.otel import setup_tracing
+from flightrec.recorder.pii import PiiGuard
+from flightrec.recorder.tracing import SpanRecorder
+
+__all__ = [
+    "CotEncoder",
+    "DlqCipher",
+    "KafkaRecorder",
+    "PiiGuard",
+    "PiiLogFilter",
+    "Recorder",
+    "SpanRecorder",
+    "setup_tracing",
+]

@@ -1,6 +1,13 @@
-"""Models: ``PolicyModel`` (offline) and ``OpenAIModel`` (any OpenAI-compatible
-endpoint). Test models (``ScriptedModel``, ``FunctionModel``) live in
-:mod:`flightrec.testing`."""
+"""Models: the implementations of :class:`flightrec.agents.Model`.
+
+- :class:`OpenAIModel`: any OpenAI-compatible endpoint (OpenAI, Azure, vLLM,
+  Ollama), structured outputs, every try recorded as a ``MODEL_CALL``.
+- :class:`PolicyModel`: deterministic and offline; underwrites by the loan
+  policy from the transcript alone.
+
+Test models (``ScriptedModel``, ``FunctionModel``) live in
+:mod:`flightrec.testing`, replay's ``ReplayModel`` in :mod:`flightrec.replay`.
+"""
 
 from flightrec.agents.models.openai_model import OpenAIModel
 from flightrec.agents.models.policy import PolicyModel

@@ -1,7 +1,7 @@
 """``ConfirmedProducer``: confluent-kafka's ``Producer`` driven off the event loop,
 each send returning an awaitable that resolves when the broker confirms it.
 
-Why not ``AIOProducer``: it does not accept headers in batch mode (DESIGN.md,
+Why not ``AIOProducer``: it does not accept headers in batch mode (docs/design.md,
 known traps), and we need headers on the CoT, decision and DLQ topics.
 A dedicated thread polls the producer so delivery callbacks run promptly
 without blocking the loop; callbacks hand results back with

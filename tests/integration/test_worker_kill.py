@@ -1,5 +1,5 @@
 """The kill test: SIGKILL the worker again and again while it decides, restart it,
-and check the guarantees of DESIGN.md hold on what the broker kept.
+and check the guarantees of docs/design.md hold on what the broker kept.
 
 Every application gets a decision; every trace has exactly one authoritative
 attempt (the last complete one), whose decision is on ``loan.decisions``;

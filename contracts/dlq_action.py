@@ -35,16 +35,22 @@ from confluent_kafka.schema_registry.serde import RuleAction, RuleContext
 from confluent_kafka.serialization import SerializationError
 
 from flightrec.contracts.errors import RecorderError
+from flightrec.contracts.headers import (
+    RULE_CONTENT_TYPE,
+    RULE_ERROR_CLASS,
+    RULE_ERROR_FIELD,
+    RULE_ERROR_TIME,
+    RULE_EXCEPTION,
+    RULE_MODE,
+    RULE_NAME,
+    RULE_SUBJECT,
+    RULE_TOPIC,
+)
+from flightrec.contracts.rules import DLQ_KEY_PARAM, DLQ_TOPIC_PARAM, FIELD_PARAM
 from flightrec.contracts.schema_files import pii_fields
 from flightrec.contracts.settings import Settings
 
 __all__ = ["DlqAction", "pseudonymise"]
-
-_RULE_NAME = "__rule.name"
-_RULE_MODE = "__rule.mode"
-_RULE_SUBJECT = "__rule.subject"
-_RULE_TOPIC = "__rule.topic"
-_RULE_EXCEPTION = "__rule.exception"
 
 
 def pseudonymise(value: Any, key: bytes, key_id: str) -> str:
@@ -80,23 +86,23 @@ class DlqAction(RuleAction):  # type: ignore[misc]
         """Enqueue the record to the DLQ topic, then raise ``SerializationError``."""
         rule = ctx.rule
         params = rule.params.params if rule.params is not None else {}
-        topic = params.get("dlq.topic") or self._settings.topics.applications_dlq
-        key_field = params.get("dlq.key.field")
+        topic = params.get(DLQ_TOPIC_PARAM) or self._settings.topics.applications_dlq
+        key_field = params.get(DLQ_KEY_PARAM)
         key = None
         if key_field and isinstance(message, dict) and message.get(key_field) is not None:
             key = str(message[key_field]).encode("utf-8")
         value = self._redacted_json(ctx, message)
         error_text = str(ex) if ex is not None else f"rule {rule.name} failed"
         headers: list[tuple[str, str | bytes | None]] = [
-            (_RULE_NAME, str(rule.name).encode()),
-            (_RULE_MODE, str(ctx.rule_mode.value if ctx.rule_mode else "").encode()),
-            (_RULE_SUBJECT, str(ctx.subject).encode()),
-            (_RULE_TOPIC, str(ctx.ser_ctx.topic if ctx.ser_ctx else "").encode()),
-            (_RULE_EXCEPTION, error_text.encode()),
-            ("error.class", b"RuleViolationError"),
-            ("error.field", str(params.get("flightrec.field", "")).encode()),
-            ("error.time", datetime.now(UTC).isoformat().encode()),
-            ("content-type", b"application/json"),
+            (RULE_NAME, str(rule.name).encode()),
+            (RULE_MODE, str(ctx.rule_mode.value if ctx.rule_mode else "").encode()),
+            (RULE_SUBJECT, str(ctx.subject).encode()),
+            (RULE_TOPIC, str(ctx.ser_ctx.topic if ctx.ser_ctx else "").encode()),
+            (RULE_EXCEPTION, error_text.encode()),
+            (RULE_ERROR_CLASS, b"RuleViolationError"),
+            (RULE_ERROR_FIELD, str(params.get(FIELD_PARAM, "")).encode()),
+            (RULE_ERROR_TIME, datetime.now(UTC).isoformat().encode()),
+            (RULE_CONTENT_TYPE, b"application/json"),
         ]
         producer = self._get_producer()
         with self._lock:

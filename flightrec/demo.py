@@ -28,6 +28,7 @@ from flightrec.contracts.codec import Codec
 from flightrec.contracts.errors import StackError
 from flightrec.contracts.events import LoanDecision, RunCompleted
 from flightrec.contracts.governance import apply_contracts
+from flightrec.contracts.headers import COT_KIND, header_value
 from flightrec.contracts.settings import Settings
 from flightrec.kafka.producer import ConfirmedProducer
 from flightrec.kafka.topics import ensure_topics, watermarks
@@ -265,7 +266,7 @@ async def _collect(
             elif (
                 msg.topic() == topics.cot
                 and value
-                and _header(msg.headers(), "flightrec-kind") in _TERMINAL
+                and (header_value(msg.headers(), COT_KIND) or b"").decode() in _TERMINAL
             ):
                 event = await codec.decode_cot(value)
                 report.terminal.add(event.trace_id)
@@ -278,15 +279,6 @@ async def _collect(
 
 
 _TERMINAL = frozenset({"RUN_COMPLETED", "RUN_FAILED"})
-
-
-def _header(headers: Any, name: str) -> str | None:
-    """One header of a confluent-kafka message (a list of pairs, or None)."""
-    items = headers.items() if isinstance(headers, dict) else headers or []
-    for key, value in items:
-        if key == name and value is not None:
-            return value.decode() if isinstance(value, bytes) else str(value)
-    return None
 
 
 def demo_main(settings: Settings, applications: int, as_json: bool) -> int:

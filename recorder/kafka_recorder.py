@@ -23,9 +23,10 @@ Why this shape:
 * A failed delivery never passes silently: the event's future and
   :meth:`KafkaRecorder.confirm` for its run raise :class:`RecorderError`.
 
-Headers: ``traceparent`` (W3C, the event's trace and span id), ``flightrec-kind``
-(lets readers skip kinds without decoding) and ``flightrec-subject`` (the
-business key the run is about, e.g. the application id; never PII).
+Headers (names in :mod:`flightrec.contracts.headers`): ``traceparent`` (W3C,
+the event's trace and span id), ``flightrec-kind`` (lets readers skip kinds
+without decoding) and ``flightrec-subject`` (the business key the run is
+about, e.g. the application id; never PII).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from flightrec.contracts.chain import ChainSealer
 from flightrec.contracts.errors import RecorderError
 from flightrec.contracts.events import CotEvent
+from flightrec.contracts.headers import COT_KIND, COT_SUBJECT, TRACEPARENT, traceparent
 from flightrec.contracts.settings import Settings
 from flightrec.recorder.base import CotEncoder
 from flightrec.recorder.pii import PiiGuard, scrub_event
@@ -61,9 +63,9 @@ _EPOCH_MS = 1000
 def cot_headers(event: CotEvent) -> list[tuple[str, str | bytes | None]]:
     """The Kafka headers of one CoT record."""
     return [
-        ("traceparent", f"00-{event.trace_id}-{event.span_id}-01".encode("ascii")),
-        ("flightrec-kind", event.kind.encode("ascii")),
-        ("flightrec-subject", (event.source.key or "").encode("utf-8")),
+        (TRACEPARENT, traceparent(event.trace_id, event.span_id)),
+        (COT_KIND, event.kind.encode("ascii")),
+        (COT_SUBJECT, (event.source.key or "").encode("utf-8")),
     ]
 
 

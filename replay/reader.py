@@ -21,6 +21,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from flightrec.contracts.errors import DecodeError, ReplayError
 from flightrec.contracts.events import CotEvent
+from flightrec.contracts.headers import COT_KIND, header_value
 from flightrec.contracts.settings import Settings
 from flightrec.kafka.topics import watermarks
 from flightrec.replay.history import (
@@ -31,7 +32,6 @@ from flightrec.replay.history import (
 )
 
 __all__ = [
-    "KIND_HEADER",
     "CotDecoder",
     "CotReader",
     "RawRecord",
@@ -40,9 +40,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-KIND_HEADER = "flightrec-kind"
-"""Header carrying the event kind, so readers can skip decoding."""
 
 _POLL_TIMEOUT_S = 1.0
 # Consecutive empty polls before a read gives up on a partition that claims to
@@ -89,17 +86,14 @@ class UndecodableRecord:
 
 def _raw(msg: Any) -> RawRecord:
     key = msg.key()
-    kind: str | None = None
-    for name, value in msg.headers() or ():
-        if name == KIND_HEADER and value is not None:
-            kind = value.decode() if isinstance(value, bytes) else str(value)
+    kind = header_value(msg.headers(), COT_KIND)
     _, ts = msg.timestamp()
     return RawRecord(
         partition=msg.partition(),
         offset=msg.offset(),
         timestamp_ms=ts,
         key=key.decode() if isinstance(key, bytes) else key,
-        kind=kind,
+        kind=None if kind is None else kind.decode(),
         value=msg.value(),
     )
 

@@ -19,10 +19,9 @@ from typing import Any
 from confluent_kafka import KafkaError, Message, Producer
 
 from flightrec.contracts.errors import RecorderError
+from flightrec.contracts.headers import Header
 
 __all__ = ["ConfirmedProducer", "Header"]
-
-Header = tuple[str, bytes]
 
 
 class ConfirmedProducer:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from flightrec.contracts.chain import ChainSealer
 from flightrec.contracts.errors import RecorderError
 from flightrec.contracts.events import CotEvent
-from flightrec.kafka.producer import Header
+from flightrec.contracts.headers import Header, header_value
 from flightrec.recorder.pii import scrub_event
 
 __all__ = ["MemoryAttemptLedger", "MemoryProducer", "MemoryRecorder", "SentMessage"]
@@ -39,7 +39,7 @@ class SentMessage:
 
     def header(self, name: str) -> bytes | None:
         """The value of header ``name`` (the first one), or None."""
-        return next((value for key, value in self.headers if key == name), None)
+        return header_value(self.headers, name)
 
 
 class MemoryProducer:

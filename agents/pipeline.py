@@ -15,9 +15,10 @@ confirmed does ``process`` raise: then nothing about the input is durable and
 the caller must not ack it.
 
 This module has no Faust and no broker in it: codec, recorder, attempt ledger
-and producer are protocols (fakes ship in ``flightrec.testing`` and
-``flightrec.recorder.base``), so it is tested directly; ``flightrec.agents.worker`` wires it to a
-Faust stream.
+and producer are protocols (the producer is
+:class:`~flightrec.contracts.writer.RecordWriter`; fakes ship in
+``flightrec.testing`` and ``flightrec.recorder.base``), so it is tested
+directly; ``flightrec.agents.worker`` wires it to a Faust stream.
 """
 
 from __future__ import annotations
@@ -52,13 +53,13 @@ from flightrec.contracts.headers import (
     traceparent,
 )
 from flightrec.contracts.settings import Settings
+from flightrec.contracts.writer import RecordWriter
 from flightrec.tools.base import ToolExecutor
 
 __all__ = [
     "ApplicationDecoder",
     "AttemptCounter",
     "Guard",
-    "OutputProducer",
     "PipelineResult",
     "RunPipeline",
     "RunRecorder",
@@ -98,21 +99,6 @@ class AttemptCounter(Protocol):
     async def begin(self, trace_id: str, partition: int, input_offset: int) -> int: ...
 
 
-class OutputProducer(Protocol):
-    """Confirmed writes (``flightrec.kafka.producer.ConfirmedProducer``;
-    ``flightrec.testing.MemoryProducer`` in tests). ``send_and_wait`` returns once
-    the broker confirmed the message and raises ``RecorderError`` when it did not."""
-
-    async def send_and_wait(
-        self,
-        topic: str,
-        value: bytes | None,
-        *,
-        key: bytes | str | None = None,
-        headers: Sequence[Header] | None = None,
-    ) -> object: ...
-
-
 @dataclass(frozen=True)
 class PipelineResult:
     """What became of one input record."""
@@ -139,7 +125,7 @@ class RunPipeline:
         recorder: RunRecorder,
         guard: Guard,
         ledger: AttemptCounter,
-        producer: OutputProducer,
+        producer: RecordWriter,
         encrypt_dlq: Callable[[bytes], bytes],
         dlq_key_id: str,
         clock: Callable[[], datetime] | None = None,

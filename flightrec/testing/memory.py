@@ -1,6 +1,6 @@
 """In-memory stand-ins for the broker-backed parts of the pipeline.
 
-``MemoryProducer`` implements :class:`flightrec.agents.pipeline.OutputProducer` (what
+``MemoryProducer`` implements :class:`flightrec.contracts.writer.RecordWriter` (what
 ``flightrec.kafka.producer.ConfirmedProducer`` offers) and ``MemoryAttemptLedger``
 implements :class:`flightrec.agents.pipeline.AttemptCounter` (what
 ``flightrec.agents.attempts.AttemptLedger`` offers), so ``RunPipeline`` runs its real
@@ -15,13 +15,15 @@ retryable :class:`~flightrec.contracts.errors.RecorderError`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
+from typing import Unpack
 
 from flightrec.contracts.chain import ChainSealer
 from flightrec.contracts.errors import RecorderError
 from flightrec.contracts.events import CotEvent
 from flightrec.contracts.headers import Header, header_value
+from flightrec.contracts.writer import SendOptions
 from flightrec.recorder.pii import scrub_event
 
 __all__ = ["MemoryAttemptLedger", "MemoryProducer", "MemoryRecorder", "SentMessage"]
@@ -54,13 +56,7 @@ class MemoryProducer:
         self.unconfirmed: set[str] = set()
 
     async def send_and_wait(
-        self,
-        topic: str,
-        value: bytes | None,
-        *,
-        key: bytes | str | None = None,
-        headers: Sequence[Header] | None = None,
-        partition: int | None = None,
+        self, topic: str, value: bytes | None, **options: Unpack[SendOptions]
     ) -> SentMessage:
         """Confirm (keep) the message at once, or fail as an unconfirmed delivery."""
         if topic in self.unconfirmed:
@@ -71,7 +67,13 @@ class MemoryProducer:
                 kafka_error="MemoryProducer: topic marked unconfirmed",
                 retryable=True,
             )
-        message = SentMessage(topic, value, key, tuple(headers or ()), partition)
+        message = SentMessage(
+            topic,
+            value,
+            options.get("key"),
+            tuple(options.get("headers") or ()),
+            options.get("partition"),
+        )
         self.sent.append(message)
         return message
 

@@ -168,9 +168,10 @@ async def run_demo(
     )
     report = DemoReport(applications=applications)
     started = time.monotonic()
-    codec = Codec(settings)
-    await codec.start()
     producer = ConfirmedProducer(settings.producer_config())
+    # An application that breaks a rule is dead-lettered through the same producer.
+    codec = Codec(settings, dlq_producer=producer)
+    await codec.start()
     try:
         submitted: dict[str, float] = {}
         futures = []
@@ -196,8 +197,8 @@ async def run_demo(
             log_path,
         )
     finally:
+        await codec.close()  # writes through the producer: close it first
         await producer.close()
-        await codec.close()
         await asyncio.to_thread(stop_worker_process, worker)
     report.elapsed_s = time.monotonic() - started
     return report

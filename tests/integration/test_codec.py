@@ -23,6 +23,7 @@ from flightrec.contracts.headers import (
 )
 from flightrec.contracts.schema_files import contract, subject_for
 from flightrec.contracts.settings import Settings
+from flightrec.kafka.producer import ConfirmedProducer
 from flightrec.testing.samples import (
     sample_application,
     sample_cot_events,
@@ -36,10 +37,12 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 async def codec(settings: Settings) -> AsyncIterator[Codec]:
     await asyncio.to_thread(apply_contracts, settings)
-    codec = Codec(settings)
+    producer = ConfirmedProducer(settings.producer_config())
+    codec = Codec(settings, dlq_producer=producer)
     await codec.start()
     yield codec
     await codec.close()
+    await producer.close()
 
 
 async def test_every_contract_round_trips_through_the_registry(codec: Codec) -> None:

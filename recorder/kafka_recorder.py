@@ -172,12 +172,14 @@ class KafkaRecorder:
             while not self._queue.empty():  # not even handed to librdkafka in time
                 out = self._queue.get_nowait()
                 self._finish(out, self._error("not written before close", out))
-            # Undeliverable in time: purged, so each fails through _delivered.
-            await producer.close(timeout_s)
         finally:
-            if self._spans is not None:
-                self._spans.close()
-            self._producer = None  # librdkafka's handle is released with the object
+            try:
+                # Undeliverable in time: purged, so each fails through _delivered.
+                await producer.close(timeout_s)
+            finally:
+                if self._spans is not None:
+                    self._spans.close()
+                self._producer = None  # librdkafka's handle is released with the object
 
     # --------------------------------------------------------------------- emit
 

@@ -15,9 +15,10 @@ confirmed does ``process`` raise: then nothing about the input is durable and
 the caller must not ack it.
 
 This module has no Faust and no broker in it: codec, recorder, attempt ledger
-and producer are protocols (fakes ship in ``flightrec.testing`` and
-``flightrec.recorder.base``), so it is tested directly; ``flightrec.agents.worker`` wires it to a
-Faust stream.
+and producer are protocols (the producer is
+:class:`~flightrec.contracts.writer.RecordWriter`; fakes ship in
+``flightrec.testing`` and ``flightrec.recorder.base``), so it is tested
+directly; ``flightrec.agents.worker`` wires it to a Faust stream.
 """
 
 from __future__ import annotations
@@ -35,19 +36,33 @@ from flightrec.agents.model import Model
 from flightrec.agents.runner import run_agent
 from flightrec.contracts.errors import DecodeError
 from flightrec.contracts.events import CotEvent, Decision, LoanApplication, LoanDecision, SourceRef
+from flightrec.contracts.headers import (
+    DLQ_ENCRYPTION,
+    DLQ_ERROR_CLASS,
+    DLQ_ERROR_FIELD,
+    DLQ_ERROR_MESSAGE,
+    DLQ_ERROR_RULE,
+    DLQ_ERROR_TIME,
+    DLQ_SOURCE_OFFSET,
+    DLQ_SOURCE_PARTITION,
+    DLQ_SOURCE_TOPIC,
+    DLQ_TRACE_ID,
+    TRACEPARENT,
+    Header,
+    parse_traceparent,
+    traceparent,
+)
 from flightrec.contracts.settings import Settings
-from flightrec.kafka.producer import Header
+from flightrec.contracts.writer import RecordWriter
 from flightrec.tools.base import ToolExecutor
 
 __all__ = [
     "ApplicationDecoder",
     "AttemptCounter",
     "Guard",
-    "OutputProducer",
     "PipelineResult",
     "RunPipeline",
     "RunRecorder",
-    "parse_traceparent",
 ]
 
 log = logging.getLogger(__name__)
@@ -84,21 +99,6 @@ class AttemptCounter(Protocol):
     async def begin(self, trace_id: str, partition: int, input_offset: int) -> int: ...
 
 
-class OutputProducer(Protocol):
-    """Confirmed writes (``flightrec.kafka.producer.ConfirmedProducer``;
-    ``flightrec.testing.MemoryProducer`` in tests). ``send_and_wait`` returns once
-    the broker confirmed the message and raises ``RecorderError`` when it did not."""
-
-    async def send_and_wait(
-        self,
-        topic: str,
-        value: bytes | None,
-        *,
-        key: bytes | str | None = None,
-        headers: Sequence[Header] | None = None,
-    ) -> object: ...
-
-
 @dataclass(frozen=True)
 class PipelineResult:
     """What became of one input record."""
@@ -109,19 +109,6 @@ class PipelineResult:
     outcome: str | None = None
     application_id: str | None = None
     error: str | None = None
-
-
-def parse_traceparent(headers: Sequence[tuple[str, bytes]] | None) -> tuple[str, str] | None:
-    """(trace id, parent span id) from a W3C ``traceparent`` header, if valid."""
-    for name, value in headers or ():
-        if name.lower() != "traceparent" or value is None:
-            continue
-        parts = value.decode("ascii", "replace").strip().split("-")
-        if len(parts) == 4 and len(parts[1]) == 32 and len(parts[2]) == 16:
-            trace_id, span_id = parts[1].lower(), parts[2].lower()
-            if trace_id != "0" * 32 and all(c in "0123456789abcdef" for c in trace_id + span_id):
-                return trace_id, span_id
-    return None
 
 
 class RunPipeline:
@@ -138,7 +125,7 @@ class RunPipeline:
         recorder: RunRecorder,
         guard: Guard,
         ledger: AttemptCounter,
-        producer: OutputProducer,
+        producer: RecordWriter,
         encrypt_dlq: Callable[[bytes], bytes],
         dlq_key_id: str,
         clock: Callable[[], datetime] | None = None,
@@ -242,7 +229,7 @@ class RunPipeline:
             self._settings.topics.decisions,
             payload,
             key=application.application_id,
-            headers=[("traceparent", f"00-{trace_id}-{decision.span_id}-01".encode())],
+            headers=[(TRACEPARENT, traceparent(trace_id, decision.span_id))],
         )
         return PipelineResult(
             status="decided",
@@ -263,19 +250,19 @@ class RunPipeline:
     ) -> PipelineResult:
         message = self._guard.scrub_text(str(exc), vault)[:2000]
         headers: list[Header] = [
-            ("flightrec-source-topic", source.topic.encode()),
-            ("flightrec-source-partition", str(source.partition).encode()),
-            ("flightrec-source-offset", str(source.offset).encode()),
-            ("flightrec-error-class", type(exc).__name__.encode()),
-            ("flightrec-error-message", message.encode()),
-            ("flightrec-error-time", self._clock().isoformat().encode()),
-            ("flightrec-trace-id", trace_id.encode()),
-            ("flightrec-encryption", f"AES-256-GCM;{self._dlq_key_id}".encode()),
+            (DLQ_SOURCE_TOPIC, source.topic.encode()),
+            (DLQ_SOURCE_PARTITION, str(source.partition).encode()),
+            (DLQ_SOURCE_OFFSET, str(source.offset).encode()),
+            (DLQ_ERROR_CLASS, type(exc).__name__.encode()),
+            (DLQ_ERROR_MESSAGE, message.encode()),
+            (DLQ_ERROR_TIME, self._clock().isoformat().encode()),
+            (DLQ_TRACE_ID, trace_id.encode()),
+            (DLQ_ENCRYPTION, f"AES-256-GCM;{self._dlq_key_id}".encode()),
         ]
-        for rule_header in ("rule", "field"):
-            detail = getattr(exc, "context", {}).get(rule_header)
+        for context_key, name in (("rule", DLQ_ERROR_RULE), ("field", DLQ_ERROR_FIELD)):
+            detail = getattr(exc, "context", {}).get(context_key)
             if detail:
-                headers.append((f"flightrec-error-{rule_header}", str(detail).encode()))
+                headers.append((name, str(detail).encode()))
         started = time.monotonic()
         payload = None if value is None else self._encrypt_dlq(value)
         await self._producer.send_and_wait(

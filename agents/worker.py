@@ -62,12 +62,13 @@ class WorkerServices:
 @contextlib.asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[WorkerServices]:
     """Open codec, recorder, producer, ledger, tools; close them all on exit."""
-    codec = Codec(settings)
+    # Decisions, DLQ records, attempts and the codec's DLQ rule action share one producer.
+    producer = ConfirmedProducer(settings.producer_config())
+    codec = Codec(settings, dlq_producer=producer)
     await codec.start()
     guard = PiiGuard(settings)
     tracer_provider = setup_tracing(settings)
     recorder = KafkaRecorder(settings, codec, guard=guard, tracer_provider=tracer_provider)
-    producer = ConfirmedProducer(settings.producer_config())
     ledger = AttemptLedger(
         settings.topics.attempts,
         settings.consumer_config(group_id=f"{settings.app_id}-ledger"),
@@ -102,6 +103,8 @@ async def open_services(settings: Settings) -> AsyncIterator[WorkerServices]:
         with contextlib.suppress(Exception):
             await recorder.close()
         with contextlib.suppress(Exception):
+            await codec.close()  # writes through the producer: before it closes
+        with contextlib.suppress(Exception):
             await producer.close()
         with contextlib.suppress(Exception):
             await http.close()
@@ -109,8 +112,6 @@ async def open_services(settings: Settings) -> AsyncIterator[WorkerServices]:
         if aclose is not None:
             with contextlib.suppress(Exception):
                 await aclose()
-        with contextlib.suppress(Exception):
-            await codec.close()
         ledger.close()
         tracer_provider.shutdown()
         log_filter.detach()

@@ -33,7 +33,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
-from confluent_kafka import Producer
 from confluent_kafka.schema_registry import (
     RegisteredSchema,
     SchemaRegistryClient,
@@ -70,6 +69,7 @@ from flightrec.contracts.events import (
 from flightrec.contracts.rules import FIELD_PARAM
 from flightrec.contracts.schema_files import CONTRACTS, ContractSpec, subject_for
 from flightrec.contracts.settings import Settings, redact_url
+from flightrec.contracts.writer import RecordWriter
 
 serde_cache.install()
 __all__ = ["Codec", "registry_call", "registry_client"]
@@ -146,7 +146,9 @@ class Codec:
     ``client`` defaults to :func:`registry_client` (tests may pass confluent's
     ``MockSchemaRegistryClient``). ``serializer_conf`` overrides the
     serializer configuration; configurations that would skip the registered
-    rules are refused at start-up with :class:`ConfigError`.
+    rules are refused at start-up with :class:`ConfigError`. ``dlq_producer``
+    writes the records of ``DLQ`` rules (``flightrec.kafka.ConfirmedProducer``);
+    a codec that may encode such a record needs one.
     """
 
     def __init__(
@@ -157,7 +159,7 @@ class Codec:
         cel_engine: Literal["fast", "celpy"] = "fast",
         serializer_conf: Mapping[str, Any] | None = None,
         contracts: tuple[str, ...] | None = None,
-        dlq_producer: Producer | None = None,
+        dlq_producer: RecordWriter | None = None,
     ) -> None:
         self._settings = settings
         self._owns_client = client is None
@@ -296,13 +298,10 @@ class Codec:
             sub.known_ids.add(latest.schema_id)
 
     async def close(self) -> None:
-        """Flush pending DLQ records and release the registry client (off the loop)."""
-        await asyncio.to_thread(self._close_sync)
-
-    def _close_sync(self) -> None:
-        self._dlq.close()
+        """Write pending DLQ records and release the registry client (off the loop)."""
+        await self._dlq.close()
         if self._owns_client:
-            self._client.close()
+            await asyncio.to_thread(self._client.close)
 
     @property
     def registry(self) -> SchemaRegistryClient:
@@ -376,7 +375,11 @@ class Codec:
             raise
 
     def encode_sync(self, contract_name: str, obj: BaseModel) -> bytes:
-        """Encode on the calling thread (after :meth:`start`; DLQ writes are not awaited)."""
+        """Encode on the calling thread (after :meth:`start`).
+
+        A ``DLQ`` rule's record is only queued: the next async encode that
+        breaks a rule, or :meth:`close`, writes it.
+        """
         sub = self._subjects[contract_name]
         if sub.registered is None:
             self._warm(sub)

@@ -10,14 +10,19 @@ in the codec's own rule registry:
 * writes the record as JSON with every field tagged PII in the schema replaced
   by a keyed HMAC (``hmac-sha256:<key id>:<hex>``), so PII never reaches the
   DLQ in clear;
-* uses the data-keeping producer settings (``acks=all``, idempotent);
+* writes through the :class:`~flightrec.contracts.writer.RecordWriter` the
+  codec was given (``flightrec.kafka.ConfirmedProducer`` in a process: the
+  data-keeping ``acks=all``, idempotent producer and its backpressure policy);
 * sets confluent's ``__rule.*`` headers (rule name, mode, subject, topic,
   exception; a confluent deserializer skips the failed rule when re-reading the
   DLQ) plus ``error.class``, ``error.field`` and ``error.time``;
 * lets the codec await broker confirmation (:meth:`DlqAction.confirm`) before it
   raises the :class:`~flightrec.contracts.errors.RuleViolationError` to the caller.
 
-``run`` only enqueues (never blocks): the serializer calls it on the event loop.
+``run`` only queues the record (never blocks, never does I/O): the serializer
+calls it synchronously, on the event loop or on whatever thread encodes.
+:meth:`DlqAction.confirm`, awaited by the codec right after the violation,
+writes what is queued and waits for the broker.
 """
 
 from __future__ import annotations
@@ -26,25 +31,36 @@ import asyncio
 import hashlib
 import hmac
 import json
+import logging
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.schema_registry.serde import RuleAction, RuleContext
 from confluent_kafka.serialization import SerializationError
 
-from flightrec.contracts.errors import RecorderError
+from flightrec.contracts.errors import ConfigError, FlightrecError, RecorderError
+from flightrec.contracts.headers import (
+    RULE_CONTENT_TYPE,
+    RULE_ERROR_CLASS,
+    RULE_ERROR_FIELD,
+    RULE_ERROR_TIME,
+    RULE_EXCEPTION,
+    RULE_MODE,
+    RULE_NAME,
+    RULE_SUBJECT,
+    RULE_TOPIC,
+    Header,
+)
+from flightrec.contracts.rules import DLQ_KEY_PARAM, DLQ_TOPIC_PARAM, FIELD_PARAM
 from flightrec.contracts.schema_files import pii_fields
 from flightrec.contracts.settings import Settings
+from flightrec.contracts.writer import RecordWriter
 
 __all__ = ["DlqAction", "pseudonymise"]
 
-_RULE_NAME = "__rule.name"
-_RULE_MODE = "__rule.mode"
-_RULE_SUBJECT = "__rule.subject"
-_RULE_TOPIC = "__rule.topic"
-_RULE_EXCEPTION = "__rule.exception"
+log = logging.getLogger(__name__)
 
 
 def pseudonymise(value: Any, key: bytes, key_id: str) -> str:
@@ -53,75 +69,65 @@ def pseudonymise(value: Any, key: bytes, key_id: str) -> str:
     return f"hmac-sha256:{key_id}:{digest}"
 
 
+@dataclass(frozen=True)
+class _DlqRecord:
+    """One record queued for the DLQ topic."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: list[Header]
+
+
 class DlqAction(RuleAction):  # type: ignore[misc]
-    """Rule action ``DLQ``: tee the failing record to a dead-letter topic, then fail."""
+    """Rule action ``DLQ``: tee the failing record to a dead-letter topic, then fail.
+
+    ``writer`` writes the DLQ records; without one, a ``DLQ`` rule that fails
+    makes :meth:`confirm` raise :class:`ConfigError` (nothing was dead-lettered).
+    """
 
     TYPE = "DLQ"
 
-    def __init__(self, settings: Settings, producer: Producer | None = None) -> None:
+    def __init__(self, settings: Settings, writer: RecordWriter | None = None) -> None:
         self._settings = settings
-        self._producer = producer
+        self._writer = writer
+        # run() may be called on several threads at once (encode_sync).
         self._lock = threading.Lock()
         self._pii_cache: dict[str, frozenset[str]] = {}
-        self._failures: list[str] = []
-        self._pending = 0
+        self._queued: list[_DlqRecord] = []
 
     def type(self) -> str:
         """The action name rules refer to in ``onFailure``."""
         return self.TYPE
 
-    def _get_producer(self) -> Producer:
-        with self._lock:
-            if self._producer is None:
-                self._producer = Producer(self._settings.producer_config())
-            return self._producer
-
     def run(self, ctx: RuleContext, message: Any, ex: Exception | None) -> None:
-        """Enqueue the record to the DLQ topic, then raise ``SerializationError``."""
+        """Queue the record for the DLQ topic, then raise ``SerializationError``."""
         rule = ctx.rule
         params = rule.params.params if rule.params is not None else {}
-        topic = params.get("dlq.topic") or self._settings.topics.applications_dlq
-        key_field = params.get("dlq.key.field")
+        topic = params.get(DLQ_TOPIC_PARAM) or self._settings.topics.applications_dlq
+        key_field = params.get(DLQ_KEY_PARAM)
         key = None
         if key_field and isinstance(message, dict) and message.get(key_field) is not None:
             key = str(message[key_field]).encode("utf-8")
-        value = self._redacted_json(ctx, message)
         error_text = str(ex) if ex is not None else f"rule {rule.name} failed"
-        headers: list[tuple[str, str | bytes | None]] = [
-            (_RULE_NAME, str(rule.name).encode()),
-            (_RULE_MODE, str(ctx.rule_mode.value if ctx.rule_mode else "").encode()),
-            (_RULE_SUBJECT, str(ctx.subject).encode()),
-            (_RULE_TOPIC, str(ctx.ser_ctx.topic if ctx.ser_ctx else "").encode()),
-            (_RULE_EXCEPTION, error_text.encode()),
-            ("error.class", b"RuleViolationError"),
-            ("error.field", str(params.get("flightrec.field", "")).encode()),
-            ("error.time", datetime.now(UTC).isoformat().encode()),
-            ("content-type", b"application/json"),
+        headers: list[Header] = [
+            (RULE_NAME, str(rule.name).encode()),
+            (RULE_MODE, str(ctx.rule_mode.value if ctx.rule_mode else "").encode()),
+            (RULE_SUBJECT, str(ctx.subject).encode()),
+            (RULE_TOPIC, str(ctx.ser_ctx.topic if ctx.ser_ctx else "").encode()),
+            (RULE_EXCEPTION, error_text.encode()),
+            (RULE_ERROR_CLASS, b"RuleViolationError"),
+            (RULE_ERROR_FIELD, str(params.get(FIELD_PARAM, "")).encode()),
+            (RULE_ERROR_TIME, datetime.now(UTC).isoformat().encode()),
+            (RULE_CONTENT_TYPE, b"application/json"),
         ]
-        producer = self._get_producer()
+        record = _DlqRecord(topic, key, self._redacted_json(ctx, message), headers)
         with self._lock:
-            self._pending += 1
-        try:
-            producer.produce(
-                topic, value=value, key=key, headers=headers, on_delivery=self._delivered
-            )
-            producer.poll(0)
-        except Exception as exc:  # BufferError, KafkaException: the DLQ write did not happen
-            self._delivered(None, None, error=f"{type(exc).__name__}: {exc}")
+            self._queued.append(record)
         msg = f"Rule failed: {rule.name}"
         if ex is not None:
             raise SerializationError(msg) from ex
         raise SerializationError(msg)
-
-    def _delivered(
-        self, err: KafkaError | None, _msg: Message | None, *, error: str | None = None
-    ) -> None:
-        with self._lock:
-            self._pending -= 1
-            if err is not None:
-                self._failures.append(err.str())
-            elif error is not None:
-                self._failures.append(error)
 
     def _redacted_json(self, ctx: RuleContext, message: Any) -> bytes:
         schema_str = ctx.target.schema_str if ctx.target is not None else None
@@ -138,25 +144,44 @@ class DlqAction(RuleAction):  # type: ignore[misc]
         return json.dumps(data, default=_json_default, sort_keys=True).encode("utf-8")
 
     async def confirm(self, timeout_s: float = 30.0) -> None:
-        """Wait until every DLQ record enqueued so far is confirmed by the broker.
+        """Write every DLQ record queued so far and wait until the broker confirms them.
 
-        Raises :class:`RecorderError` when a DLQ write failed or is unconfirmed.
+        Raises :class:`RecorderError` when a DLQ write failed or is unconfirmed
+        after ``timeout_s``, :class:`ConfigError` when there is no writer.
         """
-        producer = self._producer
-        if producer is not None:
-            remaining: int = await asyncio.to_thread(producer.flush, timeout_s)
-            if remaining:
-                raise RecorderError("DLQ records not confirmed in time", remaining=remaining)
         with self._lock:
-            failures, self._failures = self._failures, []
+            records, self._queued = self._queued, []
+        if not records:
+            return
+        writer = self._writer
+        if writer is None:
+            raise ConfigError(
+                "a DLQ rule failed but the codec has no DLQ writer: nothing was dead-lettered",
+                topics=sorted({r.topic for r in records}),
+            )
+        try:
+            async with asyncio.timeout(timeout_s):
+                outcomes = await asyncio.gather(
+                    *(
+                        writer.send_and_wait(r.topic, r.value, key=r.key, headers=r.headers)
+                        for r in records
+                    ),
+                    return_exceptions=True,
+                )
+        except TimeoutError:
+            raise RecorderError(
+                "DLQ records not confirmed in time", remaining=len(records)
+            ) from None
+        failures = [f"{type(o).__name__}: {o}" for o in outcomes if isinstance(o, BaseException)]
         if failures:
             raise RecorderError("DLQ write failed", errors=failures, retryable=True)
 
-    def close(self) -> None:
-        """Flush what is queued (called by the serializer's close, off the loop)."""
-        producer = self._producer
-        if producer is not None:
-            producer.flush(10.0)
+    async def close(self) -> None:
+        """Write what is still queued (``encode_sync`` does not confirm); failures are logged."""
+        try:
+            await self.confirm(timeout_s=10.0)
+        except FlightrecError as exc:
+            log.error("DLQ records not written at close: %s", exc)
 
 
 def _json_default(value: Any) -> Any:

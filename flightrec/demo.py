@@ -28,6 +28,7 @@ from flightrec.contracts.codec import Codec
 from flightrec.contracts.errors import StackError
 from flightrec.contracts.events import TERMINAL_KINDS, LoanDecision, RunCompleted
 from flightrec.contracts.governance import apply_contracts
+from flightrec.contracts.headers import COT_KIND, header_value
 from flightrec.contracts.settings import Settings
 from flightrec.kafka.producer import ConfirmedProducer
 from flightrec.kafka.topics import ensure_topics, watermarks
@@ -167,9 +168,10 @@ async def run_demo(
     )
     report = DemoReport(applications=applications)
     started = time.monotonic()
-    codec = Codec(settings)
-    await codec.start()
     producer = ConfirmedProducer(settings.producer_config())
+    # An application that breaks a rule is dead-lettered through the same producer.
+    codec = Codec(settings, dlq_producer=producer)
+    await codec.start()
     try:
         submitted: dict[str, float] = {}
         futures = []
@@ -195,8 +197,8 @@ async def run_demo(
             log_path,
         )
     finally:
+        await codec.close()  # writes through the producer: close it first
         await producer.close()
-        await codec.close()
         await asyncio.to_thread(stop_worker_process, worker)
     report.elapsed_s = time.monotonic() - started
     return report
@@ -265,7 +267,7 @@ async def _collect(
             elif (
                 msg.topic() == topics.cot
                 and value
-                and _header(msg.headers(), "flightrec-kind") in TERMINAL_KINDS
+                and (header_value(msg.headers(), COT_KIND) or b"").decode() in TERMINAL_KINDS
             ):
                 event = await codec.decode_cot(value)
                 report.terminal.add(event.trace_id)
@@ -275,15 +277,6 @@ async def _collect(
         if progress is not None and interactive:
             progress.write("\n")
         consumer.close()
-
-
-def _header(headers: Any, name: str) -> str | None:
-    """One header of a confluent-kafka message (a list of pairs, or None)."""
-    items = headers.items() if isinstance(headers, dict) else headers or []
-    for key, value in items:
-        if key == name and value is not None:
-            return value.decode() if isinstance(value, bytes) else str(value)
-    return None
 
 
 def demo_main(settings: Settings, applications: int, as_json: bool) -> int:

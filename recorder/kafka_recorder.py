@@ -4,8 +4,8 @@ Path of one event, all on the caller's task until the queue::
 
     emit(event, vault) -> PII scrub -> hash-chain seal -> encode (Avro via the
     registry, data-contract rules) -> bounded asyncio queue -> writer task ->
-    confluent-kafka Producer (acks=all, idempotent) -> delivery callback
-    (poll thread) -> per-event future + per-run account on the loop
+    ConfirmedProducer (flightrec.kafka: acks=all, idempotent) -> delivery
+    report (poll thread) -> per-event future + per-run account on the loop
 
 Why this shape:
 
@@ -13,19 +13,21 @@ Why this shape:
   queue in FIFO order and the idempotent producer keeps that order through
   retries, so a trace is written in ``seq`` order.
 * Backpressure, never loss: ``emit`` waits while the queue is full, and a full
-  librdkafka buffer (``BufferError``) makes the writer wait and retry.
-* Nothing blocks the loop: a dedicated thread calls ``poll()``; delivery
-  reports are collected in a deque and handed to the loop in batches (one
-  ``call_soon_threadsafe`` per poll, not per message).
+  librdkafka buffer makes the writer wait and retry (the shared producer's
+  policy).
+* Nothing blocks the loop: the shared producer polls on its own thread and
+  hands delivery reports to the loop in batches; the writer gives it a
+  callback per event, not a future.
 * Encoding happens in ``emit`` so a contract violation raises to the run that
   caused it, before anything is written; the chain head is then rolled back so
   the next event still links to the last one actually written.
 * A failed delivery never passes silently: the event's future and
   :meth:`KafkaRecorder.confirm` for its run raise :class:`RecorderError`.
 
-Headers: ``traceparent`` (W3C, the event's trace and span id), ``flightrec-kind``
-(lets readers skip kinds without decoding) and ``flightrec-subject`` (the
-business key the run is about, e.g. the application id; never PII).
+Headers (names in :mod:`flightrec.contracts.headers`): ``traceparent`` (W3C,
+the event's trace and span id), ``flightrec-kind`` (lets readers skip kinds
+without decoding) and ``flightrec-subject`` (the business key the run is
+about, e.g. the application id; never PII).
 """
 
 from __future__ import annotations
@@ -33,18 +35,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
-from collections import deque
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import KafkaError, Message
 from opentelemetry.sdk.trace import TracerProvider
 
 from flightrec.contracts.errors import RecorderError
 from flightrec.contracts.events import TERMINAL_KINDS, CotEvent
+from flightrec.contracts.headers import COT_KIND, COT_SUBJECT, TRACEPARENT, Header, traceparent
 from flightrec.contracts.settings import Settings
+from flightrec.kafka.producer import ConfirmedProducer
 from flightrec.recorder.base import CotEncoder
 from flightrec.recorder.pii import PiiScrubber
 from flightrec.recorder.sealing import ScrubbingSealer
@@ -57,12 +59,12 @@ log = logging.getLogger(__name__)
 _EPOCH_MS = 1000
 
 
-def cot_headers(event: CotEvent) -> list[tuple[str, str | bytes | None]]:
+def cot_headers(event: CotEvent) -> list[Header]:
     """The Kafka headers of one CoT record."""
     return [
-        ("traceparent", f"00-{event.trace_id}-{event.span_id}-01".encode("ascii")),
-        ("flightrec-kind", event.kind.encode("ascii")),
-        ("flightrec-subject", (event.source.key or "").encode("utf-8")),
+        (TRACEPARENT, traceparent(event.trace_id, event.span_id)),
+        (COT_KIND, event.kind.encode("ascii")),
+        (COT_SUBJECT, (event.source.key or "").encode("utf-8")),
     ]
 
 
@@ -80,7 +82,7 @@ class _Outgoing:
     key: tuple[str, int]
     seq: int
     value: bytes
-    headers: list[tuple[str, str | bytes | None]]
+    headers: list[Header]
     timestamp_ms: int
     future: asyncio.Future[None]
     run: _Run
@@ -114,39 +116,32 @@ class KafkaRecorder:
         if spans is None and tracer_provider is not None:
             spans = SpanRecorder(settings, tracer_provider)
         self._spans = spans
-        self._config = settings.producer_config(
-            error_cb=self._on_client_error, **dict(producer_overrides or {})
-        )
+        self._config = settings.producer_config(**dict(producer_overrides or {}))
         self._poll_interval_s = poll_interval_s
         self._sealer = ScrubbingSealer(guard)
         self._runs: dict[tuple[str, int], _Run] = {}
         self._queue: asyncio.Queue[_Outgoing] = asyncio.Queue(
             maxsize=max(1, settings.recorder_queue_size)
         )
-        # Filled by librdkafka callbacks (poll or flush thread), drained on the loop.
-        self._deliveries: deque[tuple[_Outgoing, KafkaError | None]] = deque()
-        self._settle_scheduled = False
-        self._producer: Producer | None = None
+        self._producer: ConfirmedProducer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._writer: asyncio.Task[None] | None = None
-        self._poller: threading.Thread | None = None
-        self._stop_polling = threading.Event()
         self._closing = False
 
     # ---------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
-        """Create the producer, the poll thread and the writer task; idempotent."""
+        """Create the producer (and its poll thread) and the writer task; idempotent."""
         if self._producer is not None:
             return
         if self._closing:
             raise RecorderError("recorder is closed", topic=self._topic, retryable=False)
         self._loop = asyncio.get_running_loop()
-        self._producer = Producer(self._config)
-        self._poller = threading.Thread(
-            target=self._poll_forever, name="flightrec-recorder-poll", daemon=True
+        producer = ConfirmedProducer(
+            self._config, poll_interval_s=self._poll_interval_s, name="flightrec-recorder"
         )
-        self._poller.start()
+        await producer.start()
+        self._producer = producer
         self._writer = asyncio.create_task(self._write_forever(), name="flightrec-recorder-writer")
 
     async def __aenter__(self) -> KafkaRecorder:
@@ -176,19 +171,14 @@ class KafkaRecorder:
             while not self._queue.empty():  # not even handed to librdkafka in time
                 out = self._queue.get_nowait()
                 self._finish(out, self._error("not written before close", out))
-            remaining = await asyncio.to_thread(producer.flush, timeout_s)
-            if remaining:
-                # Undeliverable in time: purge so each gets a failed delivery report.
-                producer.purge()
-                await asyncio.to_thread(producer.flush, 1.0)
         finally:
-            self._stop_polling.set()
-            if self._poller is not None:
-                await asyncio.to_thread(self._poller.join, 5.0)
-            self._settle()
-            if self._spans is not None:
-                self._spans.close()
-            self._producer = None  # librdkafka's handle is released with the object
+            try:
+                # Undeliverable in time: purged, so each fails through _delivered.
+                await producer.close(timeout_s)
+            finally:
+                if self._spans is not None:
+                    self._spans.close()
+                self._producer = None  # librdkafka's handle is released with the object
 
     # --------------------------------------------------------------------- emit
 
@@ -276,12 +266,31 @@ class KafkaRecorder:
 
     async def _write_forever(self) -> None:
         queue = self._queue
+        producer = self._producer
+        assert producer is not None
+        produce = producer.produce
+        topic = self._topic
+        delivered = self._delivered  # one bound method, not one per event
         while True:
             out = await queue.get()
             # Then everything already queued, without a task switch per event.
             while True:
                 try:
-                    await self._produce(out)
+                    await produce(
+                        topic,
+                        out.value,
+                        key=out.key[0],
+                        headers=out.headers,
+                        timestamp_ms=out.timestamp_ms,
+                        on_delivery=delivered,
+                        context=out,
+                    )
+                except RecorderError as exc:  # librdkafka refused it: never queued
+                    self._finish(out, self._error(exc.message, out, exc.context.get("kafka_error")))
+                except asyncio.CancelledError:
+                    # close() stopped waiting while the buffer was full: not written.
+                    self._finish(out, self._error("not written before close", out))
+                    raise
                 except Exception as exc:  # the writer must outlive any one event
                     self._finish(out, self._error(f"could not produce: {exc}", out))
                 finally:
@@ -291,53 +300,10 @@ class KafkaRecorder:
                 except asyncio.QueueEmpty:
                     break
 
-    async def _produce(self, out: _Outgoing) -> None:
-        producer = self._producer
-        assert producer is not None
-        deliveries = self._deliveries
-
-        def delivered(err: KafkaError | None, _msg: Any) -> None:  # poll/flush thread
-            deliveries.append((out, err))
-
-        while True:
-            try:
-                producer.produce(
-                    self._topic,
-                    value=out.value,
-                    key=out.key[0],
-                    headers=out.headers,
-                    timestamp=out.timestamp_ms,
-                    on_delivery=delivered,
-                )
-                return
-            except BufferError:
-                # librdkafka's queue is full: wait for deliveries, never drop.
-                await asyncio.sleep(0.002)
-            except KafkaException as exc:
-                self._finish(out, self._error("producer refused the record", out, exc.args[0]))
-                return
-
     # ---------------------------------------------------------------- delivery
 
-    def _poll_forever(self) -> None:
-        producer = self._producer
-        loop = self._loop
-        assert producer is not None and loop is not None
-        while not self._stop_polling.is_set():
-            producer.poll(self._poll_interval_s)
-            if self._deliveries and not self._settle_scheduled:
-                self._settle_scheduled = True
-                try:
-                    loop.call_soon_threadsafe(self._settle)
-                except RuntimeError:  # loop closed under us: nothing left to tell
-                    return
-
-    def _settle(self) -> None:
-        self._settle_scheduled = False
-        deliveries = self._deliveries
-        while deliveries:
-            out, err = deliveries.popleft()
-            self._finish(out, None if err is None else self._error("delivery failed", out, err))
+    def _delivered(self, out: _Outgoing, err: KafkaError | None, _msg: Message) -> None:
+        self._finish(out, None if err is None else self._error("delivery failed", out, err))
 
     def _error(self, message: str, out: _Outgoing, err: Any = None) -> RecorderError:
         context: dict[str, Any] = {"topic": self._topic, "trace_id": out.key[0], "seq": out.seq}
@@ -368,8 +334,3 @@ class KafkaRecorder:
             run.waiters.clear()
             if run.error is None and self._runs.get(out.key) is run:
                 del self._runs[out.key]
-
-    def _on_client_error(self, err: KafkaError) -> None:  # librdkafka thread
-        # Transient (broker down, reconnecting): librdkafka retries within
-        # delivery.timeout.ms; lasting failures surface as delivery errors.
-        log.warning("kafka client: %s", err.str())

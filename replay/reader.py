@@ -22,12 +22,12 @@ from confluent_kafka import Consumer, TopicPartition
 from flightrec.contracts.chain import verify_chain
 from flightrec.contracts.errors import DecodeError, ReplayError
 from flightrec.contracts.events import CotEvent
+from flightrec.contracts.headers import COT_KIND, header_value
 from flightrec.contracts.settings import Settings
 from flightrec.kafka.topics import watermarks
 from flightrec.replay.history import ChainVerifier, RunHistory, build_histories
 
 __all__ = [
-    "KIND_HEADER",
     "CotDecoder",
     "CotReader",
     "RawRecord",
@@ -36,9 +36,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-KIND_HEADER = "flightrec-kind"
-"""Header carrying the event kind, so readers can skip decoding."""
 
 _POLL_TIMEOUT_S = 1.0
 # Consecutive empty polls before a read gives up on a partition that claims to
@@ -85,17 +82,14 @@ class UndecodableRecord:
 
 def _raw(msg: Any) -> RawRecord:
     key = msg.key()
-    kind: str | None = None
-    for name, value in msg.headers() or ():
-        if name == KIND_HEADER and value is not None:
-            kind = value.decode() if isinstance(value, bytes) else str(value)
+    kind = header_value(msg.headers(), COT_KIND)
     _, ts = msg.timestamp()
     return RawRecord(
         partition=msg.partition(),
         offset=msg.offset(),
         timestamp_ms=ts,
         key=key.decode() if isinstance(key, bytes) else key,
-        kind=kind,
+        kind=None if kind is None else kind.decode(),
         value=msg.value(),
     )
 

@@ -26,9 +26,10 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from flightrec.contracts.codec import Codec
+from flightrec.contracts.headers import COT_KIND
 from flightrec.contracts.settings import Settings
 from flightrec.replay.index import TraceIndex
-from flightrec.replay.reader import KIND_HEADER, CotReader
+from flightrec.replay.reader import CotReader
 from flightrec.testing.runs import synthetic_run, synthetic_trace_id
 
 __all__ = ["LookupPoint", "register", "run_lookup_bench"]
@@ -93,7 +94,7 @@ def _produce(
                         topic,
                         data.replace(old, new),
                         key=new,
-                        headers=[(KIND_HEADER, kind.encode())],
+                        headers=[(COT_KIND, kind.encode())],
                     )
                     break
                 except BufferError:

@@ -1,6 +1,6 @@
 """In-memory stand-ins for the broker-backed parts of the pipeline.
 
-``MemoryProducer`` implements :class:`flightrec.agents.pipeline.OutputProducer` (what
+``MemoryProducer`` implements :class:`flightrec.contracts.writer.RecordWriter` (what
 ``flightrec.kafka.producer.ConfirmedProducer`` offers) and ``MemoryAttemptLedger``
 implements :class:`flightrec.agents.pipeline.AttemptCounter` (what
 ``flightrec.agents.attempts.AttemptLedger`` offers), so ``RunPipeline`` runs its real
@@ -15,12 +15,14 @@ retryable :class:`~flightrec.contracts.errors.RecorderError`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
+from typing import Unpack
 
 from flightrec.contracts.errors import RecorderError
 from flightrec.contracts.events import TERMINAL_KINDS, CotEvent
-from flightrec.kafka.producer import Header
+from flightrec.contracts.headers import Header, header_value
+from flightrec.contracts.writer import SendOptions
 from flightrec.recorder.sealing import ScrubbingSealer
 
 __all__ = ["MemoryAttemptLedger", "MemoryProducer", "MemoryRecorder", "SentMessage"]
@@ -38,7 +40,7 @@ class SentMessage:
 
     def header(self, name: str) -> bytes | None:
         """The value of header ``name`` (the first one), or None."""
-        return next((value for key, value in self.headers if key == name), None)
+        return header_value(self.headers, name)
 
 
 class MemoryProducer:
@@ -53,13 +55,7 @@ class MemoryProducer:
         self.unconfirmed: set[str] = set()
 
     async def send_and_wait(
-        self,
-        topic: str,
-        value: bytes | None,
-        *,
-        key: bytes | str | None = None,
-        headers: Sequence[Header] | None = None,
-        partition: int | None = None,
+        self, topic: str, value: bytes | None, **options: Unpack[SendOptions]
     ) -> SentMessage:
         """Confirm (keep) the message at once, or fail as an unconfirmed delivery."""
         if topic in self.unconfirmed:
@@ -70,7 +66,13 @@ class MemoryProducer:
                 kafka_error="MemoryProducer: topic marked unconfirmed",
                 retryable=True,
             )
-        message = SentMessage(topic, value, key, tuple(headers or ()), partition)
+        message = SentMessage(
+            topic,
+            value,
+            options.get("key"),
+            tuple(options.get("headers") or ()),
+            options.get("partition"),
+        )
         self.sent.append(message)
         return message
 

@@ -13,8 +13,17 @@ from flightrec.contracts.codec import Codec
 from flightrec.contracts.errors import RuleViolationError
 from flightrec.contracts.events import CotEventBase
 from flightrec.contracts.governance import apply_contracts
+from flightrec.contracts.headers import (
+    RULE_ERROR_CLASS,
+    RULE_ERROR_FIELD,
+    RULE_MODE,
+    RULE_NAME,
+    RULE_SUBJECT,
+    RULE_TOPIC,
+)
 from flightrec.contracts.schema_files import contract, subject_for
 from flightrec.contracts.settings import Settings
+from flightrec.kafka.producer import ConfirmedProducer
 from flightrec.testing.samples import (
     sample_application,
     sample_cot_events,
@@ -28,10 +37,12 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 async def codec(settings: Settings) -> AsyncIterator[Codec]:
     await asyncio.to_thread(apply_contracts, settings)
-    codec = Codec(settings)
+    producer = ConfirmedProducer(settings.producer_config())
+    codec = Codec(settings, dlq_producer=producer)
     await codec.start()
     yield codec
     await codec.close()
+    await producer.close()
 
 
 async def test_every_contract_round_trips_through_the_registry(codec: Codec) -> None:
@@ -99,12 +110,12 @@ async def test_application_rule_violation_reaches_the_dlq_and_raises(
     msg = await asyncio.to_thread(_read_one, settings, dlq)
     assert msg.key() == application_id.encode()
     headers = dict(msg.headers() or [])
-    assert headers["__rule.name"] == rule.encode()
-    assert headers["__rule.mode"] == b"WRITE"
-    assert headers["__rule.subject"] == subject_for(contract("loan_application"), settings).encode()
-    assert headers["__rule.topic"] == settings.topics.applications.encode()
-    assert headers["error.field"] == field.encode()
-    assert headers["error.class"] == b"RuleViolationError"
+    assert headers[RULE_NAME] == rule.encode()
+    assert headers[RULE_MODE] == b"WRITE"
+    assert headers[RULE_SUBJECT] == subject_for(contract("loan_application"), settings).encode()
+    assert headers[RULE_TOPIC] == settings.topics.applications.encode()
+    assert headers[RULE_ERROR_FIELD] == field.encode()
+    assert headers[RULE_ERROR_CLASS] == b"RuleViolationError"
     value = msg.value()
     assert isinstance(value, bytes)
     body = json.loads(value)

@@ -21,6 +21,7 @@ from flightrec.contracts.codec import Codec
 from flightrec.contracts.errors import RecorderError, RuleViolationError
 from flightrec.contracts.events import CotEvent, Decision, RunStarted, Thought, ToolCall, ToolResult
 from flightrec.contracts.governance import apply_contracts
+from flightrec.contracts.headers import COT_KIND, COT_SUBJECT, TRACEPARENT
 from flightrec.contracts.settings import Settings
 from flightrec.kafka.topics import ensure_topics
 from flightrec.recorder.kafka_recorder import KafkaRecorder
@@ -71,9 +72,9 @@ async def test_500_concurrent_runs_are_ordered_gap_free_and_chained(
     partitions = {r.partition for r, _ in decoded}  # type: ignore[attr-defined]
     assert len(partitions) > 1  # keys spread the runs over the partitions
     record, event = decoded[0]
-    assert record.headers["traceparent"] == f"00-{event.trace_id}-{event.span_id}-01".encode()  # type: ignore[attr-defined]
-    assert record.headers["flightrec-kind"] == event.kind.encode()  # type: ignore[attr-defined]
-    assert record.headers["flightrec-subject"] == b"app-1"  # type: ignore[attr-defined]
+    assert record.headers[TRACEPARENT] == f"00-{event.trace_id}-{event.span_id}-01".encode()  # type: ignore[attr-defined]
+    assert record.headers[COT_KIND] == event.kind.encode()  # type: ignore[attr-defined]
+    assert record.headers[COT_SUBJECT] == b"app-1"  # type: ignore[attr-defined]
 
 
 async def test_delivery_failure_surfaces_as_recorder_error(

@@ -19,10 +19,11 @@ from flightrec.contracts.codec import Codec
 from flightrec.contracts.errors import TraceNotFoundError
 from flightrec.contracts.events import CotEvent
 from flightrec.contracts.governance import apply_contracts
+from flightrec.contracts.headers import COT_KIND
 from flightrec.contracts.schema_files import contract, subject_for
 from flightrec.contracts.settings import Settings
 from flightrec.replay.index import TraceIndex
-from flightrec.replay.reader import KIND_HEADER, CotReader, Segment
+from flightrec.replay.reader import CotReader, Segment
 from flightrec.testing.runs import synthetic_run, synthetic_trace_id
 
 pytestmark = pytest.mark.integration
@@ -57,7 +58,7 @@ async def produce(
             settings.topics.cot,
             await codec.encode_cot(event),
             key=event.trace_id,
-            headers=[(KIND_HEADER, event.kind.encode())],
+            headers=[(COT_KIND, event.kind.encode())],
             timestamp=timestamp_ms or 0,  # 0: the producer stamps the current time
         )
     assert await asyncio.to_thread(producer.flush, 30) == 0

@@ -29,6 +29,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
+from flightrec.contracts import headers as kafka_headers
 from flightrec.contracts.avro_mapping import application_to_avro
 from flightrec.contracts.codec import Codec
 from flightrec.contracts.events import LoanApplication
@@ -315,25 +316,25 @@ def test_good_then_poison_inputs_all_settle_and_the_worker_keeps_running(
     cipher = DlqCipher(settings)
     for record in dlq:
         key = record.key.decode()
-        assert header(record, "flightrec-error-class") == expected_class[key], key
-        assert header(record, "flightrec-source-topic") == settings.topics.applications
+        assert header(record, kafka_headers.DLQ_ERROR_CLASS) == expected_class[key], key
+        assert header(record, kafka_headers.DLQ_SOURCE_TOPIC) == settings.topics.applications
         source = offsets[
             (
-                int(header(record, "flightrec-source-partition")),
-                int(header(record, "flightrec-source-offset")),
+                int(header(record, kafka_headers.DLQ_SOURCE_PARTITION)),
+                int(header(record, kafka_headers.DLQ_SOURCE_OFFSET)),
             )
         ]
         assert source.key == record.key
-        assert header(record, "flightrec-error-message")
-        assert header(record, "flightrec-error-time")
-        assert len(header(record, "flightrec-trace-id")) == 32
+        assert header(record, kafka_headers.DLQ_ERROR_MESSAGE)
+        assert header(record, kafka_headers.DLQ_ERROR_TIME)
+        assert len(header(record, kafka_headers.DLQ_TRACE_ID)) == 32
         if expected_class[key] == "RuleViolationError":
-            assert header(record, "flightrec-error-rule").startswith("application_")
+            assert header(record, kafka_headers.DLQ_ERROR_RULE).startswith("application_")
         # The payload is kept, encrypted: PII never sits in the DLQ in clear.
         if source.value:
             assert CANARY.encode() not in record.value
             assert cipher.decrypt(record.value) == source.value
-        assert CANARY not in header(record, "flightrec-error-message")
+        assert CANARY not in header(record, kafka_headers.DLQ_ERROR_MESSAGE)
     log = worker.log()
     for marker in CANARY_PII.values():
         assert marker not in log, marker
@@ -352,7 +353,10 @@ def test_good_then_poison_inputs_all_settle_and_the_worker_keeps_running(
     assert worker.process.returncode == 0, worker.log()[-4000:]
     spans = otlp.spans()
     decided_traces = {
-        h.decode() for r in decisions for k, h in r.headers.items() if k == "traceparent"
+        h.decode()
+        for r in decisions
+        for k, h in r.headers.items()
+        if k == kafka_headers.TRACEPARENT
     }
     assert len(decided_traces) == 300
     span_traces = {s.trace_id.hex() for s in spans}

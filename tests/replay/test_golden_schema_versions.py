@@ -14,9 +14,10 @@ from confluent_kafka.schema_registry import Schema
 from flightrec.contracts.codec import Codec
 from flightrec.contracts.events import CotEvent
 from flightrec.contracts.governance import apply_contracts
+from flightrec.contracts.headers import COT_KIND
 from flightrec.contracts.schema_files import contract, subject_for
 from flightrec.contracts.settings import Settings
-from flightrec.replay.reader import KIND_HEADER, CotReader
+from flightrec.replay.reader import CotReader
 from flightrec.replay.replayer import Replayer
 
 from golden_io import GOLDEN_DIR, read_golden
@@ -32,7 +33,7 @@ async def _produce(settings: Settings, codec: Codec, events: list[CotEvent]) -> 
             settings.topics.cot,
             await codec.encode_cot(event),
             key=event.trace_id,
-            headers=[(KIND_HEADER, event.kind.encode())],
+            headers=[(COT_KIND, event.kind.encode())],
         )
     assert await asyncio.to_thread(producer.flush, 30) == 0
 

@@ -27,6 +27,17 @@ from flightrec.agents.steps import AgentStep, DecisionStep, ThoughtStep
 from flightrec.contracts.codec import Codec
 from flightrec.contracts.errors import RecorderError
 from flightrec.contracts.events import CotEvent, SourceRef
+from flightrec.contracts.headers import (
+    DLQ_CONTEXT,
+    DLQ_ENCRYPTION,
+    DLQ_ERROR_CLASS,
+    DLQ_ERROR_MESSAGE,
+    DLQ_ERROR_TIME,
+    DLQ_SOURCE_OFFSET,
+    DLQ_SOURCE_PARTITION,
+    DLQ_SOURCE_TOPIC,
+    DLQ_TRACE_ID,
+)
 from flightrec.contracts.rules import rule_set_for
 from flightrec.contracts.schema_files import CONTRACTS, load_schemas, schema_text, subject_for
 from flightrec.contracts.settings import Settings
@@ -56,16 +67,6 @@ APPROVE = DecisionStep(
     reasons=["income covers the payments"],
     conditions=[],
     confidence=0.9,
-)
-DLQ_HEADERS = (
-    "flightrec-source-topic",
-    "flightrec-source-partition",
-    "flightrec-source-offset",
-    "flightrec-error-class",
-    "flightrec-error-message",
-    "flightrec-error-time",
-    "flightrec-trace-id",
-    "flightrec-encryption",
 )
 
 
@@ -131,15 +132,15 @@ def assert_dead_lettered(rig: Rig, value: bytes | None, error_class: str) -> Sen
         assert record.value is not None and record.value != value  # encrypted at rest ...
         assert rig.cipher.decrypt(record.value) == value  # ... and the original bytes inside
     names = [name for name, _ in record.headers]
-    assert set(DLQ_HEADERS) <= set(names)
-    assert record.header("flightrec-source-topic") == SOURCE.topic.encode()
-    assert record.header("flightrec-source-partition") == b"2"
-    assert record.header("flightrec-source-offset") == b"41"
-    assert record.header("flightrec-error-class") == error_class.encode()
-    assert record.header("flightrec-error-message")
-    assert record.header("flightrec-error-time") == NOW.isoformat().encode()
-    assert record.header("flightrec-trace-id") == derive_trace_id(SOURCE).encode()
-    assert record.header("flightrec-encryption") == b"AES-256-GCM;k1"
+    assert set(DLQ_CONTEXT) <= set(names)
+    assert record.header(DLQ_SOURCE_TOPIC) == SOURCE.topic.encode()
+    assert record.header(DLQ_SOURCE_PARTITION) == b"2"
+    assert record.header(DLQ_SOURCE_OFFSET) == b"41"
+    assert record.header(DLQ_ERROR_CLASS) == error_class.encode()
+    assert record.header(DLQ_ERROR_MESSAGE)
+    assert record.header(DLQ_ERROR_TIME) == NOW.isoformat().encode()
+    assert record.header(DLQ_TRACE_ID) == derive_trace_id(SOURCE).encode()
+    assert record.header(DLQ_ENCRYPTION) == b"AES-256-GCM;k1"
     return record
 
 
@@ -269,7 +270,7 @@ async def test_a_failure_the_runner_cannot_absorb_dead_letters_the_input(codec: 
 
     assert result.status == "dlq" and (result.error or "").startswith("RecorderError: ")
     record = assert_dead_lettered(rig, value, "RecorderError")
-    message = (record.header("flightrec-error-message") or b"").decode()
+    message = (record.header(DLQ_ERROR_MESSAGE) or b"").decode()
     assert "broker did not confirm delivery" in message
     assert application.applicant_name not in message and "pii:k1:" in message
     assert rig.ledger.attempts == {result.trace_id: 1}

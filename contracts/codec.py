@@ -49,7 +49,7 @@ from confluent_kafka.schema_registry.serde import RuleConditionError, RuleError
 from confluent_kafka.serialization import MessageField, SerializationContext, SerializationError
 from pydantic import BaseModel, ValidationError
 
-from flightrec.contracts import avro_mapping, serde_cache
+from flightrec.contracts import avro_mapping
 from flightrec.contracts.cel_fast import FastCelExecutor
 from flightrec.contracts.dlq_action import DlqAction
 from flightrec.contracts.errors import (
@@ -71,7 +71,6 @@ from flightrec.contracts.rules import FIELD_PARAM
 from flightrec.contracts.schema_files import CONTRACTS, ContractSpec, subject_for
 from flightrec.contracts.settings import Settings, redact_url
 
-serde_cache.install()
 __all__ = ["Codec", "registry_call", "registry_client"]
 
 T = TypeVar("T")

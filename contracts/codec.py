@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+import httpx2
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import (
     RegisteredSchema,
@@ -40,7 +41,6 @@ from confluent_kafka.schema_registry import (
     topic_subject_name_strategy,
 )
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
-from confluent_kafka.schema_registry.common._httpx_compat import httpx
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.schema_registry.rule_registry import RuleRegistry
 from confluent_kafka.schema_registry.rules.cel.cel_executor import CelExecutor
@@ -103,7 +103,9 @@ def registry_call(fn: Callable[..., T], *args: Any, what: str, url: str = "", **
     """
     try:
         return fn(*args, **kwargs)
-    except httpx.TransportError as exc:
+    # The registry client sends through httpx2 (confluent-kafka's declared HTTP
+    # dependency) and lets its transport errors through unwrapped.
+    except httpx2.TransportError as exc:
         # The error is printed and logged: a password in the URL's userinfo must not be.
         raise RegistryUnavailableError(
             f"schema registry unreachable: {what}",
@@ -322,7 +324,7 @@ class Codec:
             raise self._rule_error(sub, exc) from exc
         except SchemaRegistryError as exc:
             raise RegistryError(str(exc), subject=sub.subject, status=exc.http_status_code) from exc
-        except httpx.TransportError as exc:
+        except httpx2.TransportError as exc:
             raise RegistryUnavailableError(
                 "schema registry unreachable", subject=sub.subject, error=str(exc)
             ) from exc
@@ -408,7 +410,7 @@ class Codec:
                     "unknown schema id in record", subject=sub.subject, error=str(exc)
                 ) from exc
             raise RegistryError(str(exc), subject=sub.subject, status=exc.http_status_code) from exc
-        except httpx.TransportError as exc:
+        except httpx2.TransportError as exc:
             raise RegistryUnavailableError(
                 "schema registry unreachable", subject=sub.subject, error=str(exc)
             ) from exc

@@ -145,8 +145,8 @@ class Codec:
     """Encode and decode every governed topic value; build with Settings, then ``await start()``.
 
     ``client`` defaults to :func:`registry_client` (tests may pass confluent's
-    ``MockSchemaRegistryClient``). ``serializer_conf`` overrides the
-    serializer configuration; configurations that would skip the registered
+    in-process mock, ``SchemaRegistryClient.new_client`` on a ``mock://`` URL).
+    ``serializer_conf`` overrides the serializer configuration; configurations that would skip the registered
     rules are refused at start-up with :class:`ConfigError`.
     """
 

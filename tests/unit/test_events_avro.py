@@ -1,15 +1,12 @@
 """Every contract round-trips pydantic -> Avro (Confluent wire format, through a
 registry) -> pydantic unchanged. The registry here is confluent-kafka's own
-in-process MockSchemaRegistryClient; tests/integration/test_codec.py repeats
-this over HTTP against the real registry."""
+in-process mock (``SchemaRegistryClient.new_client`` on a ``mock://`` URL);
+tests/integration/test_codec.py repeats this over HTTP against the real registry."""
 
 from __future__ import annotations
 
 import pytest
-from confluent_kafka.schema_registry import Schema
-from confluent_kafka.schema_registry._sync.mock_schema_registry_client import (
-    MockSchemaRegistryClient,
-)
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from flightrec.contracts.avro_mapping import cot_from_avro, cot_to_avro, payload_field
 from flightrec.contracts.codec import Codec
@@ -26,7 +23,7 @@ from flightrec.testing.samples import (
 
 
 def _registered_codec(settings: Settings) -> Codec:
-    client = MockSchemaRegistryClient({"url": "mock://events-avro"})
+    client = SchemaRegistryClient.new_client({"url": "mock://events-avro"})
     schemas = load_schemas()
     for spec in CONTRACTS:
         client.register_schema(

@@ -1,7 +1,7 @@
 """Data-contract rules: one passing and one failing record per rule, on both CEL
 engines (which must agree), plus the start-up checks that keep rules from being
-skipped. The registry is confluent-kafka's MockSchemaRegistryClient; DLQ delivery
-is covered in tests/integration/test_codec.py (it needs a broker)."""
+skipped. The registry is confluent-kafka's in-process mock (a ``mock://``
+URL); DLQ delivery is covered in tests/integration/test_codec.py (it needs a broker)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,7 @@ from typing import Any
 
 import fastavro
 import pytest
-from confluent_kafka.schema_registry import RuleMode, RuleSet, Schema
-from confluent_kafka.schema_registry._sync.mock_schema_registry_client import (
-    MockSchemaRegistryClient,
-)
+from confluent_kafka.schema_registry import RuleMode, RuleSet, Schema, SchemaRegistryClient
 
 from flightrec.contracts.avro_mapping import application_to_avro
 from flightrec.contracts.cel_fast import compile_rule
@@ -35,8 +32,8 @@ from flightrec.testing.samples import sample_application, sample_cot_events
 SETTINGS = Settings()
 
 
-def _client(overrides: dict[str, RuleSet | None] | None = None) -> MockSchemaRegistryClient:
-    client = MockSchemaRegistryClient({"url": "mock://rules"})
+def _client(overrides: dict[str, RuleSet | None] | None = None) -> SchemaRegistryClient:
+    client = SchemaRegistryClient.new_client({"url": "mock://rules"})
     schemas = load_schemas()
     for spec in CONTRACTS:
         rule_set = rule_set_for(spec.name, SETTINGS)
@@ -188,7 +185,7 @@ def test_rule_with_unknown_action_fails_at_start() -> None:
 
 
 def test_unregistered_subject_fails_at_start() -> None:
-    codec = Codec(SETTINGS, MockSchemaRegistryClient({"url": "mock://empty"}))
+    codec = Codec(SETTINGS, SchemaRegistryClient.new_client({"url": "mock://empty"}))
     with pytest.raises(ConfigError, match="contracts apply"):
         codec.start_sync()
 

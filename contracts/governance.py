@@ -39,6 +39,7 @@ from typing import Any, Literal
 from confluent_kafka.schema_registry import RegisteredSchema, Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
+from flightrec.contracts._confluent_private import verbose_compatibility
 from flightrec.contracts.codec import registry_call, registry_client
 from flightrec.contracts.compatibility import (
     InvalidSchemaError,
@@ -216,29 +217,14 @@ def _test_compatibility(
     """The registry's verdict under the subject's current level, with its messages."""
     # The registry decides (Avro's own resolution rules), with verbose messages
     # naming the offending field. Transitive subjects are tested against all versions.
-    version_path = "versions" if transitive else "versions/latest"
-    url = f"compatibility/subjects/{subject}/{version_path}?verbose=true"
-    # Private on purpose: confluent-kafka's public test_compatibility() and
-    # test_compatibility_all_versions() (2.16) return only response["is_compatible"]
-    # and drop "messages", the registry's explanation that names the field; no
-    # public method returns it. _rest_client is the same REST layer those methods
-    # use (auth, TLS, bounded retries). Should a release drop it, fall back to the
-    # public call and say that the registry gave no details.
-    rest = getattr(client, "_rest_client", None)
     try:
-        if rest is None:
-            public = (
-                client.test_compatibility_all_versions if transitive else client.test_compatibility
-            )
-            ok: bool = _call(
-                settings, public, subject, schema, verbose=True, what=f"compatibility of {subject}"
-            )
-            return ok, (() if ok else ("the registry refused it (this client gives no details)",))
         response = _call(
             settings,
-            rest.post,
-            url,
-            body=schema.to_dict(),
+            verbose_compatibility,
+            client,
+            subject,
+            schema,
+            transitive=transitive,
             what=f"compatibility test of {subject}",
         )
     except SchemaRegistryError as exc:

@@ -127,7 +127,7 @@ class _Subject:
     to_avro: Callable[[Any], dict[str, Any]]
     from_avro: Callable[[Mapping[str, Any]], Any]
     registered: RegisteredSchema | None = None
-    rules_by_doc: dict[str, Any] = field(default_factory=dict)
+    rules_by_message: dict[str, Any] = field(default_factory=dict)
     known_ids: set[int] = field(default_factory=set)
 
 
@@ -288,10 +288,9 @@ class Codec:
                             rule=rule.name,
                             action=name,
                         )
-            if rule.doc:
-                sub.rules_by_doc[rule.doc] = rule
-            if rule.expr:
-                sub.rules_by_doc.setdefault(f"Rule expr failed: {rule.expr}", rule)
+            # A failed condition raises RuleConditionError(rule), which keeps only
+            # its text; the library's own error_message(rule) gives that text.
+            sub.rules_by_message[RuleConditionError.error_message(rule)] = rule
         sub.registered = latest
         if latest.schema_id is not None:
             sub.known_ids.add(latest.schema_id)
@@ -344,7 +343,9 @@ class Codec:
             cause = cause.__cause__
         if cause is None:
             return ContractError(f"serialization failed: {exc}", subject=sub.subject)
-        rule = sub.rules_by_doc.get(str(cause)) if isinstance(cause, RuleConditionError) else None
+        rule = (
+            sub.rules_by_message.get(str(cause)) if isinstance(cause, RuleConditionError) else None
+        )
         if rule is None:
             return RuleViolationError(
                 f"data-contract rule could not be evaluated: {cause}",

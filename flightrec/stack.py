@@ -16,13 +16,11 @@ timeout or a crash the error carries the tail of that component's log.
 ``down`` stops only the processes ``up`` recorded in ``<stack_dir>/run``.
 
 All ports and directories come from ``Settings``. The methods block (they
-start processes and poll ports); async callers use ``aup``/``adown``.
+start processes and poll ports).
 """
 
 from __future__ import annotations
 
-import asyncio
-import importlib.util
 import logging
 import os
 import sys
@@ -88,7 +86,6 @@ class _Component:
     pid_path: Path
     ready: Callable[[], bool]
     grace_s: float
-    module: str | None = None  # a Python component, skipped while it does not exist
     other_ports: tuple[int, ...] = ()  # must be free too before starting
 
 
@@ -113,11 +110,6 @@ class Stack:
         """Start whatever is not running and wait until every component answers."""
         self.fetch()
         kafka, registry, bureau = self._components()
-        for component in (registry, bureau):
-            if not self._available(component):
-                _log.warning(
-                    "%s skipped: module %s is not available yet", component.name, component.module
-                )
         started: set[str] = set()
         commands: dict[str, list[str]] = {}
         if self._needs_start(kafka):
@@ -128,13 +120,13 @@ class Stack:
                 env=None,
             )
             started.add(kafka.name)
-        if self._available(bureau) and self._needs_start(bureau):
+        if self._needs_start(bureau):
             argv = [sys.executable, "-m", _BUREAU_MODULE, "--port", str(self.settings.bureau_port)]
             self._start(bureau, argv, env=self._python_env())
             started.add(bureau.name)
             commands[bureau.name] = argv
         self._wait(kafka)
-        if self._available(registry) and self._needs_start(registry):
+        if self._needs_start(registry):
             argv = [
                 sys.executable,
                 "-m",
@@ -150,8 +142,6 @@ class Stack:
             started.add(registry.name)
             commands[registry.name] = argv
         for component in (bureau, registry):
-            if not self._available(component):
-                continue
             try:
                 self._wait(component)
             except StackError:
@@ -188,22 +178,12 @@ class Stack:
         for component in self._components():
             pid = self._our_pid(component)
             note = ""
-            if not self._available(component):
-                note = f"module {component.module} not found: skipped"
-            elif pid is None and port_open(component.port):
+            if pid is None and port_open(component.port):
                 note = "port answered by a process this stack did not start"
             statuses.append(
                 ComponentStatus(component.name, component.address, pid, component.ready(), note)
             )
         return statuses
-
-    async def aup(self) -> list[ComponentStatus]:
-        """``up`` in a worker thread."""
-        return await asyncio.to_thread(self.up)
-
-    async def adown(self) -> list[ComponentStatus]:
-        """``down`` in a worker thread."""
-        return await asyncio.to_thread(self.down)
 
     # -- internals ------------------------------------------------------------
 
@@ -231,7 +211,6 @@ class Stack:
             pid_path=self.run_dir / "registry.pid",
             ready=lambda: http_ok(f"{registry_url}/subjects"),
             grace_s=10.0,
-            module=_REGISTRY_MODULE,
         )
         bureau_url = f"http://127.0.0.1:{s.bureau_port}"
         bureau = _Component(
@@ -243,14 +222,8 @@ class Stack:
             pid_path=self.run_dir / "bureau.pid",
             ready=lambda: http_ok(f"{bureau_url}/health"),
             grace_s=10.0,
-            module=_BUREAU_MODULE,
         )
         return kafka, registry, bureau
-
-    def _available(self, component: _Component) -> bool:
-        if component.module is None:
-            return True
-        return importlib.util.find_spec(component.module) is not None
 
     def _our_pid(self, component: _Component) -> int | None:
         pid = read_pid(component.pid_path)

@@ -47,7 +47,7 @@ from confluent_kafka.schema_registry.rules.cel.cel_executor import CelExecutor
 from confluent_kafka.schema_registry.rules.cel.cel_field_executor import CelFieldExecutor
 from confluent_kafka.schema_registry.serde import RuleConditionError, RuleError
 from confluent_kafka.serialization import MessageField, SerializationContext, SerializationError
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from flightrec.contracts import avro_mapping
 from flightrec.contracts.cel_fast import FastCelExecutor
@@ -376,13 +376,6 @@ class Codec:
                 # The record was queued to the DLQ: confirm it before failing the caller.
                 await self._dlq.confirm()
             raise
-
-    def encode_sync(self, contract_name: str, obj: BaseModel) -> bytes:
-        """Encode on the calling thread (after :meth:`start`; DLQ writes are not awaited)."""
-        sub = self._subjects[contract_name]
-        if sub.registered is None:
-            self._warm(sub)
-        return self._encode_sync(sub, obj)
 
     async def encode_cot(self, event: CotEventBase) -> bytes:
         """Encode a CoT event (rules run; a violation raises :class:`RuleViolationError`)."""

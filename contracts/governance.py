@@ -28,7 +28,6 @@ seconds.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import Callable
@@ -55,7 +54,6 @@ __all__ = [
     "Plan",
     "SubjectPlan",
     "apply_contracts",
-    "apply_contracts_async",
     "check_contracts",
     "plan_contracts",
     "show_subject",
@@ -443,11 +441,6 @@ def _register(
         latest = _latest(settings, client, s.subject)
         version = latest.version if latest is not None else None
     return replace(s, registered_version=version, schema_id=registered.schema_id)
-
-
-async def apply_contracts_async(settings: Settings, *, schema_dir: Path | None = None) -> Plan:
-    """:func:`apply_contracts` off the event loop (for async start-up code)."""
-    return await asyncio.to_thread(apply_contracts, settings, schema_dir=schema_dir)
 
 
 def check_contracts(

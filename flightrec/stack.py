@@ -47,12 +47,9 @@ from flightrec.stack_proc import (
     tail,
 )
 
-__all__ = ["COMPONENTS", "ComponentStatus", "Stack"]
+__all__ = ["ComponentStatus", "Stack"]
 
 _log = logging.getLogger(__name__)
-
-COMPONENTS: tuple[str, ...] = ("kafka", "registry", "bureau")
-"""Component names, in start order (``down`` stops them in reverse)."""
 
 _REGISTRY_MODULE = "flightrec.testing.registry"
 _BUREAU_MODULE = "flightrec.testing.bureau"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
-from flightrec.contracts.avro_mapping import cot_from_avro, cot_to_avro, payload_field
+from flightrec.contracts.avro_mapping import cot_from_avro, cot_to_avro
 from flightrec.contracts.codec import Codec
 from flightrec.contracts.events import COT_KINDS, CotEventBase
 from flightrec.contracts.rules import rule_set_for
@@ -20,6 +20,7 @@ from flightrec.testing.samples import (
     sample_decision,
     sample_replay,
 )
+from flightrec.testing.schema_drift import payload_field
 
 
 def _registered_codec(settings: Settings) -> Codec:

@@ -198,29 +198,25 @@ class Stack:
             grace_s=30.0,
             other_ports=(s.kafka_controller_port,),
         )
-        registry_url = f"http://127.0.0.1:{s.registry_port}"
-        registry = _Component(
-            name="registry",
-            port=s.registry_port,
-            address=registry_url,
-            marker=_REGISTRY_MODULE,
-            log_paths=(self.logs_dir / "registry.log",),
-            pid_path=self.run_dir / "registry.pid",
-            ready=lambda: http_ok(f"{registry_url}/subjects"),
-            grace_s=10.0,
+        registry = self._python_component(
+            "registry", s.registry_port, _REGISTRY_MODULE, "/subjects"
         )
-        bureau_url = f"http://127.0.0.1:{s.bureau_port}"
-        bureau = _Component(
-            name="bureau",
-            port=s.bureau_port,
-            address=bureau_url,
-            marker=_BUREAU_MODULE,
-            log_paths=(self.logs_dir / "bureau.log",),
-            pid_path=self.run_dir / "bureau.pid",
-            ready=lambda: http_ok(f"{bureau_url}/health"),
-            grace_s=10.0,
-        )
+        bureau = self._python_component("bureau", s.bureau_port, _BUREAU_MODULE, "/health")
         return kafka, registry, bureau
+
+    def _python_component(self, name: str, port: int, module: str, probe: str) -> _Component:
+        """A ``python -m module`` HTTP service, ready when ``GET probe`` answers."""
+        url = f"http://127.0.0.1:{port}"
+        return _Component(
+            name=name,
+            port=port,
+            address=url,
+            marker=module,
+            log_paths=(self.logs_dir / f"{name}.log",),
+            pid_path=self.run_dir / f"{name}.pid",
+            ready=lambda: http_ok(f"{url}{probe}"),
+            grace_s=10.0,
+        )
 
     def _our_pid(self, component: _Component) -> int | None:
         pid = read_pid(component.pid_path)

@@ -27,7 +27,7 @@ from confluent_kafka.schema_registry.rule_registry import RuleRegistry
 from confluent_kafka.schema_registry.rules.cel.cel_executor import CelExecutor
 from confluent_kafka.schema_registry.serde import RuleContext, RuleExecutor
 
-__all__ = ["FastCelExecutor", "compile_rule"]
+__all__ = ["FastCelExecutor"]
 
 
 _MESSAGE = re.compile(r"\bmessage\b")
@@ -96,11 +96,6 @@ def _result_key(program: _Compiled, message: Any) -> tuple[Any, ...] | None:
         key.append(type(value))
         key.append(value)
     return tuple(key)
-
-
-def compile_rule(expr: str) -> Any:
-    """Compile an expression (guard included) the way the executor will; raises on bad CEL."""
-    return _Compiled(expr)
 
 
 class FastCelExecutor(RuleExecutor):  # type: ignore[misc]

@@ -33,22 +33,23 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+import httpx2
 from confluent_kafka.schema_registry import (
     RegisteredSchema,
     SchemaRegistryClient,
     topic_subject_name_strategy,
 )
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
-from confluent_kafka.schema_registry.common._httpx_compat import httpx
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.schema_registry.rule_registry import RuleRegistry
 from confluent_kafka.schema_registry.rules.cel.cel_executor import CelExecutor
 from confluent_kafka.schema_registry.rules.cel.cel_field_executor import CelFieldExecutor
 from confluent_kafka.schema_registry.serde import RuleConditionError, RuleError
 from confluent_kafka.serialization import MessageField, SerializationContext, SerializationError
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from flightrec.contracts import avro_mapping, serde_cache
+from flightrec.contracts import avro_mapping
+from flightrec.contracts._confluent_private import install_schema_memos
 from flightrec.contracts.cel_fast import FastCelExecutor
 from flightrec.contracts.dlq_action import DlqAction
 from flightrec.contracts.errors import (
@@ -71,7 +72,6 @@ from flightrec.contracts.schema_files import CONTRACTS, ContractSpec, subject_fo
 from flightrec.contracts.settings import Settings, redact_url
 from flightrec.contracts.writer import RecordWriter
 
-serde_cache.install()
 __all__ = ["Codec", "registry_call", "registry_client"]
 
 T = TypeVar("T")
@@ -104,7 +104,9 @@ def registry_call(fn: Callable[..., T], *args: Any, what: str, url: str = "", **
     """
     try:
         return fn(*args, **kwargs)
-    except httpx.TransportError as exc:
+    # The registry client sends through httpx2 (confluent-kafka's declared HTTP
+    # dependency) and lets its transport errors through unwrapped.
+    except httpx2.TransportError as exc:
         # The error is printed and logged: a password in the URL's userinfo must not be.
         raise RegistryUnavailableError(
             f"schema registry unreachable: {what}",
@@ -126,7 +128,7 @@ class _Subject:
     to_avro: Callable[[Any], dict[str, Any]]
     from_avro: Callable[[Mapping[str, Any]], Any]
     registered: RegisteredSchema | None = None
-    rules_by_doc: dict[str, Any] = field(default_factory=dict)
+    rules_by_message: dict[str, Any] = field(default_factory=dict)
     known_ids: set[int] = field(default_factory=set)
 
 
@@ -144,11 +146,12 @@ class Codec:
     """Encode and decode every governed topic value; build with Settings, then ``await start()``.
 
     ``client`` defaults to :func:`registry_client` (tests may pass confluent's
-    ``MockSchemaRegistryClient``). ``serializer_conf`` overrides the
-    serializer configuration; configurations that would skip the registered
-    rules are refused at start-up with :class:`ConfigError`. ``dlq_producer``
-    writes the records of ``DLQ`` rules (``flightrec.kafka.ConfirmedProducer``);
-    a codec that may encode such a record needs one.
+    ``MockSchemaRegistryClient``, e.g. ``SchemaRegistryClient.new_client`` on a
+    ``mock://`` URL). ``serializer_conf`` overrides the serializer
+    configuration; configurations that would skip the registered rules are
+    refused at start-up with :class:`ConfigError`. ``dlq_producer`` writes the
+    records of ``DLQ`` rules (``flightrec.kafka.ConfirmedProducer``); a codec
+    that may encode such a record needs one.
     """
 
     def __init__(
@@ -161,6 +164,9 @@ class Codec:
         contracts: tuple[str, ...] | None = None,
         dlq_producer: RecordWriter | None = None,
     ) -> None:
+        # confluent-kafka's per-record schema walks, memoised per schema
+        # (contracts/_confluent_private.py says why and what it saves).
+        install_schema_memos()
         self._settings = settings
         self._owns_client = client is None
         self._client = client if client is not None else registry_client(settings)
@@ -289,10 +295,9 @@ class Codec:
                             rule=rule.name,
                             action=name,
                         )
-            if rule.doc:
-                sub.rules_by_doc[rule.doc] = rule
-            if rule.expr:
-                sub.rules_by_doc.setdefault(f"Rule expr failed: {rule.expr}", rule)
+            # A failed condition raises RuleConditionError(rule), which keeps only
+            # its text; the library's own error_message(rule) gives that text.
+            sub.rules_by_message[RuleConditionError.error_message(rule)] = rule
         sub.registered = latest
         if latest.schema_id is not None:
             sub.known_ids.add(latest.schema_id)
@@ -322,7 +327,7 @@ class Codec:
             raise self._rule_error(sub, exc) from exc
         except SchemaRegistryError as exc:
             raise RegistryError(str(exc), subject=sub.subject, status=exc.http_status_code) from exc
-        except httpx.TransportError as exc:
+        except httpx2.TransportError as exc:
             raise RegistryUnavailableError(
                 "schema registry unreachable", subject=sub.subject, error=str(exc)
             ) from exc
@@ -342,7 +347,9 @@ class Codec:
             cause = cause.__cause__
         if cause is None:
             return ContractError(f"serialization failed: {exc}", subject=sub.subject)
-        rule = sub.rules_by_doc.get(str(cause)) if isinstance(cause, RuleConditionError) else None
+        rule = (
+            sub.rules_by_message.get(str(cause)) if isinstance(cause, RuleConditionError) else None
+        )
         if rule is None:
             return RuleViolationError(
                 f"data-contract rule could not be evaluated: {cause}",
@@ -374,17 +381,6 @@ class Codec:
                 await self._dlq.confirm()
             raise
 
-    def encode_sync(self, contract_name: str, obj: BaseModel) -> bytes:
-        """Encode on the calling thread (after :meth:`start`).
-
-        A ``DLQ`` rule's record is only queued: the next async encode that
-        breaks a rule, or :meth:`close`, writes it.
-        """
-        sub = self._subjects[contract_name]
-        if sub.registered is None:
-            self._warm(sub)
-        return self._encode_sync(sub, obj)
-
     async def encode_cot(self, event: CotEventBase) -> bytes:
         """Encode a CoT event (rules run; a violation raises :class:`RuleViolationError`)."""
         return await self._encode("cot_event", event)
@@ -412,7 +408,7 @@ class Codec:
                     "unknown schema id in record", subject=sub.subject, error=str(exc)
                 ) from exc
             raise RegistryError(str(exc), subject=sub.subject, status=exc.http_status_code) from exc
-        except httpx.TransportError as exc:
+        except httpx2.TransportError as exc:
             raise RegistryUnavailableError(
                 "schema registry unreachable", subject=sub.subject, error=str(exc)
             ) from exc

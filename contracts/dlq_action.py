@@ -91,7 +91,7 @@ class DlqAction(RuleAction):  # type: ignore[misc]
     def __init__(self, settings: Settings, writer: RecordWriter | None = None) -> None:
         self._settings = settings
         self._writer = writer
-        # run() may be called on several threads at once (encode_sync).
+        # run() runs on the thread that encodes (the loop, or a worker thread).
         self._lock = threading.Lock()
         self._pii_cache: dict[str, frozenset[str]] = {}
         self._queued: list[_DlqRecord] = []
@@ -177,7 +177,7 @@ class DlqAction(RuleAction):  # type: ignore[misc]
             raise RecorderError("DLQ write failed", errors=failures, retryable=True)
 
     async def close(self) -> None:
-        """Write what is still queued (``encode_sync`` does not confirm); failures are logged."""
+        """Write what is still queued (a caller that stopped before confirming); failures are logged."""
         try:
             await self.confirm(timeout_s=10.0)
         except FlightrecError as exc:

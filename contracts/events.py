@@ -50,16 +50,6 @@ GENESIS_HASH = "0" * 64
 """``prev_hash`` of the first event of a trace attempt."""
 
 DecisionOutcome = Literal["APPROVE", "DECLINE", "REFER"]
-CotKind = Literal[
-    "RUN_STARTED",
-    "MODEL_CALL",
-    "THOUGHT",
-    "TOOL_CALL",
-    "TOOL_RESULT",
-    "DECISION",
-    "RUN_FAILED",
-    "RUN_COMPLETED",
-]
 COT_KINDS: tuple[str, ...] = (
     "RUN_STARTED",
     "MODEL_CALL",

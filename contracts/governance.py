@@ -28,7 +28,6 @@ seconds.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import Callable
@@ -39,6 +38,7 @@ from typing import Any, Literal
 from confluent_kafka.schema_registry import RegisteredSchema, Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
+from flightrec.contracts._confluent_private import verbose_compatibility
 from flightrec.contracts.codec import registry_call, registry_client
 from flightrec.contracts.compatibility import (
     InvalidSchemaError,
@@ -54,7 +54,6 @@ __all__ = [
     "Plan",
     "SubjectPlan",
     "apply_contracts",
-    "apply_contracts_async",
     "check_contracts",
     "plan_contracts",
     "show_subject",
@@ -216,29 +215,14 @@ def _test_compatibility(
     """The registry's verdict under the subject's current level, with its messages."""
     # The registry decides (Avro's own resolution rules), with verbose messages
     # naming the offending field. Transitive subjects are tested against all versions.
-    version_path = "versions" if transitive else "versions/latest"
-    url = f"compatibility/subjects/{subject}/{version_path}?verbose=true"
-    # Private on purpose: confluent-kafka's public test_compatibility() and
-    # test_compatibility_all_versions() (2.16) return only response["is_compatible"]
-    # and drop "messages", the registry's explanation that names the field; no
-    # public method returns it. _rest_client is the same REST layer those methods
-    # use (auth, TLS, bounded retries). Should a release drop it, fall back to the
-    # public call and say that the registry gave no details.
-    rest = getattr(client, "_rest_client", None)
     try:
-        if rest is None:
-            public = (
-                client.test_compatibility_all_versions if transitive else client.test_compatibility
-            )
-            ok: bool = _call(
-                settings, public, subject, schema, verbose=True, what=f"compatibility of {subject}"
-            )
-            return ok, (() if ok else ("the registry refused it (this client gives no details)",))
         response = _call(
             settings,
-            rest.post,
-            url,
-            body=schema.to_dict(),
+            verbose_compatibility,
+            client,
+            subject,
+            schema,
+            transitive=transitive,
             what=f"compatibility test of {subject}",
         )
     except SchemaRegistryError as exc:
@@ -457,11 +441,6 @@ def _register(
         latest = _latest(settings, client, s.subject)
         version = latest.version if latest is not None else None
     return replace(s, registered_version=version, schema_id=registered.schema_id)
-
-
-async def apply_contracts_async(settings: Settings, *, schema_dir: Path | None = None) -> Plan:
-    """:func:`apply_contracts` off the event loop (for async start-up code)."""
-    return await asyncio.to_thread(apply_contracts, settings, schema_dir=schema_dir)
 
 
 def check_contracts(

@@ -31,10 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(flightrec.commands.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"flightrec.commands.{info.name}")
-        register = getattr(module, "register", None)
-        if register is not None:
-            register(subparsers)
+        importlib.import_module(f"flightrec.commands.{info.name}").register(subparsers)
     return parser
 
 

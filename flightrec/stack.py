@@ -16,13 +16,11 @@ timeout or a crash the error carries the tail of that component's log.
 ``down`` stops only the processes ``up`` recorded in ``<stack_dir>/run``.
 
 All ports and directories come from ``Settings``. The methods block (they
-start processes and poll ports); async callers use ``aup``/``adown``.
+start processes and poll ports).
 """
 
 from __future__ import annotations
 
-import asyncio
-import importlib.util
 import logging
 import os
 import sys
@@ -49,12 +47,9 @@ from flightrec.stack_proc import (
     tail,
 )
 
-__all__ = ["COMPONENTS", "ComponentStatus", "Stack"]
+__all__ = ["ComponentStatus", "Stack"]
 
 _log = logging.getLogger(__name__)
-
-COMPONENTS: tuple[str, ...] = ("kafka", "registry", "bureau")
-"""Component names, in start order (``down`` stops them in reverse)."""
 
 _REGISTRY_MODULE = "flightrec.testing.registry"
 _BUREAU_MODULE = "flightrec.testing.bureau"
@@ -88,7 +83,6 @@ class _Component:
     pid_path: Path
     ready: Callable[[], bool]
     grace_s: float
-    module: str | None = None  # a Python component, skipped while it does not exist
     other_ports: tuple[int, ...] = ()  # must be free too before starting
 
 
@@ -113,11 +107,6 @@ class Stack:
         """Start whatever is not running and wait until every component answers."""
         self.fetch()
         kafka, registry, bureau = self._components()
-        for component in (registry, bureau):
-            if not self._available(component):
-                _log.warning(
-                    "%s skipped: module %s is not available yet", component.name, component.module
-                )
         started: set[str] = set()
         commands: dict[str, list[str]] = {}
         if self._needs_start(kafka):
@@ -128,13 +117,13 @@ class Stack:
                 env=None,
             )
             started.add(kafka.name)
-        if self._available(bureau) and self._needs_start(bureau):
+        if self._needs_start(bureau):
             argv = [sys.executable, "-m", _BUREAU_MODULE, "--port", str(self.settings.bureau_port)]
             self._start(bureau, argv, env=self._python_env())
             started.add(bureau.name)
             commands[bureau.name] = argv
         self._wait(kafka)
-        if self._available(registry) and self._needs_start(registry):
+        if self._needs_start(registry):
             argv = [
                 sys.executable,
                 "-m",
@@ -150,8 +139,6 @@ class Stack:
             started.add(registry.name)
             commands[registry.name] = argv
         for component in (bureau, registry):
-            if not self._available(component):
-                continue
             try:
                 self._wait(component)
             except StackError:
@@ -188,22 +175,12 @@ class Stack:
         for component in self._components():
             pid = self._our_pid(component)
             note = ""
-            if not self._available(component):
-                note = f"module {component.module} not found: skipped"
-            elif pid is None and port_open(component.port):
+            if pid is None and port_open(component.port):
                 note = "port answered by a process this stack did not start"
             statuses.append(
                 ComponentStatus(component.name, component.address, pid, component.ready(), note)
             )
         return statuses
-
-    async def aup(self) -> list[ComponentStatus]:
-        """``up`` in a worker thread."""
-        return await asyncio.to_thread(self.up)
-
-    async def adown(self) -> list[ComponentStatus]:
-        """``down`` in a worker thread."""
-        return await asyncio.to_thread(self.down)
 
     # -- internals ------------------------------------------------------------
 
@@ -221,36 +198,25 @@ class Stack:
             grace_s=30.0,
             other_ports=(s.kafka_controller_port,),
         )
-        registry_url = f"http://127.0.0.1:{s.registry_port}"
-        registry = _Component(
-            name="registry",
-            port=s.registry_port,
-            address=registry_url,
-            marker=_REGISTRY_MODULE,
-            log_paths=(self.logs_dir / "registry.log",),
-            pid_path=self.run_dir / "registry.pid",
-            ready=lambda: http_ok(f"{registry_url}/subjects"),
-            grace_s=10.0,
-            module=_REGISTRY_MODULE,
+        registry = self._python_component(
+            "registry", s.registry_port, _REGISTRY_MODULE, "/subjects"
         )
-        bureau_url = f"http://127.0.0.1:{s.bureau_port}"
-        bureau = _Component(
-            name="bureau",
-            port=s.bureau_port,
-            address=bureau_url,
-            marker=_BUREAU_MODULE,
-            log_paths=(self.logs_dir / "bureau.log",),
-            pid_path=self.run_dir / "bureau.pid",
-            ready=lambda: http_ok(f"{bureau_url}/health"),
-            grace_s=10.0,
-            module=_BUREAU_MODULE,
-        )
+        bureau = self._python_component("bureau", s.bureau_port, _BUREAU_MODULE, "/health")
         return kafka, registry, bureau
 
-    def _available(self, component: _Component) -> bool:
-        if component.module is None:
-            return True
-        return importlib.util.find_spec(component.module) is not None
+    def _python_component(self, name: str, port: int, module: str, probe: str) -> _Component:
+        """A ``python -m module`` HTTP service, ready when ``GET probe`` answers."""
+        url = f"http://127.0.0.1:{port}"
+        return _Component(
+            name=name,
+            port=port,
+            address=url,
+            marker=module,
+            log_paths=(self.logs_dir / f"{name}.log",),
+            pid_path=self.run_dir / f"{name}.pid",
+            ready=lambda: http_ok(f"{url}{probe}"),
+            grace_s=10.0,
+        )
 
     def _our_pid(self, component: _Component) -> int | None:
         pid = read_pid(component.pid_path)

@@ -377,11 +377,3 @@ class CotReader:
         """Run ``fn(self)`` in a worker thread with exclusive use of the consumer."""
         async with self._lock:
             return await asyncio.to_thread(fn, self)
-
-    async def end_offsets(self) -> dict[int, int]:
-        """High-water mark of every partition (next offset to be written)."""
-        async with self._lock:
-            return await asyncio.to_thread(self._end_offsets_sync)
-
-    def _end_offsets_sync(self) -> dict[int, int]:
-        return {p: self.watermarks_sync(p)[1] for p in self.partitions_sync()}

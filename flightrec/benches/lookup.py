@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.cimpl import NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from flightrec.contracts.codec import Codec
 from flightrec.contracts.headers import COT_KIND

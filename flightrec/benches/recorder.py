@@ -71,8 +71,7 @@ def _handle(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _create_topics(settings: Settings, names: list[str]) -> None:
-    from confluent_kafka.admin import AdminClient
-    from confluent_kafka.cimpl import NewTopic
+    from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient(settings.kafka_client_config())
     futures = admin.create_topics(

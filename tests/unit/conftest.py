@@ -1,13 +1,20 @@
-"""Fixtures shared by unit tests that run the loan agent against the bureau simulator."""
+"""Fixtures shared by unit tests: the bureau simulator for the loan agent, and the
+embedded schema registry served over HTTP."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from aiohttp import web
 
 from flightrec.contracts.settings import Settings
 from flightrec.testing.bureau import start_bureau
+from flightrec.testing.registry import build_app
+from flightrec.testing.registry.service import RegistryService
+from flightrec.testing.registry.storage import MemoryLog
 from flightrec.tools.http import HttpClient
 
 
@@ -22,3 +29,36 @@ async def env() -> AsyncIterator[tuple[Settings, HttpClient]]:
             yield settings, http
     finally:
         await bureau.cleanup()
+
+
+@pytest.fixture
+def http_registry() -> Iterator[Settings]:
+    """Settings pointing at a fresh in-memory embedded registry served over HTTP.
+
+    The registry runs on an event loop in a thread of its own, so the blocking
+    ``SchemaRegistryClient`` can call it from the test.
+    """
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def start() -> tuple[web.AppRunner, RegistryService, int]:
+        service = RegistryService(MemoryLog())
+        await service.start()
+        runner = web.AppRunner(build_app(service), access_log=None, handle_signals=False)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        return runner, service, int(runner.addresses[0][1])
+
+    async def stop(runner: web.AppRunner, service: RegistryService) -> None:
+        await runner.cleanup()
+        await service.stop()
+
+    runner, service, port = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+    try:
+        yield Settings(schema_registry_url=f"http://127.0.0.1:{port}")
+    finally:
+        asyncio.run_coroutine_threadsafe(stop(runner, service), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()

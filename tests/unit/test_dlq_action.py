@@ -100,15 +100,3 @@ async def test_without_a_writer_a_dlq_rule_is_a_config_error() -> None:
         assert info.value.context["topics"] == [DLQ]
     finally:
         await codec.close()
-
-
-async def test_a_sync_encode_queues_the_record_and_close_writes_it(
-    producer: MemoryProducer,
-) -> None:
-    codec = Codec(SETTINGS, offline_registry(SETTINGS), dlq_producer=producer)
-    codec.start_sync()
-    with pytest.raises(RuleViolationError):
-        codec.encode_sync("loan_application", BAD)
-    assert producer.sent == []
-    await codec.close()
-    assert [r.key for r in producer.on(DLQ)] == [b"app-young"]

@@ -1,17 +1,14 @@
 """Every contract round-trips pydantic -> Avro (Confluent wire format, through a
 registry) -> pydantic unchanged. The registry here is confluent-kafka's own
-in-process MockSchemaRegistryClient; tests/integration/test_codec.py repeats
-this over HTTP against the real registry."""
+in-process mock (``SchemaRegistryClient.new_client`` on a ``mock://`` URL);
+tests/integration/test_codec.py repeats this over HTTP against the real registry."""
 
 from __future__ import annotations
 
 import pytest
-from confluent_kafka.schema_registry import Schema
-from confluent_kafka.schema_registry._sync.mock_schema_registry_client import (
-    MockSchemaRegistryClient,
-)
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
-from flightrec.contracts.avro_mapping import cot_from_avro, cot_to_avro, payload_field
+from flightrec.contracts.avro_mapping import cot_from_avro, cot_to_avro
 from flightrec.contracts.codec import Codec
 from flightrec.contracts.events import COT_KINDS, CotEventBase
 from flightrec.contracts.rules import rule_set_for
@@ -23,10 +20,11 @@ from flightrec.testing.samples import (
     sample_decision,
     sample_replay,
 )
+from flightrec.testing.schema_drift import payload_field
 
 
 def _registered_codec(settings: Settings) -> Codec:
-    client = MockSchemaRegistryClient({"url": "mock://events-avro"})
+    client = SchemaRegistryClient.new_client({"url": "mock://events-avro"})
     schemas = load_schemas()
     for spec in CONTRACTS:
         client.register_schema(

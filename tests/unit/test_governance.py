@@ -10,16 +10,13 @@ one incompatible subject means nothing is written at all.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from flightrec.cli import main
@@ -27,40 +24,14 @@ from flightrec.contracts.errors import SchemaIncompatibleError
 from flightrec.contracts.governance import apply_contracts, check_contracts, plan_contracts
 from flightrec.contracts.schema_files import CONTRACTS, DEFAULT_SCHEMA_DIR, contract, subject_for
 from flightrec.contracts.settings import Settings
-from flightrec.testing.registry import build_app
-from flightrec.testing.registry.service import RegistryService
-from flightrec.testing.registry.storage import MemoryLog
 
 Edit = Callable[[dict[str, Any]], None]
 
 
 @pytest.fixture
-def settings() -> Iterator[Settings]:
+def settings(http_registry: Settings) -> Settings:
     """Settings pointing at a fresh in-memory registry served over HTTP."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-
-    async def start() -> tuple[web.AppRunner, RegistryService, int]:
-        service = RegistryService(MemoryLog())
-        await service.start()
-        runner = web.AppRunner(build_app(service), access_log=None, handle_signals=False)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        return runner, service, int(runner.addresses[0][1])
-
-    async def stop(runner: web.AppRunner, service: RegistryService) -> None:
-        await runner.cleanup()
-        await service.stop()
-
-    runner, service, port = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
-    try:
-        yield Settings(schema_registry_url=f"http://127.0.0.1:{port}")
-    finally:
-        asyncio.run_coroutine_threadsafe(stop(runner, service), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-        loop.close()
+    return http_registry
 
 
 @pytest.fixture
@@ -240,29 +211,6 @@ def test_registry_decides_when_it_already_holds_the_level(
     assert (decision.judged_by, decision.compatible) == ("registry", False)
     assert any("reviewer" in m for m in decision.messages), decision.messages
     assert "INCOMPATIBLE " in plan_contracts(settings, schema_dir=schema_dir).render()
-
-
-def test_without_the_private_rest_client_the_public_verdict_is_used(
-    settings: Settings, client: SchemaRegistryClient, tmp_path: Path
-) -> None:
-    apply_contracts(settings)
-
-    class PublicOnly:
-        """The registry client as a release without ``_rest_client`` would be."""
-
-        def __getattr__(self, name: str) -> Any:
-            if name == "_rest_client":
-                raise AttributeError(name)
-            return getattr(client, name)
-
-    schema_dir = _schema_dir(tmp_path, {"loan_decision": _add_required})
-    plan = plan_contracts(settings, schema_dir=schema_dir, client=PublicOnly())  # type: ignore[arg-type]
-    decision = _by_contract(plan)["loan_decision"]
-    assert (decision.judged_by, decision.compatible) == ("registry", False)
-    assert decision.messages == ("the registry refused it (this client gives no details)",)
-    schema_dir = _schema_dir(tmp_path / "ok", {"loan_decision": _add_optional})
-    plan = plan_contracts(settings, schema_dir=schema_dir, client=PublicOnly())  # type: ignore[arg-type]
-    assert _by_contract(plan)["loan_decision"].compatible
 
 
 # -- all or nothing --------------------------------------------------------------------

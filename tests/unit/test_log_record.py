@@ -10,10 +10,7 @@ from typing import Any
 
 import fastavro
 import pytest
-from confluent_kafka.schema_registry import Schema
-from confluent_kafka.schema_registry._sync.mock_schema_registry_client import (
-    MockSchemaRegistryClient,
-)
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from flightrec.contracts.avro_mapping import cot_to_avro
 from flightrec.contracts.chain import canonical_text
@@ -261,7 +258,7 @@ async def test_event_written_with_the_old_schema_reads_with_the_new(event: CotEv
     settings = Settings()
     subject = subject_for(contract("cot_event"), settings)
     # The registered history: the old schema first, then the current one.
-    client = MockSchemaRegistryClient({"url": "mock://evolution"})
+    client = SchemaRegistryClient.new_client({"url": "mock://evolution"})
     old = _schema_before_gen_ai()
     rules = rule_set_for("cot_event", settings)
     old_id, new_id = (

@@ -1,8 +1,8 @@
 """``RunPipeline`` without a broker: what becomes of one input record.
 
-The codec is the real one over confluent-kafka's in-process
-``MockSchemaRegistryClient`` (as in test_events_avro.py), the recorder is the
-shipped ``MemoryRecorder``, the producer and attempt ledger are the shipped
+The codec is the real one over confluent-kafka's in-process mock registry
+(``SchemaRegistryClient.new_client`` on a ``mock://`` URL, as in
+test_events_avro.py), the recorder is the shipped ``MemoryRecorder``, the producer and attempt ledger are the shipped
 ``flightrec.testing`` fakes, the PII guard and DLQ cipher are the real ones.
 """
 
@@ -13,10 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Mapping
 from datetime import UTC, datetime
 
 import pytest
-from confluent_kafka.schema_registry import Schema
-from confluent_kafka.schema_registry._sync.mock_schema_registry_client import (
-    MockSchemaRegistryClient,
-)
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from flightrec.agents.agent import Agent
 from flightrec.agents.context import derive_trace_id
@@ -72,7 +69,7 @@ APPROVE = DecisionStep(
 
 @pytest.fixture
 async def codec() -> AsyncIterator[Codec]:
-    client = MockSchemaRegistryClient({"url": "mock://pipeline"})
+    client = SchemaRegistryClient.new_client({"url": "mock://pipeline"})
     schemas = load_schemas()
     for spec in CONTRACTS:
         client.register_schema(

@@ -10,12 +10,7 @@ import pytest
 from fastavro.schema import expand_schema
 from pydantic import BaseModel
 
-from flightrec.contracts.avro_mapping import (
-    COT_KIND_MODELS,
-    ENVELOPE_FIELDS,
-    payload_field,
-    schema_drift,
-)
+from flightrec.contracts.avro_mapping import COT_KIND_MODELS, ENVELOPE_FIELDS
 from flightrec.contracts.events import (
     COT_KINDS,
     CotEventBase,
@@ -24,6 +19,7 @@ from flightrec.contracts.events import (
     ReplayResult,
 )
 from flightrec.contracts.schema_files import load_schemas
+from flightrec.testing.schema_drift import payload_field, schema_drift
 
 
 def _expanded(name: str) -> dict[str, Any]:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
+import socket
 
+import httpx2
 import pytest
 
-# The HTTP library the registry client (and so registry_call) runs on.
-from confluent_kafka.schema_registry.common._httpx_compat import httpx
-
-from flightrec.contracts.codec import registry_call
+from flightrec.contracts.codec import registry_call, registry_client
 from flightrec.contracts.errors import RegistryUnavailableError
 from flightrec.contracts.settings import (
     PRODUCER_SAFE_DEFAULTS,
@@ -265,12 +264,27 @@ def test_registry_errors_show_the_url_masked() -> None:
     url = f"https://sr-user:{URL_PASSWORD}@127.0.0.1:9"
 
     def unreachable() -> None:
-        raise httpx.ConnectError(f"cannot connect to {url}")
+        raise httpx2.ConnectError(f"cannot connect to {url}")
 
     with pytest.raises(RegistryUnavailableError) as caught:
         registry_call(unreachable, what="latest version of x", url=url)
     assert URL_PASSWORD not in str(caught.value)
     assert f"sr-user:{REDACTED}@127.0.0.1:9" in str(caught.value)
+
+
+def test_an_unreachable_registry_is_registry_unavailable() -> None:
+    # The real client's transport error, not a stand-in: registry_call must
+    # recognise what confluent-kafka's client raises when nothing listens.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    client = registry_client(Settings(schema_registry_url=url), timeout_s=2.0, max_retries=0)
+    try:
+        with pytest.raises(RegistryUnavailableError, match="latest version of x"):
+            registry_call(client.get_latest_version, "x", what="latest version of x", url=url)
+    finally:
+        client.close()
 
 
 def test_stack_ports_derive_local_urls() -> None:

@@ -11,7 +11,7 @@ judges time on ``RunContext`` (the monotonic clock live, the recorded time in
 replay) and the model on its own clock, and "seconds left" means the same on
 both. A model that makes requests bounds each one by it and starts no try or
 backoff that would end past it; when it stops for that reason it returns the
-attempts it made plus a last error attempt of type :data:`BUDGET_ERROR_TYPE`,
+attempts it made plus a last error attempt of kind ``BUDGET_EXCEEDED``,
 so the record shows every try and why the turn ended. The deadline is not part
 of the request: it is never in :func:`request_hash`, so recordings made before
 it existed replay unchanged. The runner still wraps the call in a timeout a
@@ -28,11 +28,10 @@ from typing import Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field
 
 from flightrec.agents.steps import AgentStep
-from flightrec.contracts.errors import BudgetExceededError
 from flightrec.contracts.events import canonical_json
+from flightrec.contracts.failures import ErrorType
 
 __all__ = [
-    "BUDGET_ERROR_TYPE",
     "Message",
     "Model",
     "ModelAttempt",
@@ -53,10 +52,6 @@ class Message(BaseModel):
 
 
 Transcript = Sequence[Message]
-
-BUDGET_ERROR_TYPE = BudgetExceededError.__name__
-"""``error_type`` of an attempt (and of ``RUN_FAILED``) that ended because a
-budget of the run (here: its deadline) ran out."""
 
 
 class ModelInfo(BaseModel):
@@ -85,7 +80,7 @@ class ModelAttempt(BaseModel):
     finish_reasons: tuple[str, ...] = ()
     input_tokens: int = 0
     output_tokens: int = 0
-    error_type: str | None = None
+    error_type: ErrorType | None = None
     error_message: str | None = None
     output_json: str | None = None
 

@@ -31,7 +31,6 @@ from typing import Any, TypeVar
 from flightrec.agents.agent import Agent
 from flightrec.agents.context import RunContext
 from flightrec.agents.model import (
-    BUDGET_ERROR_TYPE,
     Message,
     Model,
     ModelAttempt,
@@ -59,15 +58,13 @@ from flightrec.contracts.events import (
     ToolResult,
     canonical_json,
 )
+from flightrec.contracts.failures import AnyFailureKind, FailureKind, failure_kind
 from flightrec.tools.base import ToolExecutor, ToolOutcome
 
 __all__ = ["run_agent"]
 
 E = TypeVar("E", bound=CotEventBase)
 
-_NOT_ALLOWED = "ToolNotAllowedError"
-_BAD_ARGUMENTS = "ToolArgumentsError"
-_BUDGET = BUDGET_ERROR_TYPE
 # How long past the run deadline the runner waits for a model before cutting it
 # off. The model is told the deadline and should return by it, with its tries;
 # this outer limit only catches a model that ignores it (a cut-off turn loses
@@ -173,7 +170,7 @@ async def _ask(agent: Agent, model: Model, transcript: list[Message], ctx: RunCo
     started = time.monotonic()
     remaining = _remaining_s(agent, ctx)
     safety_net = asyncio.timeout(remaining + _DEADLINE_GRACE_S)
-    error: tuple[str, str]
+    error: tuple[FailureKind, str]
     try:
         async with safety_net:
             return await model.next_step(list(transcript), agent.output_type, deadline_s=remaining)
@@ -182,14 +179,14 @@ async def _ask(agent: Agent, model: Model, transcript: list[Message], ctx: RunCo
     except TimeoutError as exc:
         if safety_net.expired():
             error = (
-                _BUDGET,
+                FailureKind.BUDGET_EXCEEDED,
                 f"deadline of {agent.deadline_s:g} s reached while the model was answering "
                 "(it did not return by the deadline)",
             )
         else:
-            error = ("ModelUnavailableError", f"{type(exc).__name__}: {exc}")
+            error = (FailureKind.MODEL_UNAVAILABLE, f"{type(exc).__name__}: {exc}")
     except Exception as exc:  # a model must not raise; one that does is recorded, not fatal
-        error = ("ModelError", f"{type(exc).__name__}: {exc}")
+        error = (FailureKind.MODEL, f"{type(exc).__name__}: {exc}")
     attempt = ModelAttempt(
         request_hash=request_hash(model.info, transcript, agent.output_type),
         call_attempt=1,
@@ -213,7 +210,7 @@ async def _call_tool(
     if arguments is None:
         return ToolOutcome(
             status="error",
-            error_type=_BAD_ARGUMENTS,
+            error_type=FailureKind.TOOL_ARGUMENTS,
             error_message="arguments_json is not a JSON object",
         )
     if step.tool not in agent.tools and step.tool in tools.allowed:
@@ -221,7 +218,7 @@ async def _call_tool(
         # it (a wiring mistake): refuse here rather than trust the toolset alone.
         return ToolOutcome(
             status="error",
-            error_type=_NOT_ALLOWED,
+            error_type=FailureKind.TOOL_NOT_ALLOWED,
             error_message=f"tool {step.tool!r} is not on agent {agent.name}'s allow-list",
         )
     started = time.monotonic()
@@ -232,7 +229,7 @@ async def _call_tool(
     except ReplayError:
         raise
     except TimeoutError as exc:
-        kind = _BUDGET if deadline.expired() else "ToolTimeoutError"
+        kind = FailureKind.BUDGET_EXCEEDED if deadline.expired() else FailureKind.TOOL_TIMEOUT
         message = (
             "run deadline reached while the tool was running" if deadline.expired() else str(exc)
         )
@@ -245,7 +242,7 @@ async def _call_tool(
     except Exception as exc:  # an executor must not raise; one that does is recorded
         return ToolOutcome(
             status="error",
-            error_type=type(exc).__name__,
+            error_type=failure_kind(exc),
             error_message=str(exc)[:2000],
             latency_ms=(time.monotonic() - started) * 1000,
         )
@@ -259,19 +256,19 @@ def _parse_arguments(text: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _model_failure(turn: ModelTurn) -> tuple[str, str, bool]:
+def _model_failure(turn: ModelTurn) -> tuple[AnyFailureKind, str, bool]:
     """(error type, reason, retryable) of a turn that produced no step."""
     if not turn.attempts:
-        return "ModelError", "the model returned no attempt and no step", False
+        return FailureKind.MODEL, "the model returned no attempt and no step", False
     last = turn.attempts[-1]
-    error_type = last.error_type or "ModelError"
-    detail = f"{error_type}: {last.error_message}" if last.error_message else error_type
-    if error_type == _BUDGET:
-        return _BUDGET, detail, False
+    error_type = last.error_type or FailureKind.MODEL
+    detail = f"{error_type}: {last.error_message}" if last.error_message else str(error_type)
+    if error_type == FailureKind.BUDGET_EXCEEDED:
+        return error_type, detail, False
     reason = (
         f"model produced no valid step after {len(turn.attempts)} attempt(s); last error {detail}"
     )
-    return error_type, reason, error_type == "ModelUnavailableError"
+    return error_type, reason, error_type == FailureKind.MODEL_UNAVAILABLE
 
 
 def _invalid_decision(step: DecisionStep) -> str | None:
@@ -327,7 +324,7 @@ async def run_agent(
         ),
     )
 
-    def fail(error_type: str, reason: str, retryable: bool = False) -> list[CotEvent]:
+    def fail(error_type: AnyFailureKind, reason: str, retryable: bool = False) -> list[CotEvent]:
         return [
             em.make(
                 Decision,
@@ -349,7 +346,7 @@ async def run_agent(
     while True:
         budget = _budget_failure(agent, em.step, tokens_in + tokens_out, ctx)
         if budget is not None:
-            for event in fail(_BUDGET, budget):
+            for event in fail(FailureKind.BUDGET_EXCEEDED, budget):
                 yield event
             return
 
@@ -399,20 +396,20 @@ async def run_agent(
                 latency_ms=outcome.latency_ms,
             )
             transcript.append(tool_message(step.tool, call_id, outcome))
-            if outcome.error_type == _NOT_ALLOWED:
+            if outcome.error_type == FailureKind.TOOL_NOT_ALLOWED:
                 refusals += 1
                 if refusals >= agent.max_tool_refusals:
                     reason = (
                         f"the model proposed tools outside the allow-list {refusals} times "
                         f"(last: {step.tool!r})"
                     )
-                    for event in fail(_NOT_ALLOWED, reason):
+                    for event in fail(FailureKind.TOOL_NOT_ALLOWED, reason):
                         yield event
                     return
         else:
             invalid = _invalid_decision(step)
             if invalid is not None:
-                for event in fail("ModelOutputError", invalid):
+                for event in fail(FailureKind.MODEL_OUTPUT, invalid):
                     yield event
                 return
             yield em.make(

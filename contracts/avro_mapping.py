@@ -37,7 +37,7 @@ from flightrec.contracts.events import (
     Thought,
     ToolCall,
     ToolResult,
-    cot_event_adapter,
+    read_cot_event,
 )
 
 __all__ = [
@@ -127,7 +127,7 @@ def cot_from_avro(datum: Mapping[str, Any]) -> CotEvent:
     payload = datum.get(_PAYLOAD_FIELDS[kind]) or {}
     data.update(payload)
     data["kind"] = kind
-    return cot_event_adapter.validate_python(data)
+    return read_cot_event(data)
 
 
 # ------------------------------------------------------------------ business
@@ -214,6 +214,10 @@ def _type_drift(path: str, annotation: Any, avro: Any) -> list[str]:
     if origin in (typing.Union, types.UnionType):
         args = [a for a in get_args(annotation) if a is not type(None)]
         nullable = len(args) < len(get_args(annotation))
+        if len(args) > 1 and all(isinstance(a, type) and issubclass(a, str) for a in args):
+            # Text of several str types (a failure kind, or a legacy value read
+            # back verbatim) is one Avro string.
+            args = [str]
         avro_branches = avro if isinstance(avro, list) else [avro]
         avro_nullable = "null" in avro_branches
         if nullable != avro_nullable:

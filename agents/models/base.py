@@ -5,6 +5,7 @@ from __future__ import annotations
 from flightrec.agents.model import ModelAttempt, ModelInfo, ModelTurn, Transcript, request_hash
 from flightrec.agents.steps import AgentStep, DecisionStep, ThoughtStep, ToolCallStep
 from flightrec.contracts.events import canonical_json
+from flightrec.contracts.failures import FailureKind
 
 __all__ = [
     "StepLike",
@@ -66,7 +67,7 @@ def error_turn(
     info: ModelInfo,
     transcript: Transcript,
     output_type: type[AgentStep],
-    error_type: str,
+    error_type: FailureKind,
     message: str,
     *,
     latency_ms: float = 0.0,

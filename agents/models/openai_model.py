@@ -44,7 +44,6 @@ from openai.types.chat import ChatCompletionMessageParam
 from pydantic import ValidationError
 
 from flightrec.agents.model import (
-    BUDGET_ERROR_TYPE,
     Message,
     ModelAttempt,
     ModelInfo,
@@ -54,6 +53,7 @@ from flightrec.agents.model import (
 )
 from flightrec.agents.steps import AgentStep
 from flightrec.contracts.events import canonical_json
+from flightrec.contracts.failures import FailureKind
 from flightrec.contracts.settings import Settings
 
 __all__ = ["OpenAIModel", "retry_after_s"]
@@ -325,15 +325,15 @@ class OpenAIModel:
                 if deadline.expired()
                 else f"timeout: {type(exc).__name__}: {exc}"
             )
-            return _Result.failed("transient", "ModelUnavailableError", why)
+            return _Result.failed("transient", FailureKind.MODEL_UNAVAILABLE, why)
         except openai.APITimeoutError as exc:
-            return _Result.failed("transient", "ModelUnavailableError", f"timeout: {exc}")
+            return _Result.failed("transient", FailureKind.MODEL_UNAVAILABLE, f"timeout: {exc}")
         except openai.APIConnectionError as exc:
-            return _Result.failed("transient", "ModelUnavailableError", f"connection: {exc}")
+            return _Result.failed("transient", FailureKind.MODEL_UNAVAILABLE, f"connection: {exc}")
         except openai.APIStatusError as exc:
             status = exc.status_code
             kind = "transient" if status in _TRANSIENT_STATUS or status >= 500 else "terminal"
-            error_type = "ModelUnavailableError" if kind == "transient" else "ModelError"
+            error_type = FailureKind.MODEL_UNAVAILABLE if kind == "transient" else FailureKind.MODEL
             headers = dict(exc.response.headers.items())
             return _Result.failed(
                 kind, error_type, f"HTTP {status} {type(exc).__name__}: {exc.message}", headers
@@ -343,27 +343,32 @@ class OpenAIModel:
             completion = raw.parse()
         except openai.LengthFinishReasonError:
             return _Result.failed(
-                "output", "ModelOutputError", "output cut off at the length limit", reply=reply
+                "output",
+                FailureKind.MODEL_OUTPUT,
+                "output cut off at the length limit",
+                reply=reply,
             )
         except openai.ContentFilterFinishReasonError:
             return _Result.failed(
-                "terminal", "ModelRefusalError", "stopped by the content filter", reply=reply
+                "terminal", FailureKind.MODEL_REFUSAL, "stopped by the content filter", reply=reply
             )
         except ValidationError as exc:
-            return _Result.failed("output", "ModelOutputError", _validation_text(exc), reply=reply)
+            return _Result.failed(
+                "output", FailureKind.MODEL_OUTPUT, _validation_text(exc), reply=reply
+            )
         except ValueError as exc:  # body that is not a completion at all
-            return _Result.failed("output", "ModelOutputError", str(exc), reply=reply)
+            return _Result.failed("output", FailureKind.MODEL_OUTPUT, str(exc), reply=reply)
         if not completion.choices:
             return _Result.failed(
-                "output", "ModelOutputError", "no choices in the response", reply=reply
+                "output", FailureKind.MODEL_OUTPUT, "no choices in the response", reply=reply
             )
         message = completion.choices[0].message
         if message.refusal:
             return _Result.failed(
-                "terminal", "ModelRefusalError", f"refusal: {message.refusal}", reply=reply
+                "terminal", FailureKind.MODEL_REFUSAL, f"refusal: {message.refusal}", reply=reply
             )
         if message.parsed is None:
-            return _Result.failed("output", "ModelOutputError", "empty output", reply=reply)
+            return _Result.failed("output", FailureKind.MODEL_OUTPUT, "empty output", reply=reply)
         return _Result(kind="ok", reply=reply, output=message.parsed)
 
 
@@ -380,7 +385,7 @@ def _budget_attempt(rhash: str, number: int, why: str) -> ModelAttempt:
         call_attempt=number,
         latency_ms=0.0,
         status="error",
-        error_type=BUDGET_ERROR_TYPE,
+        error_type=FailureKind.BUDGET_EXCEEDED,
         error_message=why,
     )
 
@@ -392,7 +397,7 @@ class _Result:
     kind: str
     reply: _Reply
     output: AgentStep | None = None
-    error_type: str | None = None
+    error_type: FailureKind | None = None
     error: str | None = None
     headers: dict[str, str] | None = None
 
@@ -400,7 +405,7 @@ class _Result:
     def failed(
         cls,
         kind: str,
-        error_type: str,
+        error_type: FailureKind,
         error: str,
         headers: dict[str, str] | None = None,
         *,

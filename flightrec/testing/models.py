@@ -15,6 +15,7 @@ from flightrec.agents.model import Message, ModelInfo, ModelTurn, Transcript
 from flightrec.agents.models.base import StepLike, error_turn, ok_turn
 from flightrec.agents.steps import AgentStep
 from flightrec.contracts.errors import ModelError
+from flightrec.contracts.failures import FailureKind, failure_kind
 
 __all__ = ["FunctionModel", "ScriptEntry", "ScriptedModel"]
 
@@ -22,10 +23,10 @@ ScriptEntry: TypeAlias = StepLike | ModelTurn | BaseException
 """One scripted answer: a step, a whole turn (to script retries), or an error."""
 
 
-def _error_type(exc: BaseException) -> str:
-    # Our own model errors keep their class name; anything else is reported as
-    # a generic model error carrying the original class in the message.
-    return type(exc).__name__ if isinstance(exc, ModelError) else "ModelError"
+def _error_type(exc: BaseException) -> FailureKind:
+    # Our own model errors keep their kind; anything else is reported as a
+    # generic model error carrying the original class in the message.
+    return failure_kind(exc) if isinstance(exc, ModelError) else FailureKind.MODEL
 
 
 class ScriptedModel:
@@ -69,7 +70,11 @@ class ScriptedModel:
         self.deadlines.append(deadline_s)
         if self._next >= len(self._script):
             return error_turn(
-                self._info, transcript, output_type, "ModelOutputError", "the script is exhausted"
+                self._info,
+                transcript,
+                output_type,
+                FailureKind.MODEL_OUTPUT,
+                "the script is exhausted",
             )
         entry = self._script[self._next]
         self._next += 1

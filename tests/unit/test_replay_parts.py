@@ -11,8 +11,9 @@ from flightrec.agents.model import Message, ModelInfo, request_hash
 from flightrec.agents.steps import AgentStep
 from flightrec.contracts.errors import DivergenceError
 from flightrec.contracts.events import CotEvent, ModelCall
+from flightrec.contracts.failures import FailureKind
 from flightrec.replay.replay_model import ReplayModel, recorded_turns
-from flightrec.replay.replay_tools import TOOL_UNAVAILABLE, ReplayToolset
+from flightrec.replay.replay_tools import ReplayToolset
 from flightrec.testing.runs import synthetic_run, synthetic_trace_id
 from flightrec.tools.base import ToolOutcome
 
@@ -110,7 +111,7 @@ async def test_strict_toolset_raises_on_another_tool() -> None:
 async def test_lenient_toolset_answers_matches_and_marks_the_rest_unavailable() -> None:
     tools = ReplayToolset(_recording(), mode="lenient")
     other = await tools.call("affordability", {"amount": 1}, call_id="c2")
-    assert other.status == "error" and other.error_type == TOOL_UNAVAILABLE
+    assert other.status == "error" and other.error_type == FailureKind.TOOL_UNAVAILABLE
     recorded = await tools.call("credit_bureau", {"national_id": "tok:cd"}, call_id="c1")
     assert recorded.result == {"score": 720}
     assert tools.unavailable_calls == 1

@@ -44,7 +44,7 @@ from flightrec.agents.transcript import (
     tool_message,
     user_message,
 )
-from flightrec.contracts.errors import ReplayError
+from flightrec.contracts.errors import BudgetExceededError, ReplayError
 from flightrec.contracts.events import (
     CotEvent,
     CotEventBase,
@@ -143,16 +143,20 @@ def _model_call(em: _Emitter, model: Model, attempt: ModelAttempt) -> ModelCall:
     )
 
 
-def _budget_failure(agent: Agent, step: int, tokens: int, ctx: RunContext) -> str | None:
+def _check_budget(agent: Agent, step: int, tokens: int, ctx: RunContext) -> None:
+    """Raise :class:`BudgetExceededError` when a budget of the run is spent."""
     if step >= agent.max_steps:
-        return f"step budget exhausted: {step} of {agent.max_steps} steps used without a decision"
+        raise BudgetExceededError(
+            f"step budget exhausted: {step} of {agent.max_steps} steps used without a decision"
+        )
     if tokens >= agent.max_tokens:
-        return (
+        raise BudgetExceededError(
             f"token budget exhausted: {tokens} of {agent.max_tokens} tokens used without a decision"
         )
     if ctx.elapsed_s() >= agent.deadline_s:
-        return f"deadline exhausted: {agent.deadline_s:g} s passed without a decision"
-    return None
+        raise BudgetExceededError(
+            f"deadline exhausted: {agent.deadline_s:g} s passed without a decision"
+        )
 
 
 def _remaining_s(agent: Agent, ctx: RunContext) -> float:
@@ -344,9 +348,10 @@ async def run_agent(
     ]
 
     while True:
-        budget = _budget_failure(agent, em.step, tokens_in + tokens_out, ctx)
-        if budget is not None:
-            for event in fail(FailureKind.BUDGET_EXCEEDED, budget):
+        try:
+            _check_budget(agent, em.step, tokens_in + tokens_out, ctx)
+        except BudgetExceededError as exc:
+            for event in fail(failure_kind(exc), exc.message, exc.retryable):
                 yield event
             return
 

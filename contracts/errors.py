@@ -13,7 +13,7 @@ retrying the same operation can help (``retryable``)::
     ├── RegistryError                the schema registry answered with an error
     │   └── RegistryUnavailableError unreachable after bounded retries (retryable)
     ├── StackError                   the local stack cannot start / is missing a tool
-    ├── ToolError                    a tool call failed (recorded as an outcome, not raised)
+    ├── ToolError                    a tool call failed (the toolset records it as an outcome)
     │   ├── ToolNotAllowedError      outside the agent's allow-list (terminal)
     │   ├── ToolArgumentsError       arguments failed validation (terminal)
     │   ├── ToolTimeoutError         the per-tool timeout expired (retryable)

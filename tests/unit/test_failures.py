@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,7 +33,7 @@ from flightrec.testing.models import ScriptedModel
 from flightrec.testing.samples import sample_cot_events
 from flightrec.tools.base import ToolOutcome
 
-from replay_support import assert_reproduces
+from replay_support import CannedTools, assert_reproduces
 
 FAILURE_CLASSES = sorted(
     (
@@ -47,7 +46,7 @@ FAILURE_CLASSES = sorted(
 
 
 def _sample(kind: str) -> Any:
-    return next(e for e in sample_cot_events() if e.kind == kind)
+    return next(e for e in sample_cot_events() if getattr(e, "kind", None) == kind)
 
 
 def test_the_set_is_the_failure_classes_plus_the_classless_kinds() -> None:
@@ -127,28 +126,6 @@ AGENT = Agent(
 )
 
 
-class OldToolset:
-    """A toolset as it was before the set was closed: it named the tool's own
-    exception class as the kind."""
-
-    allowed: frozenset[str] = frozenset({"lookup"})
-
-    def describe(self) -> list[dict[str, Any]]:
-        return []
-
-    async def call(
-        self,
-        tool: str,
-        arguments: Mapping[str, Any],
-        *,
-        call_id: str,
-        pii_vault: Mapping[str, str] | None = None,
-    ) -> ToolOutcome:
-        return ToolOutcome(
-            status="error", error_type=LegacyFailureKind("RuntimeError"), error_message="boom"
-        )
-
-
 async def test_a_run_recorded_with_a_legacy_kind_reproduces() -> None:
     model = ScriptedModel(
         [
@@ -174,7 +151,16 @@ async def test_a_run_recorded_with_a_legacy_kind_reproduces() -> None:
         async for e in run_agent(
             AGENT,
             model=model,
-            tools=OldToolset(),
+            # A toolset as it was before the set was closed: it named the
+            # tool's own exception class as the kind.
+            tools=CannedTools(
+                "lookup",
+                outcome=ToolOutcome(
+                    status="error",
+                    error_type=LegacyFailureKind("RuntimeError"),
+                    error_message="boom",
+                ),
+            ),
             ctx=ctx,
             application_id="app-1",
             input_view={"application_id": "app-1"},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,9 +21,10 @@ from flightrec.contracts.errors import ModelUnavailableError, ToolHTTPError
 from flightrec.contracts.events import GENESIS_HASH, CotEvent, SourceRef, cot_event_adapter
 from flightrec.contracts.failures import FailureKind
 from flightrec.testing.models import FunctionModel, ScriptedModel
-from flightrec.tools.base import ToolOutcome
 from flightrec.tools.spec import tool
 from flightrec.tools.toolset import Toolset
+
+from replay_support import CannedTools
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 SOURCE = SourceRef(topic="loan.applications", partition=0, offset=7, key="app-1")
@@ -296,28 +297,6 @@ async def test_unparsable_arguments_are_recorded_without_calling_the_tool() -> N
     assert kinds(events)[-1] == "RUN_COMPLETED"
 
 
-class RaisingTools:
-    """An executor that breaks its contract: ``call`` raises instead of returning."""
-
-    allowed: frozenset[str] = frozenset({"echo"})
-
-    def __init__(self, error: Exception) -> None:
-        self._error = error
-
-    def describe(self) -> list[dict[str, Any]]:
-        return []
-
-    async def call(
-        self,
-        tool: str,
-        arguments: Mapping[str, Any],
-        *,
-        call_id: str,
-        pii_vault: Mapping[str, str] | None = None,
-    ) -> ToolOutcome:
-        raise self._error
-
-
 @pytest.mark.parametrize(
     ("error", "kind"),
     [
@@ -334,7 +313,7 @@ async def test_an_executor_that_raises_is_recorded_with_the_kind_of_the_error(
         async for e in run_agent(
             make_agent(),
             model=ScriptedModel([call(), decide()]),
-            tools=RaisingTools(error),
+            tools=CannedTools("echo", error=error),  # an executor must not raise
             ctx=make_ctx(),
             application_id="app-1",
             input_view=INPUT,

@@ -30,13 +30,7 @@ from typing import Any, TypeVar
 
 from flightrec.agents.agent import Agent
 from flightrec.agents.context import RunContext
-from flightrec.agents.model import (
-    Message,
-    Model,
-    ModelAttempt,
-    ModelTurn,
-    request_hash,
-)
+from flightrec.agents.model import Message, Model, ModelAttempt, ModelRequest, ModelTurn
 from flightrec.agents.steps import DecisionStep, ThoughtStep, ToolCallStep
 from flightrec.agents.transcript import (
     assistant_message,
@@ -106,40 +100,12 @@ class _Emitter:
         return event
 
 
-def _json_or_wrapped(text: str | None) -> str | None:
-    # MODEL_CALL.output_json must be JSON; output that is not (the model wrote
-    # prose or broken JSON) is kept, wrapped, so the record still shows it.
-    if text is None:
-        return None
-    try:
-        json.loads(text)
-    except ValueError:
-        return canonical_json({"unparsed_output": text})
-    return text
-
-
 def _model_call(em: _Emitter, model: Model, attempt: ModelAttempt) -> ModelCall:
-    info = model.info
     return em.make(
         ModelCall,
         span_id=em.ctx.new_span_id(),
         parent=em.run_span,
-        gen_ai_provider_name=info.provider,
-        gen_ai_request_model=info.model,
-        gen_ai_response_model=attempt.response_model,
-        gen_ai_request_temperature=info.temperature,
-        gen_ai_request_seed=info.seed,
-        gen_ai_response_id=attempt.response_id,
-        gen_ai_response_finish_reasons=list(attempt.finish_reasons),
-        gen_ai_usage_input_tokens=attempt.input_tokens,
-        gen_ai_usage_output_tokens=attempt.output_tokens,
-        request_hash=attempt.request_hash,
-        call_attempt=attempt.call_attempt,
-        latency_ms=attempt.latency_ms,
-        status=attempt.status,
-        error_type=attempt.error_type,
-        error_message=attempt.error_message,
-        output_json=_json_or_wrapped(attempt.output_json),
+        **attempt.call_fields(model.info),
     )
 
 
@@ -173,11 +139,12 @@ async def _ask(agent: Agent, model: Model, transcript: list[Message], ctx: RunCo
     """
     started = time.monotonic()
     remaining = _remaining_s(agent, ctx)
+    request = ModelRequest(tuple(transcript), agent.output_type, deadline_s=remaining)
     safety_net = asyncio.timeout(remaining + _DEADLINE_GRACE_S)
     error: tuple[FailureKind, str]
     try:
         async with safety_net:
-            return await model.next_step(list(transcript), agent.output_type, deadline_s=remaining)
+            return await model.next_step(request)
     except ReplayError:
         raise
     except TimeoutError as exc:
@@ -191,13 +158,8 @@ async def _ask(agent: Agent, model: Model, transcript: list[Message], ctx: RunCo
             error = (FailureKind.MODEL_UNAVAILABLE, f"{type(exc).__name__}: {exc}")
     except Exception as exc:  # a model must not raise; one that does is recorded, not fatal
         error = (FailureKind.MODEL, f"{type(exc).__name__}: {exc}")
-    attempt = ModelAttempt(
-        request_hash=request_hash(model.info, transcript, agent.output_type),
-        call_attempt=1,
-        latency_ms=(time.monotonic() - started) * 1000,
-        status="error",
-        error_type=error[0],
-        error_message=error[1][:2000],
+    attempt = ModelAttempt.failed(
+        request.hash(model.info), *error, latency_ms=(time.monotonic() - started) * 1000
     )
     return ModelTurn(output=None, attempts=(attempt,))
 

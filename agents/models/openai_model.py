@@ -19,8 +19,8 @@ class that says what to do next, and is recorded with its failure kind:
 When the budget runs out the turn has ``output=None`` and the runner ends the
 run with REFER and ``RUN_FAILED``.
 
-The run deadline (``deadline_s``, seconds left when ``next_step`` is called)
-bounds the turn from inside: each request's timeout is the smaller of
+The run deadline (``ModelRequest.deadline_s``, seconds left when ``next_step``
+is called) bounds the turn from inside: each request's timeout is the smaller of
 ``timeout_s`` and the time left (and the request is cut off at the deadline
 whatever the transport does), and no retry starts once the deadline has passed
 or its backoff would end after it. Such a turn returns the tries it made, each
@@ -47,11 +47,12 @@ from openai.types.chat import ChatCompletionMessageParam
 from pydantic import ValidationError
 
 from flightrec.agents.model import (
+    MAX_ERROR_TEXT,
     Message,
     ModelAttempt,
     ModelInfo,
+    ModelRequest,
     ModelTurn,
-    Transcript,
     request_hash,
 )
 from flightrec.agents.steps import AgentStep
@@ -68,7 +69,6 @@ from flightrec.contracts.settings import Settings
 __all__ = ["OpenAIModel", "retry_after_s"]
 
 _TRANSIENT_STATUS = frozenset({408, 409, 429})
-_MAX_ERROR_TEXT = 2000
 
 
 def retry_after_s(headers: Mapping[str, str] | None) -> float | None:
@@ -222,22 +222,18 @@ class OpenAIModel:
             asked = self._backoff_base_s * 2 ** (transient_failures - 1)
         return min(asked, self._backoff_cap_s)
 
-    async def next_step(
-        self,
-        transcript: Transcript,
-        output_type: type[AgentStep],
-        *,
-        deadline_s: float | None = None,
-    ) -> ModelTurn:
+    async def next_step(self, request: ModelRequest) -> ModelTurn:
         """Ask for one step; every try comes back as an attempt (see the module docstring).
 
-        ``deadline_s``: seconds the run has left; None means only ``timeout_s``
-        and the retry counts bound the turn.
+        Without ``request.deadline_s`` only ``timeout_s`` and the retry counts
+        bound the turn.
         """
         # The deadline on this process's monotonic clock, fixed once: the time
         # spent in requests and backoffs counts against it.
+        deadline_s = request.deadline_s
         until = None if deadline_s is None else time.monotonic() + max(0.0, deadline_s)
-        conversation: list[Message] = list(transcript)
+        output_type = request.output_type
+        conversation: list[Message] = list(request.transcript)
         attempts: list[ModelAttempt] = []
         transient = output_failures = 0
         while True:
@@ -376,14 +372,7 @@ def _left_s(until: float | None) -> float | None:
 def _budget_attempt(rhash: str, number: int, why: str) -> ModelAttempt:
     # No request was sent: no latency, no tokens. The hash is that of the
     # request that would have been sent, as for any other try.
-    return ModelAttempt(
-        request_hash=rhash,
-        call_attempt=number,
-        latency_ms=0.0,
-        status="error",
-        error_type=FailureKind.BUDGET_EXCEEDED,
-        error_message=why,
-    )
+    return ModelAttempt.failed(rhash, FailureKind.BUDGET_EXCEEDED, why, call_attempt=number)
 
 
 @dataclass
@@ -409,7 +398,7 @@ class _Try:
             input_tokens=self.reply.input_tokens,
             output_tokens=self.reply.output_tokens,
             error_type=None if error is None else failure_kind(error),
-            error_message=None if error is None else error.message[:_MAX_ERROR_TEXT],
+            error_message=None if error is None else error.message[:MAX_ERROR_TEXT],
             output_json=(
                 canonical_json(self.output.model_dump(mode="json"))
                 if self.output is not None

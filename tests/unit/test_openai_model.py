@@ -14,7 +14,7 @@ import pytest
 
 from flightrec.agents.agent import Agent
 from flightrec.agents.context import RunContext
-from flightrec.agents.model import Message, ModelTurn, request_hash
+from flightrec.agents.model import Message, ModelRequest, ModelTurn, request_hash
 from flightrec.agents.models.openai_model import OpenAIModel, retry_after_s
 from flightrec.agents.runner import run_agent
 from flightrec.agents.steps import AgentStep, DecisionStep, ThoughtStep
@@ -71,7 +71,7 @@ def make_model(server: FakeOpenAIServer, sleeps: Sleeps | None = None, **kw: obj
 
 async def ask(model: OpenAIModel) -> ModelTurn:
     async with model:
-        return await model.next_step(TRANSCRIPT, AgentStep)
+        return await model.next_step(ModelRequest(TRANSCRIPT, AgentStep))
 
 
 def statuses(turn: ModelTurn) -> list[tuple[str, str | None]]:
@@ -226,7 +226,7 @@ async def test_unreachable_server_is_a_retried_connection_error() -> None:
         base_url="http://127.0.0.1:9/v1", model="gpt-test", max_retries=1, sleep=sleeps
     )
     async with model:
-        turn = await model.next_step(TRANSCRIPT, AgentStep)
+        turn = await model.next_step(ModelRequest(TRANSCRIPT, AgentStep))
     assert turn.output is None
     assert statuses(turn) == [("error", "ModelUnavailableError")] * 2
     assert all("connection" in (a.error_message or "") for a in turn.attempts)

@@ -122,7 +122,8 @@ class LegacyFailureKind(str):
 AnyFailureKind: TypeAlias = FailureKind | LegacyFailureKind
 """What an ``error_type`` holds: a member, or a recorded value outside the set."""
 
-RECORDED: Mapping[str, Any] = MappingProxyType({"flightrec.recorded": True})
+_RECORDED_KEY = "flightrec.recorded"
+RECORDED: Mapping[str, Any] = MappingProxyType({_RECORDED_KEY: True})
 """Pydantic validation context of a reader: text outside the set is kept as a
 :class:`LegacyFailureKind` instead of failing."""
 
@@ -135,7 +136,8 @@ def _validate(value: Any, info: ValidationInfo) -> AnyFailureKind:
     try:
         return FailureKind(value)
     except ValueError:
-        if info.context is not None and info.context.get("flightrec.recorded"):
+        context = info.context
+        if isinstance(context, Mapping) and context.get(_RECORDED_KEY):
             return LegacyFailureKind(value)
     raise ValueError(f"{value!r} is not a failure kind; one of {', '.join(FailureKind)}")
 

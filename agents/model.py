@@ -2,18 +2,22 @@
 
 Implementations: ``OpenAIModel`` (any OpenAI-compatible endpoint),
 ``PolicyModel`` (deterministic, offline), ``ScriptedModel`` / ``FunctionModel``
-(tests), and replay's ``ReplayModel``. A model returns every attempt it made
-(retries included) so the runner can record each one as a ``MODEL_CALL``.
+(tests), and replay's ``ReplayModel``. A model is asked with a
+:class:`ModelRequest` and returns every attempt it made (retries included) so
+the runner can record each one as a ``MODEL_CALL``. :class:`ModelAttempt` owns
+the mapping between an attempt and its ``MODEL_CALL`` fields, both ways
+(:meth:`ModelAttempt.call_fields`, :meth:`ModelAttempt.from_call`): the runner
+records with one, replay rebuilds the attempt with the other.
 
-The run's time budget reaches the model as ``next_step(..., deadline_s=...)``:
-the seconds left when the call is made. It is relative on purpose: the runner
+The run's time budget reaches the model as ``ModelRequest.deadline_s``: the
+seconds left when the call is made. It is relative on purpose: the runner
 judges time on ``RunContext`` (the monotonic clock live, the recorded time in
 replay) and the model on its own clock, and "seconds left" means the same on
 both. A model that makes requests bounds each one by it and starts no try or
 backoff that would end past it; when it stops for that reason it returns the
-attempts it made plus a last error attempt of type :data:`BUDGET_ERROR_TYPE`,
+attempts it made plus a last error attempt of kind ``BUDGET_EXCEEDED``,
 so the record shows every try and why the turn ended. The deadline is not part
-of the request: it is never in :func:`request_hash`, so recordings made before
+of what is asked: it is never in :func:`request_hash`, so recordings made before
 it existed replay unchanged. The runner still wraps the call in a timeout a
 little past the deadline, so a model that ignores it cannot hang a run.
 """
@@ -22,25 +26,32 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Sequence
-from typing import Literal, Protocol, runtime_checkable
+import json
+import types
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from flightrec.agents.steps import AgentStep
-from flightrec.contracts.errors import BudgetExceededError
-from flightrec.contracts.events import canonical_json
+from flightrec.contracts.events import ModelCall, canonical_json
+from flightrec.contracts.failures import AnyFailureKind, ErrorType
 
 __all__ = [
-    "BUDGET_ERROR_TYPE",
+    "MAX_ERROR_TEXT",
     "Message",
     "Model",
     "ModelAttempt",
     "ModelInfo",
+    "ModelRequest",
     "ModelTurn",
     "Transcript",
     "request_hash",
 ]
+
+MAX_ERROR_TEXT = 2000
+"""Longest ``error_message`` an attempt keeps (a stack of proxy errors can be long)."""
 
 
 class Message(BaseModel):
@@ -54,10 +65,6 @@ class Message(BaseModel):
 
 Transcript = Sequence[Message]
 
-BUDGET_ERROR_TYPE = BudgetExceededError.__name__
-"""``error_type`` of an attempt (and of ``RUN_FAILED``) that ended because a
-budget of the run (here: its deadline) ran out."""
-
 
 class ModelInfo(BaseModel):
     """Who answers: provider, model name, sampling settings, profile name."""
@@ -69,6 +76,40 @@ class ModelInfo(BaseModel):
     profile: str
     temperature: float | None = None
     seed: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRequest:
+    """What one ``next_step`` call asks: the conversation and the step type to
+    answer with, plus the seconds the run has left (None: no deadline), which
+    bound the call but are not part of the question (see the module docstring)."""
+
+    transcript: Transcript
+    output_type: type[AgentStep] = AgentStep
+    deadline_s: float | None = None
+
+    def hash(self, info: ModelInfo) -> str:
+        """:func:`request_hash` of this question put to ``info``'s model."""
+        return request_hash(info, self.transcript, self.output_type)
+
+
+# ModelAttempt field -> MODEL_CALL field: the one place the two are paired.
+_CALL_FIELDS: Mapping[str, str] = types.MappingProxyType(
+    {
+        "request_hash": "request_hash",
+        "call_attempt": "call_attempt",
+        "latency_ms": "latency_ms",
+        "status": "status",
+        "response_model": "gen_ai_response_model",
+        "response_id": "gen_ai_response_id",
+        "finish_reasons": "gen_ai_response_finish_reasons",
+        "input_tokens": "gen_ai_usage_input_tokens",
+        "output_tokens": "gen_ai_usage_output_tokens",
+        "error_type": "error_type",
+        "error_message": "error_message",
+        "output_json": "output_json",
+    }
+)
 
 
 class ModelAttempt(BaseModel):
@@ -85,9 +126,63 @@ class ModelAttempt(BaseModel):
     finish_reasons: tuple[str, ...] = ()
     input_tokens: int = 0
     output_tokens: int = 0
-    error_type: str | None = None
+    error_type: ErrorType | None = None
     error_message: str | None = None
     output_json: str | None = None
+
+    @classmethod
+    def failed(
+        cls,
+        request_hash: str,
+        error_type: AnyFailureKind,
+        message: str,
+        *,
+        call_attempt: int = 1,
+        latency_ms: float = 0.0,
+        **details: Any,
+    ) -> ModelAttempt:
+        """A failed try (``status="error"``); the message is cut to :data:`MAX_ERROR_TEXT`."""
+        return cls(
+            request_hash=request_hash,
+            call_attempt=call_attempt,
+            latency_ms=latency_ms,
+            status="error",
+            error_type=error_type,
+            error_message=message[:MAX_ERROR_TEXT],
+            **details,
+        )
+
+    def call_fields(self, info: ModelInfo) -> dict[str, Any]:
+        """The ``MODEL_CALL`` fields that record this try of ``info``'s model.
+
+        ``output_json`` must be JSON there: output that is not (the model wrote
+        prose or broken JSON) is kept wrapped as ``{"unparsed_output": ...}``.
+        """
+        fields = {call: getattr(self, name) for name, call in _CALL_FIELDS.items()}
+        fields["gen_ai_response_finish_reasons"] = list(self.finish_reasons)
+        fields["output_json"] = _json_or_wrapped(self.output_json)
+        fields.update(
+            gen_ai_provider_name=info.provider,
+            gen_ai_request_model=info.model,
+            gen_ai_request_temperature=info.temperature,
+            gen_ai_request_seed=info.seed,
+        )
+        return fields
+
+    @classmethod
+    def from_call(cls, call: ModelCall) -> ModelAttempt:
+        """The try a ``MODEL_CALL`` recorded, as the live model returned it."""
+        return cls(**{name: getattr(call, field) for name, field in _CALL_FIELDS.items()})
+
+
+def _json_or_wrapped(text: str | None) -> str | None:
+    if text is None:
+        return None
+    try:
+        json.loads(text)
+    except ValueError:
+        return canonical_json({"unparsed_output": text})
+    return text
 
 
 class ModelTurn(BaseModel):
@@ -115,20 +210,13 @@ class Model(Protocol):
     @property
     def info(self) -> ModelInfo: ...
 
-    async def next_step(
-        self,
-        transcript: Transcript,
-        output_type: type[AgentStep],
-        *,
-        deadline_s: float | None = None,
-    ) -> ModelTurn:
-        """Return the next step for ``transcript``. Never raises for model-side
+    async def next_step(self, request: ModelRequest) -> ModelTurn:
+        """Return the next step for ``request``. Never raises for model-side
         failures: they come back as attempts with ``status="error"`` and
         ``output=None``.
 
-        ``deadline_s`` is the number of seconds the run has left (None: no
-        deadline). A model that waits on anything honours it as the module
-        docstring says; a model that answers at once may ignore it.
+        A model that waits on anything honours ``request.deadline_s`` as the
+        module docstring says; a model that answers at once may ignore it.
         """
         ...
 

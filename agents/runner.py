@@ -30,14 +30,7 @@ from typing import Any, TypeVar
 
 from flightrec.agents.agent import Agent
 from flightrec.agents.context import RunContext
-from flightrec.agents.model import (
-    BUDGET_ERROR_TYPE,
-    Message,
-    Model,
-    ModelAttempt,
-    ModelTurn,
-    request_hash,
-)
+from flightrec.agents.model import Message, Model, ModelAttempt, ModelRequest, ModelTurn
 from flightrec.agents.steps import DecisionStep, ThoughtStep, ToolCallStep
 from flightrec.agents.transcript import (
     assistant_message,
@@ -45,7 +38,7 @@ from flightrec.agents.transcript import (
     tool_message,
     user_message,
 )
-from flightrec.contracts.errors import ReplayError
+from flightrec.contracts.errors import BudgetExceededError, ReplayError
 from flightrec.contracts.events import (
     CotEvent,
     CotEventBase,
@@ -59,15 +52,13 @@ from flightrec.contracts.events import (
     ToolResult,
     canonical_json,
 )
+from flightrec.contracts.failures import AnyFailureKind, FailureKind, failure_kind
 from flightrec.tools.base import ToolExecutor, ToolOutcome
 
 __all__ = ["run_agent"]
 
 E = TypeVar("E", bound=CotEventBase)
 
-_NOT_ALLOWED = "ToolNotAllowedError"
-_BAD_ARGUMENTS = "ToolArgumentsError"
-_BUDGET = BUDGET_ERROR_TYPE
 # How long past the run deadline the runner waits for a model before cutting it
 # off. The model is told the deadline and should return by it, with its tries;
 # this outer limit only catches a model that ignores it (a cut-off turn loses
@@ -109,53 +100,29 @@ class _Emitter:
         return event
 
 
-def _json_or_wrapped(text: str | None) -> str | None:
-    # MODEL_CALL.output_json must be JSON; output that is not (the model wrote
-    # prose or broken JSON) is kept, wrapped, so the record still shows it.
-    if text is None:
-        return None
-    try:
-        json.loads(text)
-    except ValueError:
-        return canonical_json({"unparsed_output": text})
-    return text
-
-
 def _model_call(em: _Emitter, model: Model, attempt: ModelAttempt) -> ModelCall:
-    info = model.info
     return em.make(
         ModelCall,
         span_id=em.ctx.new_span_id(),
         parent=em.run_span,
-        gen_ai_provider_name=info.provider,
-        gen_ai_request_model=info.model,
-        gen_ai_response_model=attempt.response_model,
-        gen_ai_request_temperature=info.temperature,
-        gen_ai_request_seed=info.seed,
-        gen_ai_response_id=attempt.response_id,
-        gen_ai_response_finish_reasons=list(attempt.finish_reasons),
-        gen_ai_usage_input_tokens=attempt.input_tokens,
-        gen_ai_usage_output_tokens=attempt.output_tokens,
-        request_hash=attempt.request_hash,
-        call_attempt=attempt.call_attempt,
-        latency_ms=attempt.latency_ms,
-        status=attempt.status,
-        error_type=attempt.error_type,
-        error_message=attempt.error_message,
-        output_json=_json_or_wrapped(attempt.output_json),
+        **attempt.call_fields(model.info),
     )
 
 
-def _budget_failure(agent: Agent, step: int, tokens: int, ctx: RunContext) -> str | None:
+def _check_budget(agent: Agent, step: int, tokens: int, ctx: RunContext) -> None:
+    """Raise :class:`BudgetExceededError` when a budget of the run is spent."""
     if step >= agent.max_steps:
-        return f"step budget exhausted: {step} of {agent.max_steps} steps used without a decision"
+        raise BudgetExceededError(
+            f"step budget exhausted: {step} of {agent.max_steps} steps used without a decision"
+        )
     if tokens >= agent.max_tokens:
-        return (
+        raise BudgetExceededError(
             f"token budget exhausted: {tokens} of {agent.max_tokens} tokens used without a decision"
         )
     if ctx.elapsed_s() >= agent.deadline_s:
-        return f"deadline exhausted: {agent.deadline_s:g} s passed without a decision"
-    return None
+        raise BudgetExceededError(
+            f"deadline exhausted: {agent.deadline_s:g} s passed without a decision"
+        )
 
 
 def _remaining_s(agent: Agent, ctx: RunContext) -> float:
@@ -172,31 +139,27 @@ async def _ask(agent: Agent, model: Model, transcript: list[Message], ctx: RunCo
     """
     started = time.monotonic()
     remaining = _remaining_s(agent, ctx)
+    request = ModelRequest(tuple(transcript), agent.output_type, deadline_s=remaining)
     safety_net = asyncio.timeout(remaining + _DEADLINE_GRACE_S)
-    error: tuple[str, str]
+    error: tuple[FailureKind, str]
     try:
         async with safety_net:
-            return await model.next_step(list(transcript), agent.output_type, deadline_s=remaining)
+            return await model.next_step(request)
     except ReplayError:
         raise
     except TimeoutError as exc:
         if safety_net.expired():
             error = (
-                _BUDGET,
+                FailureKind.BUDGET_EXCEEDED,
                 f"deadline of {agent.deadline_s:g} s reached while the model was answering "
                 "(it did not return by the deadline)",
             )
         else:
-            error = ("ModelUnavailableError", f"{type(exc).__name__}: {exc}")
+            error = (FailureKind.MODEL_UNAVAILABLE, f"{type(exc).__name__}: {exc}")
     except Exception as exc:  # a model must not raise; one that does is recorded, not fatal
-        error = ("ModelError", f"{type(exc).__name__}: {exc}")
-    attempt = ModelAttempt(
-        request_hash=request_hash(model.info, transcript, agent.output_type),
-        call_attempt=1,
-        latency_ms=(time.monotonic() - started) * 1000,
-        status="error",
-        error_type=error[0],
-        error_message=error[1][:2000],
+        error = (FailureKind.MODEL, f"{type(exc).__name__}: {exc}")
+    attempt = ModelAttempt.failed(
+        request.hash(model.info), *error, latency_ms=(time.monotonic() - started) * 1000
     )
     return ModelTurn(output=None, attempts=(attempt,))
 
@@ -213,7 +176,7 @@ async def _call_tool(
     if arguments is None:
         return ToolOutcome(
             status="error",
-            error_type=_BAD_ARGUMENTS,
+            error_type=FailureKind.TOOL_ARGUMENTS,
             error_message="arguments_json is not a JSON object",
         )
     if step.tool not in agent.tools and step.tool in tools.allowed:
@@ -221,7 +184,7 @@ async def _call_tool(
         # it (a wiring mistake): refuse here rather than trust the toolset alone.
         return ToolOutcome(
             status="error",
-            error_type=_NOT_ALLOWED,
+            error_type=FailureKind.TOOL_NOT_ALLOWED,
             error_message=f"tool {step.tool!r} is not on agent {agent.name}'s allow-list",
         )
     started = time.monotonic()
@@ -232,7 +195,7 @@ async def _call_tool(
     except ReplayError:
         raise
     except TimeoutError as exc:
-        kind = _BUDGET if deadline.expired() else "ToolTimeoutError"
+        kind = FailureKind.BUDGET_EXCEEDED if deadline.expired() else FailureKind.TOOL_TIMEOUT
         message = (
             "run deadline reached while the tool was running" if deadline.expired() else str(exc)
         )
@@ -245,7 +208,7 @@ async def _call_tool(
     except Exception as exc:  # an executor must not raise; one that does is recorded
         return ToolOutcome(
             status="error",
-            error_type=type(exc).__name__,
+            error_type=failure_kind(exc),
             error_message=str(exc)[:2000],
             latency_ms=(time.monotonic() - started) * 1000,
         )
@@ -259,19 +222,19 @@ def _parse_arguments(text: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _model_failure(turn: ModelTurn) -> tuple[str, str, bool]:
+def _model_failure(turn: ModelTurn) -> tuple[AnyFailureKind, str, bool]:
     """(error type, reason, retryable) of a turn that produced no step."""
     if not turn.attempts:
-        return "ModelError", "the model returned no attempt and no step", False
+        return FailureKind.MODEL, "the model returned no attempt and no step", False
     last = turn.attempts[-1]
-    error_type = last.error_type or "ModelError"
-    detail = f"{error_type}: {last.error_message}" if last.error_message else error_type
-    if error_type == _BUDGET:
-        return _BUDGET, detail, False
+    error_type = last.error_type or FailureKind.MODEL
+    detail = f"{error_type}: {last.error_message}" if last.error_message else str(error_type)
+    if error_type == FailureKind.BUDGET_EXCEEDED:
+        return error_type, detail, False
     reason = (
         f"model produced no valid step after {len(turn.attempts)} attempt(s); last error {detail}"
     )
-    return error_type, reason, error_type == "ModelUnavailableError"
+    return error_type, reason, error_type == FailureKind.MODEL_UNAVAILABLE
 
 
 def _invalid_decision(step: DecisionStep) -> str | None:
@@ -327,7 +290,7 @@ async def run_agent(
         ),
     )
 
-    def fail(error_type: str, reason: str, retryable: bool = False) -> list[CotEvent]:
+    def fail(error_type: AnyFailureKind, reason: str, retryable: bool = False) -> list[CotEvent]:
         return [
             em.make(
                 Decision,
@@ -347,9 +310,10 @@ async def run_agent(
     ]
 
     while True:
-        budget = _budget_failure(agent, em.step, tokens_in + tokens_out, ctx)
-        if budget is not None:
-            for event in fail(_BUDGET, budget):
+        try:
+            _check_budget(agent, em.step, tokens_in + tokens_out, ctx)
+        except BudgetExceededError as exc:
+            for event in fail(failure_kind(exc), exc.message, exc.retryable):
                 yield event
             return
 
@@ -399,20 +363,20 @@ async def run_agent(
                 latency_ms=outcome.latency_ms,
             )
             transcript.append(tool_message(step.tool, call_id, outcome))
-            if outcome.error_type == _NOT_ALLOWED:
+            if outcome.error_type == FailureKind.TOOL_NOT_ALLOWED:
                 refusals += 1
                 if refusals >= agent.max_tool_refusals:
                     reason = (
                         f"the model proposed tools outside the allow-list {refusals} times "
                         f"(last: {step.tool!r})"
                     )
-                    for event in fail(_NOT_ALLOWED, reason):
+                    for event in fail(FailureKind.TOOL_NOT_ALLOWED, reason):
                         yield event
                     return
         else:
             invalid = _invalid_decision(step)
             if invalid is not None:
-                for event in fail("ModelOutputError", invalid):
+                for event in fail(FailureKind.MODEL_OUTPUT, invalid):
                     yield event
                 return
             yield em.make(

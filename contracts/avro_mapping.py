@@ -30,7 +30,7 @@ from flightrec.contracts.events import (
     Thought,
     ToolCall,
     ToolResult,
-    cot_event_adapter,
+    read_cot_event,
 )
 
 __all__ = [
@@ -113,7 +113,7 @@ def cot_from_avro(datum: Mapping[str, Any]) -> CotEvent:
     payload = datum.get(_PAYLOAD_FIELDS[kind]) or {}
     data.update(payload)
     data["kind"] = kind
-    return cot_event_adapter.validate_python(data)
+    return read_cot_event(data)
 
 
 # ------------------------------------------------------------------ business

@@ -13,7 +13,7 @@ retrying the same operation can help (``retryable``)::
     ├── RegistryError                the schema registry answered with an error
     │   └── RegistryUnavailableError unreachable after bounded retries (retryable)
     ├── StackError                   the local stack cannot start / is missing a tool
-    ├── ToolError                    a tool call failed (recorded as an outcome, not raised)
+    ├── ToolError                    a tool call failed (the toolset records it as an outcome)
     │   ├── ToolNotAllowedError      outside the agent's allow-list (terminal)
     │   ├── ToolArgumentsError       arguments failed validation (terminal)
     │   ├── ToolTimeoutError         the per-tool timeout expired (retryable)
@@ -28,6 +28,11 @@ retrying the same operation can help (``retryable``)::
         ├── TraceNotFoundError       no such trace or application
         ├── ChainBrokenError         hash chain verification failed (event, reason)
         └── DivergenceError          replay diverged from the recording (step, expected, actual)
+
+``ToolError``, ``ModelError`` (with their subclasses) and ``BudgetExceededError``
+are also the failure kinds a CoT event records in ``error_type``: one
+:class:`~flightrec.contracts.failures.FailureKind` member each, named after the
+class. Adding a class under them adds a kind (a test keeps the two in step).
 """
 
 from __future__ import annotations

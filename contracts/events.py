@@ -11,6 +11,12 @@ Model call fields use the OpenTelemetry GenAI names with ``.`` replaced by ``_``
 cannot contain dots. The envelope's optional ``gen_ai`` (:class:`GenAiRef`) holds
 the same model data, nested, for a step whose kind has no field of its own for
 it (a ``TOOL_CALL`` imported from a log record that names its model).
+
+``error_type`` (``MODEL_CALL``, ``TOOL_RESULT``, ``RUN_FAILED``) is one of the
+closed set :class:`~flightrec.contracts.failures.FailureKind`: building an event
+with any other text fails. Readers of recorded events validate with
+:data:`~flightrec.contracts.failures.RECORDED` (see :func:`read_cot_event`), so
+a value recorded before the set was closed is read back verbatim.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
+
+from flightrec.contracts.failures import RECORDED, ErrorType
 
 __all__ = [
     "COT_KINDS",
@@ -43,6 +51,7 @@ __all__ = [
     "ToolResult",
     "canonical_json",
     "cot_event_adapter",
+    "read_cot_event",
     "utc_micros",
 ]
 
@@ -184,7 +193,7 @@ class ModelCall(CotEventBase):
     call_attempt: int = Field(default=1, ge=1, description="1 for the first try, 2.. for retries")
     latency_ms: float = Field(ge=0)
     status: Literal["ok", "error"] = "ok"
-    error_type: str | None = None
+    error_type: ErrorType | None = None
     error_message: str | None = None
     output_json: JsonText | None = Field(default=None, description="the full structured output")
 
@@ -214,7 +223,7 @@ class ToolResult(CotEventBase):
     call_id: str
     status: Literal["ok", "error"]
     result_json: JsonText | None = None
-    error_type: str | None = None
+    error_type: ErrorType | None = None
     error_message: str | None = None
     retryable: bool = False
     latency_ms: float = Field(ge=0)
@@ -235,7 +244,7 @@ class RunFailed(CotEventBase):
     """The run could not finish normally; ``reason`` says why (budget, model, tool...)."""
 
     kind: Literal["RUN_FAILED"] = "RUN_FAILED"
-    error_type: str
+    error_type: ErrorType
     reason: str
     retryable: bool = False
 
@@ -266,6 +275,16 @@ def _kind(model: type[CotEventBase]) -> str:
 
 TERMINAL_KINDS: frozenset[str] = frozenset(_kind(m) for m in (RunCompleted, RunFailed))
 """Kinds that end an attempt: the last event of every run that was not interrupted."""
+
+
+def read_cot_event(data: Any) -> CotEvent:
+    """A recorded CoT event from its fields (a mapping) or its JSON text.
+
+    Validates like any event, except that an ``error_type`` outside the closed
+    set is kept verbatim (records written before the set was closed)."""
+    if isinstance(data, str | bytes):
+        return cot_event_adapter.validate_json(data, context=RECORDED)
+    return cot_event_adapter.validate_python(data, context=RECORDED)
 
 
 # --------------------------------------------------------------------- business

@@ -69,7 +69,7 @@ from flightrec.contracts.events import (
     CotEventBase,
     GenAiRef,
     canonical_json,
-    cot_event_adapter,
+    read_cot_event,
 )
 
 __all__ = [
@@ -319,7 +319,7 @@ def from_log_record(record: LogRecord) -> CotEvent:
             f"a {record.interaction_type} log record needs {', '.join(missing)}: "
             "the record shape has no place for them, and no flightrec extension gives them"
         )
-    return cot_event_adapter.validate_python(data)
+    return read_cot_event(data)
 
 
 def _place_gen_ai(model: type[CotEventBase], record: LogRecord, data: dict[str, Any]) -> None:

@@ -7,9 +7,9 @@ recorded ``request_hash`` (same model, sampling, messages and output type). A
 different request, or a request past the end of the recording, raises
 :class:`~flightrec.contracts.errors.DivergenceError` naming the step.
 
-The run deadline (``deadline_s``) is not part of the request and is ignored: a
-turn the live model cut short at the deadline is served as recorded, its tries
-and its closing ``BudgetExceededError`` attempt included.
+The run deadline (``ModelRequest.deadline_s``) is not part of what is asked
+and is ignored: a turn the live model cut short at the deadline is served as
+recorded, its tries and its closing ``BudgetExceededError`` attempt included.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from flightrec.agents.model import ModelAttempt, ModelInfo, ModelTurn, Transcript, request_hash
+from flightrec.agents.model import ModelAttempt, ModelInfo, ModelRequest, ModelTurn, Transcript
 from flightrec.agents.steps import AgentStep
 from flightrec.contracts.errors import DivergenceError
 from flightrec.contracts.events import CotEventBase, ModelCall, RunStarted
@@ -43,23 +43,7 @@ class RecordedTurn:
 
     def to_turn(self) -> ModelTurn:
         """The ``ModelTurn`` the live model returned, rebuilt from the record."""
-        attempts = tuple(
-            ModelAttempt(
-                request_hash=c.request_hash,
-                call_attempt=c.call_attempt,
-                latency_ms=c.latency_ms,
-                status=c.status,
-                response_model=c.gen_ai_response_model,
-                response_id=c.gen_ai_response_id,
-                finish_reasons=tuple(c.gen_ai_response_finish_reasons),
-                input_tokens=c.gen_ai_usage_input_tokens,
-                output_tokens=c.gen_ai_usage_output_tokens,
-                error_type=c.error_type,
-                error_message=c.error_message,
-                output_json=c.output_json,
-            )
-            for c in self.calls
-        )
+        attempts = tuple(ModelAttempt.from_call(c) for c in self.calls)
         output: AgentStep | None = None
         last = self.calls[-1]
         if last.status == "ok" and last.output_json is not None:
@@ -130,16 +114,11 @@ class ReplayModel:
         """Recorded turns not asked for (a shorter replay is also a divergence)."""
         return len(self._turns) - self._next
 
-    async def next_step(
-        self,
-        transcript: Transcript,
-        output_type: type[AgentStep],
-        *,
-        deadline_s: float | None = None,
-    ) -> ModelTurn:
-        """The next recorded turn, if the request matches the recorded one
-        (``deadline_s`` is ignored: the record already holds what time allowed)."""
-        actual_hash = request_hash(self._info, transcript, output_type)
+    async def next_step(self, request: ModelRequest) -> ModelTurn:
+        """The next recorded turn, if the request matches the recorded one (the
+        deadline is ignored: the record already holds what time allowed)."""
+        actual_hash = request.hash(self._info)
+        transcript = request.transcript
         if self._next >= len(self._turns):
             raise DivergenceError(
                 "replay asked the model for more than the recording holds",

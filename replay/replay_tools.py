@@ -8,7 +8,8 @@ Two modes:
 * ``lenient`` (re-evaluation under a candidate model / prompt / agent): a call
   that matches a not-yet-used recorded call (same tool, same arguments) gets the
   recorded result; any other call goes to ``live`` when live tools are enabled,
-  else it is answered with a ``ToolUnavailable`` error outcome, so the
+  else it is answered with a ``ToolUnavailable`` error outcome
+  (``FailureKind.TOOL_UNAVAILABLE``), so the
   candidate sees (and records) that the answer is unknown rather than invented.
 
 Tool descriptions (``describe``) come from the agent's real toolset, because the
@@ -25,12 +26,10 @@ from typing import Any, Literal
 
 from flightrec.contracts.errors import DivergenceError
 from flightrec.contracts.events import CotEventBase, ToolCall, ToolResult, canonical_json
+from flightrec.contracts.failures import FailureKind
 from flightrec.tools.base import ToolExecutor, ToolOutcome
 
-__all__ = ["TOOL_UNAVAILABLE", "RecordedToolCall", "ReplayToolset", "recorded_tool_calls"]
-
-TOOL_UNAVAILABLE = "ToolUnavailable"
-"""``error_type`` of the outcome given to a call the recording cannot answer."""
+__all__ = ["RecordedToolCall", "ReplayToolset", "recorded_tool_calls"]
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,7 @@ class RecordedToolCall:
         if result is None:
             return ToolOutcome(
                 status="error",
-                error_type=TOOL_UNAVAILABLE,
+                error_type=FailureKind.TOOL_UNAVAILABLE,
                 error_message="the recording holds no result for this call",
             )
         payload = json.loads(result.result_json) if result.result_json is not None else None
@@ -179,7 +178,7 @@ class ReplayToolset:
         self.unavailable_calls += 1
         return ToolOutcome(
             status="error",
-            error_type=TOOL_UNAVAILABLE,
+            error_type=FailureKind.TOOL_UNAVAILABLE,
             error_message=(
                 f"{tool} was not called with these arguments in the recorded run "
                 "and live tools are disabled"

@@ -8,6 +8,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from flightrec.contracts.failures import ErrorType
+
 __all__ = ["ToolExecutor", "ToolOutcome"]
 
 
@@ -18,7 +20,7 @@ class ToolOutcome(BaseModel):
 
     status: Literal["ok", "error"]
     result: dict[str, Any] | None = None
-    error_type: str | None = None
+    error_type: ErrorType | None = None
     error_message: str | None = None
     retryable: bool = False
     latency_ms: float = Field(default=0.0, ge=0)

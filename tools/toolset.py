@@ -13,7 +13,8 @@ One call goes through, in order:
    sees it.
 
 Every failure of the tool is returned as ``ToolOutcome(status="error")`` with the
-exception's class name and retry hint; ``call`` raises only on cancellation.
+exception's failure kind (``failure_kind``: ``UnexpectedError`` for an exception
+that is not one of ours) and retry hint; ``call`` raises only on cancellation.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from flightrec.contracts.errors import (
     ToolNotAllowedError,
     ToolTimeoutError,
 )
+from flightrec.contracts.failures import failure_kind
 from flightrec.contracts.substitution import Substitution
 from flightrec.tools.base import ToolOutcome
 from flightrec.tools.spec import ToolSpec
@@ -195,7 +197,7 @@ class Toolset:
             retryable = spec.retryable if spec is not None else False
         return ToolOutcome(
             status="error",
-            error_type=type(exc).__name__,
+            error_type=failure_kind(exc),
             error_message=swap.conceal_text(str(exc) or type(exc).__name__),
             retryable=retryable,
             latency_ms=_ms_since(started),

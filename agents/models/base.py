@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from flightrec.agents.model import ModelAttempt, ModelInfo, ModelTurn, Transcript, request_hash
+from typing import Any
+
+from flightrec.agents.model import ModelAttempt, ModelInfo, ModelRequest, ModelTurn, Transcript
 from flightrec.agents.steps import AgentStep, DecisionStep, ThoughtStep, ToolCallStep
 from flightrec.contracts.events import canonical_json
+from flightrec.contracts.failures import FailureKind
 
 __all__ = [
     "StepLike",
@@ -37,8 +40,7 @@ def as_agent_step(step: StepLike) -> AgentStep:
 
 def ok_turn(
     info: ModelInfo,
-    transcript: Transcript,
-    output_type: type[AgentStep],
+    request: ModelRequest,
     step: StepLike,
     *,
     response_id: str | None = None,
@@ -47,15 +49,13 @@ def ok_turn(
     """A one-attempt successful turn with estimated token usage."""
     output = as_agent_step(step)
     text = canonical_json(output.model_dump(mode="json"))
-    attempt = ModelAttempt(
-        request_hash=request_hash(info, transcript, output_type),
-        call_attempt=1,
-        latency_ms=latency_ms,
+    attempt = _attempt(
+        info,
+        request,
+        latency_ms,
         status="ok",
-        response_model=info.model,
         response_id=response_id,
         finish_reasons=("stop",),
-        input_tokens=transcript_tokens(transcript),
         output_tokens=estimate_tokens(text),
         output_json=text,
     )
@@ -64,22 +64,28 @@ def ok_turn(
 
 def error_turn(
     info: ModelInfo,
-    transcript: Transcript,
-    output_type: type[AgentStep],
-    error_type: str,
+    request: ModelRequest,
+    error_type: FailureKind,
     message: str,
     *,
     latency_ms: float = 0.0,
 ) -> ModelTurn:
     """A one-attempt failed turn (``output=None``)."""
-    attempt = ModelAttempt(
-        request_hash=request_hash(info, transcript, output_type),
-        call_attempt=1,
-        latency_ms=latency_ms,
-        status="error",
-        response_model=info.model,
-        input_tokens=transcript_tokens(transcript),
-        error_type=error_type,
-        error_message=message,
+    attempt = _attempt(
+        info, request, latency_ms, status="error", error_type=error_type, error_message=message
     )
     return ModelTurn(output=None, attempts=(attempt,))
+
+
+def _attempt(
+    info: ModelInfo, request: ModelRequest, latency_ms: float, **outcome: Any
+) -> ModelAttempt:
+    # Offline models answer at the first try; input tokens are estimated from the prompt.
+    return ModelAttempt(
+        request_hash=request.hash(info),
+        call_attempt=1,
+        latency_ms=latency_ms,
+        response_model=info.model,
+        input_tokens=transcript_tokens(request.transcript),
+        **outcome,
+    )

@@ -3,21 +3,24 @@
 openai's ``AsyncOpenAI`` runs with ``max_retries=0`` and an explicit timeout:
 the client's own retries are invisible, and every try must be recorded as a
 ``MODEL_CALL``. So this class retries itself and returns each try as a
-:class:`~flightrec.agents.model.ModelAttempt`:
+:class:`~flightrec.agents.model.ModelAttempt`. A failed try raises the error
+class that says what to do next, and is recorded with its failure kind:
 
-* 429, 408, 409, 5xx, timeouts and connection errors: back off (honouring
-  ``retry-after-ms`` / ``retry-after``, capped) and retry, up to ``max_retries``;
-* output that fails validation, or is cut off (``finish_reason="length"``):
-  the error is fed back to the model as a message and it tries again, up to
-  ``max_output_retries``;
-* a refusal (``message.refusal`` set, ``parsed`` None, no exception), a content
-  filter stop, or any other 4xx: terminal.
+* 429, 408, 409, 5xx, timeouts and connection errors (``ModelUnavailableError``):
+  back off (honouring ``retry-after-ms`` / ``retry-after``, capped) and retry,
+  up to ``max_retries``;
+* output that fails validation, or is cut off (``finish_reason="length"``)
+  (``ModelOutputError``): the error is fed back to the model as a message and it
+  tries again, up to ``max_output_retries``;
+* a refusal (``message.refusal`` set, ``parsed`` None, no exception) or a
+  content filter stop (``ModelRefusalError``), or any other 4xx (``ModelError``):
+  terminal.
 
 When the budget runs out the turn has ``output=None`` and the runner ends the
 run with REFER and ``RUN_FAILED``.
 
-The run deadline (``deadline_s``, seconds left when ``next_step`` is called)
-bounds the turn from inside: each request's timeout is the smaller of
+The run deadline (``ModelRequest.deadline_s``, seconds left when ``next_step``
+is called) bounds the turn from inside: each request's timeout is the smaller of
 ``timeout_s`` and the time left (and the request is cut off at the deadline
 whatever the transport does), and no retry starts once the deadline has passed
 or its backoff would end after it. Such a turn returns the tries it made, each
@@ -37,29 +40,35 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import openai
 from openai.types.chat import ChatCompletionMessageParam
 from pydantic import ValidationError
 
 from flightrec.agents.model import (
-    BUDGET_ERROR_TYPE,
+    MAX_ERROR_TEXT,
     Message,
     ModelAttempt,
     ModelInfo,
+    ModelRequest,
     ModelTurn,
-    Transcript,
     request_hash,
 )
 from flightrec.agents.steps import AgentStep
+from flightrec.contracts.errors import (
+    ModelError,
+    ModelOutputError,
+    ModelRefusalError,
+    ModelUnavailableError,
+)
 from flightrec.contracts.events import canonical_json
+from flightrec.contracts.failures import FailureKind, failure_kind
 from flightrec.contracts.settings import Settings
 
 __all__ = ["OpenAIModel", "retry_after_s"]
 
 _TRANSIENT_STATUS = frozenset({408, 409, 429})
-_MAX_ERROR_TEXT = 2000
 
 
 def retry_after_s(headers: Mapping[str, str] | None) -> float | None:
@@ -208,28 +217,23 @@ class OpenAIModel:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    def _backoff_s(self, transient_failures: int, headers: Mapping[str, str] | None) -> float:
-        asked = retry_after_s(headers)
+    def _backoff_s(self, transient_failures: int, asked: float | None) -> float:
         if asked is None:
             asked = self._backoff_base_s * 2 ** (transient_failures - 1)
         return min(asked, self._backoff_cap_s)
 
-    async def next_step(
-        self,
-        transcript: Transcript,
-        output_type: type[AgentStep],
-        *,
-        deadline_s: float | None = None,
-    ) -> ModelTurn:
+    async def next_step(self, request: ModelRequest) -> ModelTurn:
         """Ask for one step; every try comes back as an attempt (see the module docstring).
 
-        ``deadline_s``: seconds the run has left; None means only ``timeout_s``
-        and the retry counts bound the turn.
+        Without ``request.deadline_s`` only ``timeout_s`` and the retry counts
+        bound the turn.
         """
         # The deadline on this process's monotonic clock, fixed once: the time
         # spent in requests and backoffs counts against it.
+        deadline_s = request.deadline_s
         until = None if deadline_s is None else time.monotonic() + max(0.0, deadline_s)
-        conversation: list[Message] = list(transcript)
+        output_type = request.output_type
+        conversation: list[Message] = list(request.transcript)
         attempts: list[ModelAttempt] = []
         transient = output_failures = 0
         while True:
@@ -244,32 +248,14 @@ class OpenAIModel:
                 )
                 return ModelTurn(output=None, attempts=tuple(attempts))
             started = time.monotonic()
-            result = await self._once(conversation, output_type, left)
-            latency = (time.monotonic() - started) * 1000
-            attempt = ModelAttempt(
-                request_hash=rhash,
-                call_attempt=number,
-                latency_ms=latency,
-                status="ok" if result.output is not None else "error",
-                response_model=result.reply.response_model,
-                response_id=result.reply.response_id,
-                finish_reasons=result.reply.finish_reasons,
-                input_tokens=result.reply.input_tokens,
-                output_tokens=result.reply.output_tokens,
-                error_type=result.error_type,
-                error_message=None if result.error is None else result.error[:_MAX_ERROR_TEXT],
-                output_json=(
-                    canonical_json(result.output.model_dump(mode="json"))
-                    if result.output is not None
-                    else result.reply.content
-                ),
-            )
-            attempts.append(attempt)
-            if result.output is not None:
-                return ModelTurn(output=result.output, attempts=tuple(attempts))
-            if result.kind == "transient" and transient < self._max_retries:
+            tried = await self._once(conversation, output_type, left)
+            attempts.append(tried.attempt(rhash, number, (time.monotonic() - started) * 1000))
+            error = tried.error
+            if tried.output is not None or error is None:
+                return ModelTurn(output=tried.output, attempts=tuple(attempts))
+            if isinstance(error, ModelUnavailableError) and transient < self._max_retries:
                 transient += 1
-                delay = self._backoff_s(transient, result.headers)
+                delay = self._backoff_s(transient, tried.retry_after_s)
                 left = _left_s(until)
                 if left is not None and delay >= left:
                     # Waiting would only end the run later with nothing more to
@@ -285,16 +271,16 @@ class OpenAIModel:
                     return ModelTurn(output=None, attempts=tuple(attempts))
                 await self._sleep(delay)
                 continue
-            if result.kind == "output" and output_failures < self._max_output_retries:
+            if isinstance(error, ModelOutputError) and output_failures < self._max_output_retries:
                 output_failures += 1
                 # Show the model its own answer and what was wrong with it.
-                if result.reply.content:
-                    conversation.append(Message(role="assistant", content=result.reply.content))
+                if tried.reply.content:
+                    conversation.append(Message(role="assistant", content=tried.reply.content))
                 conversation.append(
                     Message(
                         role="user",
                         content=(
-                            f"Your previous answer was not a valid step ({result.error}). "
+                            f"Your previous answer was not a valid step ({error.message}). "
                             "Answer again with exactly one step that matches the schema."
                         ),
                     )
@@ -304,7 +290,27 @@ class OpenAIModel:
 
     async def _once(
         self, conversation: list[Message], output_type: type[AgentStep], left_s: float | None
-    ) -> _Result:
+    ) -> _Try:
+        """One request; a failure is kept as the :class:`ModelError` it raised."""
+        tried = _Try()
+        try:
+            await self._request(conversation, output_type, left_s, tried)
+        except ModelError as exc:
+            tried.error = exc
+        return tried
+
+    async def _request(
+        self,
+        conversation: list[Message],
+        output_type: type[AgentStep],
+        left_s: float | None,
+        tried: _Try,
+    ) -> None:
+        """Send one request and put its reply and step in ``tried``.
+
+        Raises ``ModelUnavailableError`` (transient: retry), ``ModelOutputError``
+        (feed back), ``ModelRefusalError`` or ``ModelError`` (terminal).
+        """
         timeout = self._timeout_s if left_s is None else min(self._timeout_s, left_s)
         # The client's timeout applies per phase (connect, read, ...); this one
         # makes the run deadline a hard end for the whole request.
@@ -325,46 +331,37 @@ class OpenAIModel:
                 if deadline.expired()
                 else f"timeout: {type(exc).__name__}: {exc}"
             )
-            return _Result.failed("transient", "ModelUnavailableError", why)
+            raise ModelUnavailableError(why) from None
         except openai.APITimeoutError as exc:
-            return _Result.failed("transient", "ModelUnavailableError", f"timeout: {exc}")
+            raise ModelUnavailableError(f"timeout: {exc}") from None
         except openai.APIConnectionError as exc:
-            return _Result.failed("transient", "ModelUnavailableError", f"connection: {exc}")
+            raise ModelUnavailableError(f"connection: {exc}") from None
         except openai.APIStatusError as exc:
             status = exc.status_code
-            kind = "transient" if status in _TRANSIENT_STATUS or status >= 500 else "terminal"
-            error_type = "ModelUnavailableError" if kind == "transient" else "ModelError"
-            headers = dict(exc.response.headers.items())
-            return _Result.failed(
-                kind, error_type, f"HTTP {status} {type(exc).__name__}: {exc.message}", headers
-            )
-        reply = _Reply.of(raw.text)
+            refused = f"HTTP {status} {type(exc).__name__}: {exc.message}"
+            if status in _TRANSIENT_STATUS or status >= 500:
+                tried.retry_after_s = retry_after_s(dict(exc.response.headers.items()))
+                raise ModelUnavailableError(refused, status=status) from None
+            raise ModelError(refused, status=status) from None
+        tried.reply = _Reply.of(raw.text)
         try:
             completion = raw.parse()
         except openai.LengthFinishReasonError:
-            return _Result.failed(
-                "output", "ModelOutputError", "output cut off at the length limit", reply=reply
-            )
+            raise ModelOutputError("output cut off at the length limit") from None
         except openai.ContentFilterFinishReasonError:
-            return _Result.failed(
-                "terminal", "ModelRefusalError", "stopped by the content filter", reply=reply
-            )
+            raise ModelRefusalError("stopped by the content filter") from None
         except ValidationError as exc:
-            return _Result.failed("output", "ModelOutputError", _validation_text(exc), reply=reply)
+            raise ModelOutputError(_validation_text(exc)) from None
         except ValueError as exc:  # body that is not a completion at all
-            return _Result.failed("output", "ModelOutputError", str(exc), reply=reply)
+            raise ModelOutputError(str(exc)) from None
         if not completion.choices:
-            return _Result.failed(
-                "output", "ModelOutputError", "no choices in the response", reply=reply
-            )
+            raise ModelOutputError("no choices in the response")
         message = completion.choices[0].message
         if message.refusal:
-            return _Result.failed(
-                "terminal", "ModelRefusalError", f"refusal: {message.refusal}", reply=reply
-            )
+            raise ModelRefusalError(f"refusal: {message.refusal}")
         if message.parsed is None:
-            return _Result.failed("output", "ModelOutputError", "empty output", reply=reply)
-        return _Result(kind="ok", reply=reply, output=message.parsed)
+            raise ModelOutputError("empty output")
+        tried.output = message.parsed
 
 
 def _left_s(until: float | None) -> float | None:
@@ -375,37 +372,36 @@ def _left_s(until: float | None) -> float | None:
 def _budget_attempt(rhash: str, number: int, why: str) -> ModelAttempt:
     # No request was sent: no latency, no tokens. The hash is that of the
     # request that would have been sent, as for any other try.
-    return ModelAttempt(
-        request_hash=rhash,
-        call_attempt=number,
-        latency_ms=0.0,
-        status="error",
-        error_type=BUDGET_ERROR_TYPE,
-        error_message=why,
-    )
+    return ModelAttempt.failed(rhash, FailureKind.BUDGET_EXCEEDED, why, call_attempt=number)
 
 
 @dataclass
-class _Result:
-    """One try, classified: ok, transient (back off), output (feed back) or terminal."""
+class _Try:
+    """One request: what its body said, and the step or the error it ended with."""
 
-    kind: str
-    reply: _Reply
+    reply: _Reply = field(default_factory=_Reply)
     output: AgentStep | None = None
-    error_type: str | None = None
-    error: str | None = None
-    headers: dict[str, str] | None = None
+    error: ModelError | None = None
+    retry_after_s: float | None = None
 
-    @classmethod
-    def failed(
-        cls,
-        kind: str,
-        error_type: str,
-        error: str,
-        headers: dict[str, str] | None = None,
-        *,
-        reply: _Reply | None = None,
-    ) -> _Result:
-        return cls(
-            kind=kind, reply=reply or _Reply(), error_type=error_type, error=error, headers=headers
+    def attempt(self, rhash: str, number: int, latency_ms: float) -> ModelAttempt:
+        """The try as the turn returns it."""
+        error = self.error
+        return ModelAttempt(
+            request_hash=rhash,
+            call_attempt=number,
+            latency_ms=latency_ms,
+            status="ok" if self.output is not None else "error",
+            response_model=self.reply.response_model,
+            response_id=self.reply.response_id,
+            finish_reasons=self.reply.finish_reasons,
+            input_tokens=self.reply.input_tokens,
+            output_tokens=self.reply.output_tokens,
+            error_type=None if error is None else failure_kind(error),
+            error_message=None if error is None else error.message[:MAX_ERROR_TEXT],
+            output_json=(
+                canonical_json(self.output.model_dump(mode="json"))
+                if self.output is not None
+                else self.reply.content
+            ),
         )

@@ -28,9 +28,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from flightrec.agents.model import ModelInfo, ModelTurn, Transcript, request_hash
+from flightrec.agents.model import ModelInfo, ModelRequest, ModelTurn, Transcript
 from flightrec.agents.models.base import StepLike, ok_turn
-from flightrec.agents.steps import AgentStep, DecisionStep, ThoughtStep, ToolCallStep
+from flightrec.agents.steps import DecisionStep, ThoughtStep, ToolCallStep
 from flightrec.agents.transcript import read_application, read_steps, read_tool_results
 from flightrec.contracts.events import DecisionOutcome, canonical_json
 
@@ -203,22 +203,14 @@ class PolicyModel:
         """Provider ``flightrec``, model ``policy-model-1``, the policy profile."""
         return self._info
 
-    async def next_step(
-        self,
-        transcript: Transcript,
-        output_type: type[AgentStep],
-        *,
-        deadline_s: float | None = None,
-    ) -> ModelTurn:
-        """The next underwriting step for ``transcript`` (computed at once, so
-        ``deadline_s`` needs no handling)."""
+    async def next_step(self, request: ModelRequest) -> ModelTurn:
+        """The next underwriting step for the request's transcript (computed at
+        once, so the deadline needs no handling)."""
         started = time.perf_counter()
-        step = self.plan(transcript)
-        response_id = "policy-" + request_hash(self._info, transcript, output_type)[:16]
+        step = self.plan(request.transcript)
+        response_id = "policy-" + request.hash(self._info)[:16]
         latency = (time.perf_counter() - started) * 1000
-        return ok_turn(
-            self._info, transcript, output_type, step, response_id=response_id, latency_ms=latency
-        )
+        return ok_turn(self._info, request, step, response_id=response_id, latency_ms=latency)
 
     def plan(self, transcript: Transcript) -> StepLike:
         """The step the policy calls for, given what the transcript holds."""

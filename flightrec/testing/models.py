@@ -11,10 +11,10 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeAlias
 
-from flightrec.agents.model import Message, ModelInfo, ModelTurn, Transcript
+from flightrec.agents.model import Message, ModelInfo, ModelRequest, ModelTurn, Transcript
 from flightrec.agents.models.base import StepLike, error_turn, ok_turn
-from flightrec.agents.steps import AgentStep
 from flightrec.contracts.errors import ModelError
+from flightrec.contracts.failures import FailureKind, failure_kind
 
 __all__ = ["FunctionModel", "ScriptEntry", "ScriptedModel"]
 
@@ -22,10 +22,11 @@ ScriptEntry: TypeAlias = StepLike | ModelTurn | BaseException
 """One scripted answer: a step, a whole turn (to script retries), or an error."""
 
 
-def _error_type(exc: BaseException) -> str:
-    # Our own model errors keep their class name; anything else is reported as
-    # a generic model error carrying the original class in the message.
-    return type(exc).__name__ if isinstance(exc, ModelError) else "ModelError"
+def _failed_turn(info: ModelInfo, request: ModelRequest, exc: BaseException) -> ModelTurn:
+    # Our own model errors keep their kind; anything else is reported as a
+    # generic model error. The message names the original class either way.
+    kind = failure_kind(exc) if isinstance(exc, ModelError) else FailureKind.MODEL
+    return error_turn(info, request, kind, f"{type(exc).__name__}: {exc}")
 
 
 class ScriptedModel:
@@ -34,7 +35,7 @@ class ScriptedModel:
     A step becomes a successful one-attempt turn; an exception becomes a failed
     attempt (``output=None``); a ``ModelTurn`` is returned as is. Past the end
     of the script every call fails with ``ModelOutputError``. ``requests`` keeps
-    every transcript received and ``deadlines`` every ``deadline_s``, for
+    every transcript received and ``deadlines`` every request's ``deadline_s``, for
     assertions. It answers at once, so it has no use for the deadline itself.
     """
 
@@ -57,28 +58,20 @@ class ScriptedModel:
         """Scripted entries not served yet."""
         return len(self._script) - self._next
 
-    async def next_step(
-        self,
-        transcript: Transcript,
-        output_type: type[AgentStep],
-        *,
-        deadline_s: float | None = None,
-    ) -> ModelTurn:
+    async def next_step(self, request: ModelRequest) -> ModelTurn:
         """The next scripted answer (see the class docstring)."""
-        self.requests.append(list(transcript))
-        self.deadlines.append(deadline_s)
+        self.requests.append(list(request.transcript))
+        self.deadlines.append(request.deadline_s)
         if self._next >= len(self._script):
-            return error_turn(
-                self._info, transcript, output_type, "ModelOutputError", "the script is exhausted"
-            )
+            exhausted = "the script is exhausted"
+            return error_turn(self._info, request, FailureKind.MODEL_OUTPUT, exhausted)
         entry = self._script[self._next]
         self._next += 1
         if isinstance(entry, ModelTurn):
             return entry
         if isinstance(entry, BaseException):
-            message = f"{type(entry).__name__}: {entry}"
-            return error_turn(self._info, transcript, output_type, _error_type(entry), message)
-        return ok_turn(self._info, transcript, output_type, entry)
+            return _failed_turn(self._info, request, entry)
+        return ok_turn(self._info, request, entry)
 
 
 StepFunction: TypeAlias = Callable[
@@ -91,7 +84,7 @@ class FunctionModel:
 
     ``fn`` returns a step or a ``ModelTurn``; an exception it raises becomes a
     failed attempt, so a buggy test function is recorded rather than crashing.
-    ``deadline_s`` is accepted and ignored: a slow or hanging ``fn`` is how tests
+    The request's ``deadline_s`` is ignored: a slow or hanging ``fn`` is how tests
     show that the runner's own timeout still ends a model that overruns.
     """
 
@@ -106,21 +99,14 @@ class FunctionModel:
         """Provider ``flightrec``, the function model name and profile."""
         return self._info
 
-    async def next_step(
-        self,
-        transcript: Transcript,
-        output_type: type[AgentStep],
-        *,
-        deadline_s: float | None = None,
-    ) -> ModelTurn:
-        """Whatever ``fn`` answers for ``transcript``."""
+    async def next_step(self, request: ModelRequest) -> ModelTurn:
+        """Whatever ``fn`` answers for the request's transcript."""
         try:
-            answer = self._fn(transcript)
+            answer = self._fn(request.transcript)
             if inspect.isawaitable(answer):
                 answer = await answer
         except Exception as exc:
-            message = f"{type(exc).__name__}: {exc}"
-            return error_turn(self._info, transcript, output_type, _error_type(exc), message)
+            return _failed_turn(self._info, request, exc)
         if isinstance(answer, ModelTurn):
             return answer
-        return ok_turn(self._info, transcript, output_type, answer)
+        return ok_turn(self._info, request, answer)

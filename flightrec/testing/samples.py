@@ -23,6 +23,7 @@ from flightrec.contracts.events import (
     ToolResult,
     canonical_json,
 )
+from flightrec.contracts.failures import FailureKind
 
 __all__ = [
     "SAMPLE_TIME",
@@ -89,7 +90,7 @@ def sample_cot_events() -> list[CotEventBase]:
             call_attempt=2,
             latency_ms=412.5,
             status="error",
-            error_type="ModelUnavailableError",
+            error_type=FailureKind.MODEL_UNAVAILABLE,
             error_message="429 then ok",
             output_json=canonical_json({"kind": "thought", "reasoning": "check bureau"}),
         ),
@@ -107,7 +108,7 @@ def sample_cot_events() -> list[CotEventBase]:
             call_id="call-1",
             status="error",
             result_json=canonical_json({"score": 612}),
-            error_type="ToolTimeoutError",
+            error_type=FailureKind.TOOL_TIMEOUT,
             error_message="timed out after 5s",
             retryable=True,
             latency_ms=5001.0,
@@ -121,7 +122,10 @@ def sample_cot_events() -> list[CotEventBase]:
             confidence=0.72,
         ),
         RunFailed(
-            **_envelope(6), error_type="BudgetExceededError", reason="step budget", retryable=True
+            **_envelope(6),
+            error_type=FailureKind.BUDGET_EXCEEDED,
+            reason="step budget",
+            retryable=True,
         ),
         RunCompleted(
             **_envelope(7),

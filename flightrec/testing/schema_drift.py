@@ -73,6 +73,10 @@ def _type_drift(path: str, annotation: Any, avro: Any) -> list[str]:
     if origin in (typing.Union, types.UnionType):
         args = [a for a in get_args(annotation) if a is not type(None)]
         nullable = len(args) < len(get_args(annotation))
+        if len(args) > 1 and all(isinstance(a, type) and issubclass(a, str) for a in args):
+            # Text of several str types (a failure kind, or a legacy value read
+            # back verbatim) is one Avro string.
+            args = [str]
         avro_branches = avro if isinstance(avro, list) else [avro]
         avro_nullable = "null" in avro_branches
         if nullable != avro_nullable:

@@ -1,6 +1,6 @@
 """Golden log format: one CoT event per line, ``model_dump(mode="json")`` with sorted
-keys, in log order. Read back through the event adapter, so a golden file is
-validated against the current event model on every test run."""
+keys, in log order. Read back as recorded events (``read_cot_event``), so a golden
+file is validated against the current event model on every test run."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from flightrec.contracts.events import CotEvent, CotEventBase, cot_event_adapter
+from flightrec.contracts.events import CotEvent, CotEventBase, read_cot_event
 
 __all__ = ["GOLDEN_DIR", "read_golden", "write_golden"]
 
@@ -26,7 +26,7 @@ def write_golden(path: Path, events: Iterable[CotEventBase]) -> None:
 def read_golden(path: Path) -> list[CotEvent]:
     """Events of a golden file, validated."""
     return [
-        cot_event_adapter.validate_json(line)
+        read_cot_event(line)
         for line in path.read_text(encoding="utf-8").splitlines()
         if line.strip()
     ]

@@ -1,8 +1,10 @@
 """Verifying a run recorded in a unit test, offline: a catalog that knows one
-agent and fails the test if replay asks for a live model or tool."""
+agent and fails the test if replay asks for a live model or tool; and an
+executor with one canned answer to record such a run with."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -12,9 +14,9 @@ from flightrec.agents.model import Model
 from flightrec.contracts.events import CotEvent
 from flightrec.replay.history import build_histories
 from flightrec.replay.replayer import Replayer
-from flightrec.tools.base import ToolExecutor
+from flightrec.tools.base import ToolExecutor, ToolOutcome
 
-__all__ = ["OneAgentCatalog", "assert_reproduces"]
+__all__ = ["CannedTools", "OneAgentCatalog", "assert_reproduces"]
 
 
 class OneAgentCatalog:
@@ -42,3 +44,24 @@ async def assert_reproduces(agent: Agent, events: list[CotEvent]) -> None:
     (history,) = build_histories(events, chain_verifier=None)
     outcome = await Replayer(OneAgentCatalog(agent)).verify(history)
     assert outcome.status == "REPRODUCED", outcome
+
+
+class CannedTools:
+    """An executor allowing ``tools`` (described to no one) that answers every
+    call with ``outcome``, or raises ``error`` as an executor must not."""
+
+    def __init__(
+        self, *tools: str, outcome: ToolOutcome | None = None, error: Exception | None = None
+    ) -> None:
+        self.allowed = frozenset(tools)
+        self._outcome = outcome
+        self._error = error
+
+    def describe(self) -> list[dict[str, Any]]:
+        return []
+
+    async def call(self, tool: str, arguments: Mapping[str, Any], **_: Any) -> ToolOutcome:
+        if self._error is not None:
+            raise self._error
+        assert self._outcome is not None, "CannedTools needs an outcome or an error"
+        return self._outcome

@@ -17,7 +17,7 @@ import pytest
 
 from flightrec.agents.agent import Agent
 from flightrec.agents.context import RunContext
-from flightrec.agents.model import Message, request_hash
+from flightrec.agents.model import Message, ModelRequest, request_hash
 from flightrec.agents.models.openai_model import OpenAIModel
 from flightrec.agents.runner import run_agent
 from flightrec.agents.steps import AgentStep, DecisionStep
@@ -174,7 +174,7 @@ async def test_no_time_left_sends_nothing() -> None:
     async with FakeOpenAIServer() as server:
         server.enqueue(ScriptedResponse.step(DECISION))
         async with make_model(server, RealSleeps()) as model:
-            turn = await model.next_step(TRANSCRIPT, AgentStep, deadline_s=0.0)
+            turn = await model.next_step(ModelRequest(TRANSCRIPT, AgentStep, deadline_s=0.0))
         assert server.requests == []
     assert turn.output is None
     (attempt,) = turn.attempts
@@ -186,8 +186,8 @@ async def test_the_deadline_changes_neither_the_request_nor_its_hash() -> None:
     async with FakeOpenAIServer() as server:
         server.enqueue(ScriptedResponse.step(DECISION), ScriptedResponse.step(DECISION))
         async with make_model(server, RealSleeps()) as model:
-            without = await model.next_step(TRANSCRIPT, AgentStep)
-            within = await model.next_step(TRANSCRIPT, AgentStep, deadline_s=30.0)
+            without = await model.next_step(ModelRequest(TRANSCRIPT, AgentStep))
+            within = await model.next_step(ModelRequest(TRANSCRIPT, AgentStep, deadline_s=30.0))
         first, second = server.requests
     assert without.output == within.output == DECISION
     assert first == second

@@ -14,13 +14,13 @@ import pytest
 
 from flightrec.agents.agent import Agent
 from flightrec.agents.context import RunContext
-from flightrec.agents.model import Message, ModelTurn, request_hash
+from flightrec.agents.model import Message, ModelRequest, ModelTurn, request_hash
 from flightrec.agents.models.openai_model import OpenAIModel, retry_after_s
 from flightrec.agents.runner import run_agent
 from flightrec.agents.steps import AgentStep, DecisionStep, ThoughtStep
 from flightrec.contracts.events import CotEvent, SourceRef
 from flightrec.contracts.settings import Settings
-from flightrec.testing.openai_server import FakeOpenAIServer, ScriptedResponse
+from flightrec.testing.openai_server import FakeOpenAIServer, ScriptedResponse, completion_body
 from flightrec.tools.toolset import Toolset
 
 THOUGHT = AgentStep(step=ThoughtStep(type="thought", reasoning="look at the income"))
@@ -71,7 +71,7 @@ def make_model(server: FakeOpenAIServer, sleeps: Sleeps | None = None, **kw: obj
 
 async def ask(model: OpenAIModel) -> ModelTurn:
     async with model:
-        return await model.next_step(TRANSCRIPT, AgentStep)
+        return await model.next_step(ModelRequest(TRANSCRIPT, AgentStep))
 
 
 def statuses(turn: ModelTurn) -> list[tuple[str, str | None]]:
@@ -217,6 +217,28 @@ async def test_timeout_is_recorded_and_retried(server: FakeOpenAIServer) -> None
     assert turn.output == THOUGHT
     assert statuses(turn) == [("error", "ModelUnavailableError"), ("ok", None)]
     assert "timeout" in (turn.attempts[0].error_message or "")
+
+
+async def test_unreachable_server_is_a_retried_connection_error() -> None:
+    sleeps = Sleeps()
+    # Port 9 (discard) has no listener here: the connection is refused at once.
+    model = OpenAIModel(
+        base_url="http://127.0.0.1:9/v1", model="gpt-test", max_retries=1, sleep=sleeps
+    )
+    async with model:
+        turn = await model.next_step(ModelRequest(TRANSCRIPT, AgentStep))
+    assert turn.output is None
+    assert statuses(turn) == [("error", "ModelUnavailableError")] * 2
+    assert all("connection" in (a.error_message or "") for a in turn.attempts)
+    assert len(sleeps.delays) == 1
+
+
+async def test_a_body_without_choices_is_an_output_error(server: FakeOpenAIServer) -> None:
+    no_choices = ScriptedResponse(body={**completion_body("{}"), "choices": []})
+    server.enqueue(no_choices, ScriptedResponse.step(THOUGHT))
+    turn = await ask(make_model(server))
+    assert statuses(turn) == [("error", "ModelOutputError"), ("ok", None)]
+    assert turn.attempts[0].error_message == "no choices in the response"
 
 
 def test_retry_after_header_parsing() -> None:

@@ -18,9 +18,9 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from flightrec.agents.agent import Agent
 from flightrec.agents.context import derive_trace_id
 from flightrec.agents.lanes import PartitionLanes
-from flightrec.agents.model import Model, ModelInfo, ModelTurn, Transcript
+from flightrec.agents.model import Model, ModelInfo, ModelRequest, ModelTurn
 from flightrec.agents.pipeline import PipelineResult, RunPipeline
-from flightrec.agents.steps import AgentStep, DecisionStep, ThoughtStep
+from flightrec.agents.steps import DecisionStep, ThoughtStep
 from flightrec.contracts.codec import Codec
 from flightrec.contracts.errors import RecorderError
 from flightrec.contracts.events import CotEvent, SourceRef
@@ -200,16 +200,10 @@ class CrashingModel:
     def info(self) -> ModelInfo:
         return self._steps.info
 
-    async def next_step(
-        self,
-        transcript: Transcript,
-        output_type: type[AgentStep],
-        *,
-        deadline_s: float | None = None,
-    ) -> ModelTurn:
+    async def next_step(self, request: ModelRequest) -> ModelTurn:
         if self._steps.remaining == 0:
             raise RuntimeError("model process crashed")
-        return await self._steps.next_step(transcript, output_type, deadline_s=deadline_s)
+        return await self._steps.next_step(request)
 
 
 async def test_a_model_raising_mid_run_is_a_recorded_refer_not_a_dlq_record(

@@ -7,12 +7,13 @@ import json
 
 import pytest
 
-from flightrec.agents.model import Message, ModelInfo, request_hash
+from flightrec.agents.model import Message, ModelAttempt, ModelInfo, ModelRequest, request_hash
 from flightrec.agents.steps import AgentStep
 from flightrec.contracts.errors import DivergenceError
-from flightrec.contracts.events import CotEvent, ModelCall
+from flightrec.contracts.events import CotEvent, CotEventBase, ModelCall
+from flightrec.contracts.failures import FailureKind
 from flightrec.replay.replay_model import ReplayModel, recorded_turns
-from flightrec.replay.replay_tools import TOOL_UNAVAILABLE, ReplayToolset
+from flightrec.replay.replay_tools import ReplayToolset
 from flightrec.testing.runs import synthetic_run, synthetic_trace_id
 from flightrec.tools.base import ToolOutcome
 
@@ -44,7 +45,7 @@ async def test_replay_model_serves_recorded_turns_in_order() -> None:
     assert model.info == INFO
     kinds = []
     for transcript in _transcripts():
-        turn = await model.next_step(transcript, AgentStep)
+        turn = await model.next_step(ModelRequest(transcript, AgentStep))
         assert turn.output is not None
         kinds.append(turn.output.step.type)
         assert turn.attempts[0].input_tokens == 100
@@ -55,10 +56,10 @@ async def test_replay_model_serves_recorded_turns_in_order() -> None:
 async def test_replay_model_raises_on_a_different_request() -> None:
     model = ReplayModel(_recording())
     first, second, _ = _transcripts()
-    await model.next_step(first, AgentStep)
+    await model.next_step(ModelRequest(first, AgentStep))
     changed = [*second[:-1], Message(role="assistant", content="something else")]
     with pytest.raises(DivergenceError) as info:
-        await model.next_step(changed, AgentStep)
+        await model.next_step(ModelRequest(changed, AgentStep))
     assert info.value.step == 1
     assert "something else" in str(info.value.actual)
     assert "recorded step 1" in str(info.value.expected)
@@ -67,9 +68,9 @@ async def test_replay_model_raises_on_a_different_request() -> None:
 async def test_replay_model_raises_past_the_end() -> None:
     model = ReplayModel(_recording())
     for transcript in _transcripts():
-        await model.next_step(transcript, AgentStep)
+        await model.next_step(ModelRequest(transcript, AgentStep))
     with pytest.raises(DivergenceError) as info:
-        await model.next_step(_transcripts()[0], AgentStep)
+        await model.next_step(ModelRequest(_transcripts()[0], AgentStep))
     assert info.value.step == 3
     assert "no further model call" in str(info.value.expected)
 
@@ -81,6 +82,37 @@ def test_retries_group_into_one_turn() -> None:
     turns = recorded_turns([failed, retry, *events[3:]])
     assert [len(t.calls) for t in turns] == [2, 1, 1]
     assert turns[0].to_turn().output is not None
+
+
+def test_an_attempt_is_recorded_and_read_back_field_for_field() -> None:
+    attempt = ModelAttempt(
+        request_hash="c" * 64,
+        call_attempt=2,
+        latency_ms=12.5,
+        status="error",
+        response_model="policy-2025",
+        response_id="resp-1",
+        finish_reasons=("length",),
+        input_tokens=90,
+        output_tokens=30,
+        error_type=FailureKind.MODEL_OUTPUT,
+        error_message="cut off",
+        output_json='{"partial":true}',
+    )
+    # Every field is set, so a field the mapping forgets cannot pass unseen.
+    assert all(
+        getattr(attempt, name) != field.default for name, field in ModelAttempt.model_fields.items()
+    )
+    envelope = synthetic_run(TRACE)[1].model_dump(include=set(CotEventBase.model_fields))
+    call = ModelCall(**envelope, **attempt.call_fields(INFO))
+    assert (call.gen_ai_provider_name, call.gen_ai_request_model) == (INFO.provider, INFO.model)
+    assert (call.gen_ai_request_temperature, call.gen_ai_request_seed) == (0.0, 7)
+    assert call.gen_ai_response_finish_reasons == ["length"]
+    assert ModelAttempt.from_call(call) == attempt
+    # Output that is not JSON is kept, wrapped, so the event stays valid.
+    prose = attempt.model_copy(update={"output_json": "not json"})
+    wrapped = prose.call_fields(INFO)["output_json"]
+    assert json.loads(wrapped) == {"unparsed_output": "not json"}
 
 
 async def test_strict_toolset_serves_recorded_result() -> None:
@@ -110,7 +142,7 @@ async def test_strict_toolset_raises_on_another_tool() -> None:
 async def test_lenient_toolset_answers_matches_and_marks_the_rest_unavailable() -> None:
     tools = ReplayToolset(_recording(), mode="lenient")
     other = await tools.call("affordability", {"amount": 1}, call_id="c2")
-    assert other.status == "error" and other.error_type == TOOL_UNAVAILABLE
+    assert other.status == "error" and other.error_type == FailureKind.TOOL_UNAVAILABLE
     recorded = await tools.call("credit_bureau", {"national_id": "tok:cd"}, call_id="c1")
     assert recorded.result == {"score": 720}
     assert tools.unavailable_calls == 1

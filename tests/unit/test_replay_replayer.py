@@ -19,9 +19,8 @@ from flightrec.agents.model import (
     Model,
     ModelAttempt,
     ModelInfo,
+    ModelRequest,
     ModelTurn,
-    Transcript,
-    request_hash,
 )
 from flightrec.agents.steps import AgentStep, DecisionStep, ThoughtStep, ToolCallStep
 from flightrec.contracts.events import (
@@ -61,13 +60,8 @@ class PolicyLike:
     def info(self) -> ModelInfo:
         return self._info
 
-    async def next_step(
-        self,
-        transcript: Transcript,
-        output_type: type[AgentStep],
-        *,
-        deadline_s: float | None = None,
-    ) -> ModelTurn:
+    async def next_step(self, request: ModelRequest) -> ModelTurn:
+        transcript = request.transcript
         tools_seen = [json.loads(m.content) for m in transcript if m.role == "tool"]
         user = json.loads(transcript[1].content)
         step: Any
@@ -99,7 +93,7 @@ class PolicyLike:
             )
         output = AgentStep(step=step)
         attempt = ModelAttempt(
-            request_hash=request_hash(self._info, transcript, output_type),
+            request_hash=request.hash(self._info),
             call_attempt=1,
             latency_ms=1.0,
             output_json=output.model_dump_json(),
@@ -175,7 +169,7 @@ async def mini_run(
         Message(role="user", content=canonical_json(dict(input_view))),
     ]
     for step in range(5):
-        turn = await model.next_step(transcript, AgentStep)
+        turn = await model.next_step(ModelRequest(transcript, AgentStep))
         for a in turn.attempts:
             yield ModelCall(
                 **env(step),

@@ -17,11 +17,14 @@ from flightrec.agents.model import Model, Transcript
 from flightrec.agents.runner import run_agent
 from flightrec.agents.steps import AgentStep, DecisionStep, ThoughtStep, ToolCallStep
 from flightrec.agents.transcript import DATA_BEGIN, DATA_END, read_application
-from flightrec.contracts.errors import ModelUnavailableError
+from flightrec.contracts.errors import ModelUnavailableError, ToolHTTPError
 from flightrec.contracts.events import GENESIS_HASH, CotEvent, SourceRef, cot_event_adapter
+from flightrec.contracts.failures import FailureKind
 from flightrec.testing.models import FunctionModel, ScriptedModel
 from flightrec.tools.spec import tool
 from flightrec.tools.toolset import Toolset
+
+from replay_support import CannedTools
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 SOURCE = SourceRef(topic="loan.applications", partition=0, offset=7, key="app-1")
@@ -291,6 +294,33 @@ async def test_unparsable_arguments_are_recorded_without_calling_the_tool() -> N
     assert json.loads(tool_call.arguments_json) == {"unparsed_arguments": "not json"}
     assert result.error_type == "ToolArgumentsError"
     assert ledger.calls == []
+    assert kinds(events)[-1] == "RUN_COMPLETED"
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (ValueError("executor bug"), FailureKind.UNEXPECTED),
+        (ToolHTTPError("bureau down"), FailureKind.TOOL_HTTP),
+        (TimeoutError("its own timeout"), FailureKind.TOOL_TIMEOUT),
+    ],
+)
+async def test_an_executor_that_raises_is_recorded_with_the_kind_of_the_error(
+    error: Exception, kind: FailureKind
+) -> None:
+    events = [
+        e
+        async for e in run_agent(
+            make_agent(),
+            model=ScriptedModel([call(), decide()]),
+            tools=CannedTools("echo", error=error),  # an executor must not raise
+            ctx=make_ctx(),
+            application_id="app-1",
+            input_view=INPUT,
+        )
+    ]
+    (result,) = [e for e in events if e.kind == "TOOL_RESULT"]
+    assert (result.status, result.error_type) == ("error", kind)
     assert kinds(events)[-1] == "RUN_COMPLETED"
 
 

@@ -9,6 +9,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
 from flightrec.contracts.errors import ConfigError, ToolHTTPError
+from flightrec.contracts.failures import FailureKind
 from flightrec.tools.base import ToolExecutor
 from flightrec.tools.spec import ToolSpec, tool
 from flightrec.tools.toolset import PiiSwap, Toolset
@@ -163,13 +164,20 @@ async def test_timeout_is_a_retryable_outcome() -> None:
 async def test_timeout_error_raised_by_the_tool_is_not_our_deadline() -> None:
     tools, _ = make()
     outcome = await tools.call("inner_timeout", {"text": "x"}, call_id="c1")
-    assert outcome.error_type == "TimeoutError"
+    # Not ToolTimeoutError: the tool's own exception is no failure of ours.
+    assert outcome.error_type == FailureKind.UNEXPECTED
 
 
-async def test_exceptions_become_outcomes_with_class_and_retry_hint() -> None:
+async def test_exceptions_become_outcomes_with_kind_and_retry_hint() -> None:
     tools, _ = make()
     plain = await tools.call("broken", {"text": "x"}, call_id="c1")
-    assert (plain.status, plain.error_type, plain.retryable) == ("error", "RuntimeError", True)
+    # A tool's own exception is an unexpected error (never its class name as a
+    # new kind); the spec gives the retry hint.
+    assert (plain.status, plain.error_type, plain.retryable) == (
+        "error",
+        FailureKind.UNEXPECTED,
+        True,
+    )
     assert plain.error_message == "backend rejected x"
     typed = await tools.call("http_terminal", {"text": "x"}, call_id="c2")
     assert (typed.error_type, typed.retryable) == ("ToolHTTPError", False)

@@ -23,8 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.cimpl import NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from flightrec.contracts.errors import ConfigError, StackError
 from flightrec.contracts.settings import Settings
@@ -151,11 +150,13 @@ def ensure_topics(
                 created.append(name)
             except KafkaException as exc:
                 error = exc.args[0] if exc.args else None
-                if (
-                    isinstance(error, KafkaError)
-                    and error.code() == KafkaError.TOPIC_ALREADY_EXISTS
-                ):
+                code = error.code() if isinstance(error, KafkaError) else None
+                if code == KafkaError.TOPIC_ALREADY_EXISTS:
                     continue
+                if code in _NO_ANSWER:
+                    # librdkafka's own request timeout can fire before our
+                    # wait does: the same "nobody answered", not a refusal.
+                    raise _did_not_answer(settings, timeout_s) from exc
                 raise StackError(
                     "could not create topic", topic=name, error=str(exc), retryable=True
                 ) from exc
@@ -167,12 +168,7 @@ def ensure_topics(
             retryable=True,
         ) from exc
     except concurrent.futures.TimeoutError as exc:
-        raise StackError(
-            f"Kafka did not answer within {timeout_s:.0f} s; is it running "
-            "(`flightrec stack status`) and are the bootstrap servers right?",
-            bootstrap_servers=settings.bootstrap_servers,
-            retryable=True,
-        ) from exc
+        raise _did_not_answer(settings, timeout_s) from exc
     # CreateTopics returns once the controller has the topic; the broker serving
     # our metadata may learn of the leaders a moment later.
     deadline = time.monotonic() + timeout_s
@@ -183,6 +179,26 @@ def ensure_topics(
         time.sleep(0.1)
         pending = _missing_or_leaderless(admin, specs, timeout_s)
     return created
+
+
+# Error codes that mean no broker answered in time (as opposed to a refusal).
+_NO_ANSWER = frozenset(
+    {
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError.REQUEST_TIMED_OUT,
+    }
+)
+
+
+def _did_not_answer(settings: Settings, timeout_s: float) -> StackError:
+    return StackError(
+        f"Kafka did not answer within {timeout_s:.0f} s; is it running "
+        "(`flightrec stack status`) and are the bootstrap servers right?",
+        bootstrap_servers=settings.bootstrap_servers,
+        retryable=True,
+    )
 
 
 async def aensure_topics(

@@ -141,7 +141,7 @@ async def test_broker_restart_mid_run_loses_nothing(
                 waves_after_restart += 1
 
     encoder = CountingEncoder()
-    with caplog.at_level(logging.WARNING, logger="recorder"):
+    with caplog.at_level(logging.WARNING, logger="flightrec"):
         async with KafkaRecorder(target, encoder) as recorder:
             producing = asyncio.create_task(waves(recorder))
             await confirmed_before_kill.wait()

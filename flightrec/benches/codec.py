@@ -33,7 +33,7 @@ def _handle(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _bench(settings: Settings, n: int) -> int:
     from flightrec.contracts.codec import Codec
-    from flightrec.testing.offline_registry import offline_registry
+    from flightrec.testing.offline import offline_registry
     from flightrec.testing.samples import sample_cot_events
 
     client = offline_registry(settings)

@@ -162,7 +162,7 @@ async def _bench(settings: Settings, n: int, *, live_registry: bool) -> dict[str
     from flightrec.contracts.events import CotEvent
     from flightrec.recorder.kafka_recorder import cot_headers
     from flightrec.recorder.pii import PiiGuard
-    from flightrec.testing.offline_registry import offline_registry
+    from flightrec.testing.offline import offline_registry
     from flightrec.testing.runs import synthetic_run, synthetic_trace_id
     from flightrec.testing.samples import sample_application
 

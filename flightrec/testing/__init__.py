@@ -28,7 +28,7 @@ from flightrec.testing.memory import (
     SentMessage,
 )
 from flightrec.testing.models import FunctionModel, ScriptedModel, ScriptEntry
-from flightrec.testing.offline_registry import offline_registry
+from flightrec.testing.offline import offline_registry
 from flightrec.testing.openai_server import FakeOpenAIServer, ScriptedResponse
 from flightrec.testing.registry import RunningRegistry, start_registry
 from flightrec.testing.runs import synthetic_run, synthetic_trace_id

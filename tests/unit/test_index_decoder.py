@@ -8,7 +8,7 @@ import pytest
 from flightrec.contracts.codec import Codec
 from flightrec.contracts.settings import Settings
 from flightrec.replay.index import _WriterSchemaDecoder
-from flightrec.testing.offline_registry import offline_registry
+from flightrec.testing.offline import offline_registry
 from flightrec.testing.samples import sample_cot_events
 
 

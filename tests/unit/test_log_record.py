@@ -34,7 +34,7 @@ from flightrec.contracts.log_record import (
 from flightrec.contracts.rules import rule_set_for
 from flightrec.contracts.schema_files import contract, load_schemas, schema_text, subject_for
 from flightrec.contracts.settings import Settings
-from flightrec.testing.offline_registry import offline_registry
+from flightrec.testing.offline import offline_registry
 from flightrec.testing.samples import sample_cot_events
 
 DOCUMENT = {

@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import hashlib
 import signal
-import sys
 from collections.abc import Sequence
 from statistics import NormalDist
 from typing import Any
@@ -243,7 +242,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     asyncio.run(serve(args.host, args.port, slow_s=args.slow_seconds))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,21 +1,10 @@
-"""The credit-bureau simulator the loan tools call (``python -m flightrec.testing.bureau``)."""
+"""The credit-bureau simulator the loan tools call.
 
-from flightrec.testing.bureau.simulator import (
-    DEFAULT_SLOW_S,
-    build_app,
-    credit_report,
-    income_check,
-    main,
-    serve,
-    start_bureau,
-)
+Run it with ``python -m flightrec.testing.bureau --port N``, or in-process with
+:func:`start_bureau`; :func:`credit_report` and :func:`income_check` are the
+deterministic answers it serves.
+"""
 
-__all__ = [
-    "DEFAULT_SLOW_S",
-    "build_app",
-    "credit_report",
-    "income_check",
-    "main",
-    "serve",
-    "start_bureau",
-]
+from flightrec.testing.bureau.simulator import build_app, credit_report, income_check, start_bureau
+
+__all__ = ["build_app", "credit_report", "income_check", "start_bureau"]

@@ -6,10 +6,12 @@ Write an agent:
   tool allow-list, budgets).
 - The steps a model proposes: :class:`AgentStep` holding one
   :class:`ThoughtStep`, :class:`ToolCallStep` or :class:`DecisionStep`.
-- The :class:`Model` protocol (:class:`ModelInfo`, :class:`ModelTurn`,
-  :class:`ModelAttempt`, :func:`request_hash`) and the conversation it reads
-  (:class:`Message`, :data:`Transcript`, :func:`read_application`,
-  :func:`read_steps`, :func:`read_tool_results`). Implementations are in
+- The :class:`Model` protocol: ``next_step`` takes a :class:`ModelRequest`
+  (the conversation, the step type, the time left) and returns a
+  :class:`ModelTurn` holding every try as a :class:`ModelAttempt`
+  (:class:`ModelInfo` says who answers, :func:`request_hash` what was asked).
+  The conversation: :class:`Message`, :data:`Transcript`,
+  :func:`read_application`, :func:`read_steps`, :func:`read_tool_results`. Implementations are in
   :mod:`flightrec.agents.models`; test models in :mod:`flightrec.testing`.
 
 Run it:
@@ -38,6 +40,7 @@ from flightrec.agents.model import (
     Model,
     ModelAttempt,
     ModelInfo,
+    ModelRequest,
     ModelTurn,
     Transcript,
     request_hash,
@@ -56,6 +59,7 @@ __all__ = [
     "Model",
     "ModelAttempt",
     "ModelInfo",
+    "ModelRequest",
     "ModelTurn",
     "PartitionLanes",
     "PipelineResult",

@@ -1,12 +1,23 @@
 """Contracts: what every layer agrees on, and imports nothing else of flightrec.
 
 - Events: the chain-of-thought events (:data:`CotEvent`, one class per
-  ``kind``), the business events (:class:`LoanApplication`,
+  ``kind``; :data:`TERMINAL_KINDS` end an attempt; :func:`read_cot_event`
+  reads a recorded one), the business events (:class:`LoanApplication`,
   :class:`LoanDecision`) and :class:`ReplayResult`; frozen pydantic models
   mirrored by the Avro schemas in ``schemas/``.
-- Errors: one tree under :class:`FlightrecError`.
+- Errors: one tree under :class:`FlightrecError`; :class:`FailureKind`, the
+  closed set of ``error_type`` values derived from it (:func:`failure_kind`;
+  a value recorded before the set was closed reads as a
+  :class:`LegacyFailureKind`).
+- Kafka headers: every header name flightrec writes (:data:`TRACEPARENT`,
+  :data:`COT_KIND`, the ``DLQ_*`` and ``RULE_*`` names), defined once, and
+  how values are written and read (:func:`traceparent`,
+  :func:`parse_traceparent`, :func:`header_value`).
+- :class:`RecordWriter`: the broker-confirmed writer protocol the ``DLQ`` rule
+  action and the worker pipeline write through (``flightrec.kafka`` implements it).
 - :class:`Settings`: all configuration, read once from ``FLIGHTREC_*``.
-- The hash chain (:class:`ChainSealer`, :func:`verify_chain`) and the
+- The hash chain (:class:`ChainSealer`, :func:`verify_chain`; its verdict
+  :class:`ChainReport`, a record's :class:`Integrity`) and the
   chain-of-thought log record (:class:`LogRecord`).
 - Governance: the governed contracts (:data:`CONTRACTS`), the codec
   (:class:`Codec`) and ``flightrec contracts apply|check|show``
@@ -20,7 +31,7 @@ are imported on first use of one of their names (docs/design.md, "Public API").
 import importlib as _importlib
 import typing as _typing
 
-from flightrec.contracts.chain import ChainReport, ChainSealer, event_hash, verify_chain
+from flightrec.contracts.chain import ChainReport, ChainSealer, Integrity, event_hash, verify_chain
 from flightrec.contracts.errors import (
     BudgetExceededError,
     ChainBrokenError,
@@ -51,6 +62,7 @@ from flightrec.contracts.errors import (
 from flightrec.contracts.events import (
     COT_KINDS,
     GENESIS_HASH,
+    TERMINAL_KINDS,
     CotEvent,
     CotEventBase,
     Decision,
@@ -69,10 +81,47 @@ from flightrec.contracts.events import (
     ToolResult,
     canonical_json,
     cot_event_adapter,
+    read_cot_event,
+)
+from flightrec.contracts.failures import (
+    AnyFailureKind,
+    FailureKind,
+    LegacyFailureKind,
+    failure_kind,
+)
+from flightrec.contracts.headers import (
+    COT_KIND,
+    COT_SUBJECT,
+    DLQ_CONTEXT,
+    DLQ_ENCRYPTION,
+    DLQ_ERROR_CLASS,
+    DLQ_ERROR_FIELD,
+    DLQ_ERROR_MESSAGE,
+    DLQ_ERROR_RULE,
+    DLQ_ERROR_TIME,
+    DLQ_SOURCE_OFFSET,
+    DLQ_SOURCE_PARTITION,
+    DLQ_SOURCE_TOPIC,
+    DLQ_TRACE_ID,
+    RULE_CONTENT_TYPE,
+    RULE_ERROR_CLASS,
+    RULE_ERROR_FIELD,
+    RULE_ERROR_TIME,
+    RULE_EXCEPTION,
+    RULE_MODE,
+    RULE_NAME,
+    RULE_SUBJECT,
+    RULE_TOPIC,
+    TRACEPARENT,
+    Header,
+    header_value,
+    parse_traceparent,
+    traceparent,
 )
 from flightrec.contracts.log_record import LogRecord, from_log_record, to_log_record
 from flightrec.contracts.schema_files import CONTRACTS, ContractSpec, subject_for
 from flightrec.contracts.settings import Settings, Topics
+from flightrec.contracts.writer import RecordWriter, SendOptions
 
 if _typing.TYPE_CHECKING:
     from flightrec.contracts.codec import Codec
@@ -87,8 +136,33 @@ if _typing.TYPE_CHECKING:
 
 __all__ = [
     "CONTRACTS",
+    "COT_KIND",
     "COT_KINDS",
+    "COT_SUBJECT",
+    "DLQ_CONTEXT",
+    "DLQ_ENCRYPTION",
+    "DLQ_ERROR_CLASS",
+    "DLQ_ERROR_FIELD",
+    "DLQ_ERROR_MESSAGE",
+    "DLQ_ERROR_RULE",
+    "DLQ_ERROR_TIME",
+    "DLQ_SOURCE_OFFSET",
+    "DLQ_SOURCE_PARTITION",
+    "DLQ_SOURCE_TOPIC",
+    "DLQ_TRACE_ID",
     "GENESIS_HASH",
+    "RULE_CONTENT_TYPE",
+    "RULE_ERROR_CLASS",
+    "RULE_ERROR_FIELD",
+    "RULE_ERROR_TIME",
+    "RULE_EXCEPTION",
+    "RULE_MODE",
+    "RULE_NAME",
+    "RULE_SUBJECT",
+    "RULE_TOPIC",
+    "TERMINAL_KINDS",
+    "TRACEPARENT",
+    "AnyFailureKind",
     "BudgetExceededError",
     "ChainBrokenError",
     "ChainReport",
@@ -103,8 +177,12 @@ __all__ = [
     "DecisionOutcome",
     "DecodeError",
     "DivergenceError",
+    "FailureKind",
     "FlightrecError",
     "GenAiRef",
+    "Header",
+    "Integrity",
+    "LegacyFailureKind",
     "LoanApplication",
     "LoanDecision",
     "LogRecord",
@@ -114,6 +192,7 @@ __all__ = [
     "ModelRefusalError",
     "ModelUnavailableError",
     "Plan",
+    "RecordWriter",
     "RecorderError",
     "RegistryError",
     "RegistryUnavailableError",
@@ -125,6 +204,7 @@ __all__ = [
     "RunStarted",
     "SchemaFileError",
     "SchemaIncompatibleError",
+    "SendOptions",
     "Settings",
     "SourceRef",
     "StackError",
@@ -144,11 +224,16 @@ __all__ = [
     "check_contracts",
     "cot_event_adapter",
     "event_hash",
+    "failure_kind",
     "from_log_record",
+    "header_value",
+    "parse_traceparent",
     "plan_contracts",
+    "read_cot_event",
     "show_subject",
     "subject_for",
     "to_log_record",
+    "traceparent",
     "verify_chain",
 ]
 

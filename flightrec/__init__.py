@@ -2,8 +2,9 @@
 
 The API is in the layer packages, each with an explicit ``__all__``:
 
-- :mod:`flightrec.contracts`: events, errors, settings, the hash chain, the
-  codec and contract governance;
+- :mod:`flightrec.contracts`: events, errors and failure kinds, Kafka header
+  names, the record-writer protocol, settings, the hash chain, the codec and
+  contract governance;
 - :mod:`flightrec.tools`: tool specs and the allow-listed toolset;
 - :mod:`flightrec.agents`: agents, models, the runner and the run pipeline
   (the Faust worker is :mod:`flightrec.agents.worker`);

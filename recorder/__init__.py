@@ -5,8 +5,11 @@
   to the CoT topic and confirms every event, encoding through any
   :class:`CotEncoder` (``flightrec.contracts.Codec``).
 - :class:`PiiGuard`: personal data becomes keyed tokens before anything
-  leaves the process; :class:`PiiLogFilter` does the same for log records;
-  :class:`DlqCipher` encrypts dead-letter payloads.
+  leaves the process; :class:`PiiScrubber` is the scrub policy it applies
+  (and every recorder scrubs by), :class:`ScrubbingSealer` the one
+  scrub-then-seal step both recorders take each event through;
+  :class:`PiiLogFilter` scrubs log records; :class:`DlqCipher` encrypts
+  dead-letter payloads.
 - :func:`setup_tracing` and :class:`SpanRecorder`: OpenTelemetry spans made
   from the recorded events, with the events' trace and span ids.
 """
@@ -16,7 +19,8 @@ from flightrec.recorder.dlq_cipher import DlqCipher
 from flightrec.recorder.kafka_recorder import KafkaRecorder
 from flightrec.recorder.log_filter import PiiLogFilter
 from flightrec.recorder.otel import setup_tracing
-from flightrec.recorder.pii import PiiGuard
+from flightrec.recorder.pii import PiiGuard, PiiScrubber
+from flightrec.recorder.sealing import ScrubbingSealer
 from flightrec.recorder.tracing import SpanRecorder
 
 __all__ = [
@@ -25,7 +29,9 @@ __all__ = [
     "KafkaRecorder",
     "PiiGuard",
     "PiiLogFilter",
+    "PiiScrubber",
     "Recorder",
+    "ScrubbingSealer",
     "SpanRecorder",
     "setup_tracing",
 ]

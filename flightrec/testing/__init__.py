@@ -14,6 +14,8 @@ of the openai client (docs/design.md, "Testing package").
   in-memory stand-ins for the broker-backed parts, for unit tests.
 - :func:`offline_registry`: a registry client with every contract registered,
   no server needed.
+- :func:`schema_drift`: where a pydantic model and its Avro record schema
+  disagree (field names, nullability, types, defaults).
 - Samples and synthetic data: :func:`sample_application`,
   :func:`sample_cot_events`, :func:`synthetic_applications`,
   :func:`synthetic_run`.
@@ -40,6 +42,7 @@ from flightrec.testing.samples import (
     sample_decision,
     sample_replay,
 )
+from flightrec.testing.schema_drift import schema_drift
 
 __all__ = [
     "INJECTION_NOTES",
@@ -60,6 +63,7 @@ __all__ = [
     "sample_cot_events",
     "sample_decision",
     "sample_replay",
+    "schema_drift",
     "start_bureau",
     "start_registry",
     "synthetic_applications",

@@ -50,7 +50,6 @@ from flightrec.contracts.writer import SendOptions
 __all__ = ["ConfirmedProducer", "Header"]
 
 log = logging.getLogger(__name__)
-_librdkafka_log = logging.getLogger("flightrec.kafka")
 
 C = TypeVar("C")
 # (callback, context, error, message): one delivery report waiting for the loop.
@@ -78,10 +77,7 @@ class ConfirmedProducer:
         poll_interval_s: float = 0.05,
         name: str = "flightrec-producer",
     ) -> None:
-        # librdkafka's own log lines go through logging, not straight to stderr.
-        self._producer = Producer(
-            {"error_cb": _log_client_error, "logger": _librdkafka_log, **config}
-        )
+        self._producer = Producer({"error_cb": _log_client_error, **config})
         self._poll_interval_s = poll_interval_s
         self._name = name
         # Filled by librdkafka callbacks (poll or flush thread), drained on the loop.

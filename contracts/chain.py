@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal, TypeVar
 
-from flightrec.contracts.errors import ChainBrokenError
 from flightrec.contracts.events import (
     GENESIS_HASH,
     TERMINAL_KINDS,
@@ -169,18 +168,6 @@ class ChainReport:
         event = f" (event {self.event_id})" if self.event_id else ""
         detail = f": {self.detail}" if self.detail else ""
         return f"BROKEN - {self.problem or 'chain mismatch'}{where}{event}{detail}"
-
-    def raise_if_broken(self) -> None:
-        """Raise :class:`ChainBrokenError` for a broken chain."""
-        if not self.ok:
-            raise ChainBrokenError(
-                f"hash chain {self.describe()}",
-                trace_id=self.trace_id,
-                attempt=self.attempt,
-                problem=self.problem,
-                seq=self.seq,
-                event_id=self.event_id,
-            )
 
 
 def verify_chain(events: Sequence[CotEventBase]) -> ChainReport:

@@ -23,7 +23,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from flightrec.agents.context import RunContext
@@ -51,7 +51,6 @@ __all__ = [
     "RunFn",
     "VerifyOutcome",
     "event_diff",
-    "now_utc",
     "summarize_transitions",
 ]
 
@@ -516,11 +515,6 @@ class Replayer:
             live_tool_calls=tools.live_calls,
             unavailable_tool_calls=tools.unavailable_calls,
         )
-
-
-def now_utc() -> datetime:
-    """Wall-clock time for replay records (replay itself is not a recorded run)."""
-    return datetime.now(UTC)
 
 
 def summarize_transitions(outcomes: Sequence[ReevaluateOutcome]) -> Mapping[str, int]:

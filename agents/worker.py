@@ -108,10 +108,8 @@ async def open_services(settings: Settings) -> AsyncIterator[WorkerServices]:
             await producer.close()
         with contextlib.suppress(Exception):
             await http.close()
-        aclose = getattr(model, "aclose", None)
-        if aclose is not None:
-            with contextlib.suppress(Exception):
-                await aclose()
+        with contextlib.suppress(Exception):
+            await model.aclose()
         ledger.close()
         tracer_provider.shutdown()
         log_filter.detach()

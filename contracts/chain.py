@@ -60,7 +60,7 @@ ChainProblem = Literal["modified", "deleted", "inserted"]
 def canonical_text(event: CotEventBase) -> str:
     """Canonical JSON of the event, ``prev_hash`` included (:func:`canonical_bytes` as text)."""
     data = event.model_dump(mode="json", exclude_defaults=True)
-    data["kind"] = getattr(event, "kind", type(event).__name__)
+    data["kind"] = event.kind  # its default value, so exclude_defaults dropped it
     data["prev_hash"] = event.prev_hash
     return canonical_json(data)
 
@@ -247,7 +247,7 @@ def _verify_attempt(events: list[CotEventBase]) -> ChainReport:
         if j + 1 < n and not linked(j + 1):
             # Both links around events[j] break: its own prev_hash was changed.
             return broken("modified", j, "prev_hash does not match the event before")
-        if getattr(events[j - 1], "kind", None) in TERMINAL_KINDS:
+        if events[j - 1].kind in TERMINAL_KINDS:
             return broken("inserted", j, "event after the end of the run")
         return broken("modified", j - 1, "content no longer matches the hash its successor holds")
 

@@ -94,8 +94,7 @@ async def open_services(settings: Settings) -> AsyncIterator[WorkerServices]:
             guard=guard,
             ledger=ledger,
             producer=producer,
-            encrypt_dlq=cipher.encrypt,
-            dlq_key_id=cipher.key_id,
+            dlq_cipher=cipher,
         )
         yield WorkerServices(pipeline, recorder, producer, ledger, http)
     finally:

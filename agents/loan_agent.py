@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flightrec.agents.agent import Agent
-from flightrec.agents.model import Model
+from flightrec.agents.model import ClosableModel
 from flightrec.agents.models.openai_model import OpenAIModel
 from flightrec.agents.models.policy import PolicyModel
 from flightrec.contracts.settings import Settings
@@ -83,9 +83,10 @@ def loan_agent(profile: str = "standard", prompt_version: str = "v1") -> Agent:
     )
 
 
-def build_model(settings: Settings) -> Model:
+def build_model(settings: Settings) -> ClosableModel:
     """``PolicyModel`` under ``settings.model_profile``, or an ``OpenAIModel`` when
-    ``settings.openai_base_url`` is set (model name from ``settings.model``)."""
+    ``settings.openai_base_url`` is set (model name from ``settings.model``).
+    The caller owns the model and closes it with ``aclose``."""
     if settings.openai_base_url:
         return OpenAIModel.from_settings(settings)
     return PolicyModel(profile=settings.model_profile)

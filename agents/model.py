@@ -40,6 +40,7 @@ from flightrec.contracts.failures import AnyFailureKind, ErrorType
 
 __all__ = [
     "MAX_ERROR_TEXT",
+    "ClosableModel",
     "Message",
     "Model",
     "ModelAttempt",
@@ -218,6 +219,19 @@ class Model(Protocol):
         A model that waits on anything honours ``request.deadline_s`` as the
         module docstring says; a model that answers at once may ignore it.
         """
+        ...
+
+
+class ClosableModel(Model, Protocol):
+    """A model whose owner closes it when done (the worker, with what
+    ``build_model`` made): it may hold connections, like ``OpenAIModel``.
+
+    Kept apart from :class:`Model` so a model that is only asked (test and
+    replay models) need not grow an ``aclose`` of its own.
+    """
+
+    async def aclose(self) -> None:
+        """Release what the model holds (nothing, for a model that holds nothing)."""
         ...
 
 

@@ -14,8 +14,8 @@ confirm, a bug) dead-letters the input. Only when the DLQ write itself is not
 confirmed does ``process`` raise: then nothing about the input is durable and
 the caller must not ack it.
 
-This module has no Faust and no broker in it: codec, recorder, attempt ledger
-and producer are protocols (the producer is
+This module has no Faust and no broker in it: codec, recorder, attempt ledger,
+DLQ cipher and producer are protocols (the producer is
 :class:`~flightrec.contracts.writer.RecordWriter`; fakes ship in
 ``flightrec.testing`` and ``flightrec.recorder.base``), so it is tested
 directly; ``flightrec.agents.worker`` wires it to a Faust stream.
@@ -60,6 +60,7 @@ __all__ = [
     "ApplicationDecoder",
     "AttemptCounter",
     "Guard",
+    "PayloadCipher",
     "PipelineResult",
     "RunPipeline",
     "RunRecorder",
@@ -74,6 +75,24 @@ class Guard(Protocol):
     def tokenize(self, application: LoanApplication) -> tuple[dict[str, Any], dict[str, str]]: ...
 
     def scrub_text(self, text: str, vault: Mapping[str, str]) -> str: ...
+
+
+class PayloadCipher(Protocol):
+    """Encrypts dead-letter payloads (``flightrec.recorder.dlq_cipher.DlqCipher``)."""
+
+    @property
+    def algorithm(self) -> str:
+        """The cipher's name, as the encryption header spells it."""
+        ...
+
+    @property
+    def key_id(self) -> str:
+        """Which key encrypts, so records stay readable after a key rotation."""
+        ...
+
+    def encrypt(self, plaintext: bytes) -> bytes:
+        """The encrypted payload."""
+        ...
 
 
 class RunRecorder(Protocol):
@@ -126,8 +145,7 @@ class RunPipeline:
         guard: Guard,
         ledger: AttemptCounter,
         producer: RecordWriter,
-        encrypt_dlq: Callable[[bytes], bytes],
-        dlq_key_id: str,
+        dlq_cipher: PayloadCipher,
         clock: Callable[[], datetime] | None = None,
         max_input_bytes: int = 512 * 1024,
     ) -> None:
@@ -140,8 +158,7 @@ class RunPipeline:
         self._guard = guard
         self._ledger = ledger
         self._producer = producer
-        self._encrypt_dlq = encrypt_dlq
-        self._dlq_key_id = dlq_key_id
+        self._dlq_cipher = dlq_cipher
         self._clock = clock or (lambda: datetime.now(UTC))
         self._max_input_bytes = max_input_bytes
 
@@ -257,14 +274,14 @@ class RunPipeline:
             (DLQ_ERROR_MESSAGE, message.encode()),
             (DLQ_ERROR_TIME, self._clock().isoformat().encode()),
             (DLQ_TRACE_ID, trace_id.encode()),
-            (DLQ_ENCRYPTION, f"AES-256-GCM;{self._dlq_key_id}".encode()),
+            (DLQ_ENCRYPTION, f"{self._dlq_cipher.algorithm};{self._dlq_cipher.key_id}".encode()),
         ]
         for context_key, name in (("rule", DLQ_ERROR_RULE), ("field", DLQ_ERROR_FIELD)):
             detail = getattr(exc, "context", {}).get(context_key)
             if detail:
                 headers.append((name, str(detail).encode()))
         started = time.monotonic()
-        payload = None if value is None else self._encrypt_dlq(value)
+        payload = None if value is None else self._dlq_cipher.encrypt(value)
         await self._producer.send_and_wait(
             self._settings.topics.applications_dlq, payload, key=key, headers=headers
         )

@@ -94,8 +94,7 @@ async def open_services(settings: Settings) -> AsyncIterator[WorkerServices]:
             guard=guard,
             ledger=ledger,
             producer=producer,
-            encrypt_dlq=cipher.encrypt,
-            dlq_key_id=cipher.key_id,
+            dlq_cipher=cipher,
         )
         yield WorkerServices(pipeline, recorder, producer, ledger, http)
     finally:
@@ -108,10 +107,8 @@ async def open_services(settings: Settings) -> AsyncIterator[WorkerServices]:
             await producer.close()
         with contextlib.suppress(Exception):
             await http.close()
-        aclose = getattr(model, "aclose", None)
-        if aclose is not None:
-            with contextlib.suppress(Exception):
-                await aclose()
+        with contextlib.suppress(Exception):
+            await model.aclose()
         ledger.close()
         tracer_provider.shutdown()
         log_filter.detach()

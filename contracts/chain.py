@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal, TypeVar
 
-from flightrec.contracts.errors import ChainBrokenError
 from flightrec.contracts.events import (
     GENESIS_HASH,
     TERMINAL_KINDS,
@@ -61,7 +60,7 @@ ChainProblem = Literal["modified", "deleted", "inserted"]
 def canonical_text(event: CotEventBase) -> str:
     """Canonical JSON of the event, ``prev_hash`` included (:func:`canonical_bytes` as text)."""
     data = event.model_dump(mode="json", exclude_defaults=True)
-    data["kind"] = getattr(event, "kind", type(event).__name__)
+    data["kind"] = event.kind  # its default value, so exclude_defaults dropped it
     data["prev_hash"] = event.prev_hash
     return canonical_json(data)
 
@@ -170,18 +169,6 @@ class ChainReport:
         detail = f": {self.detail}" if self.detail else ""
         return f"BROKEN - {self.problem or 'chain mismatch'}{where}{event}{detail}"
 
-    def raise_if_broken(self) -> None:
-        """Raise :class:`ChainBrokenError` for a broken chain."""
-        if not self.ok:
-            raise ChainBrokenError(
-                f"hash chain {self.describe()}",
-                trace_id=self.trace_id,
-                attempt=self.attempt,
-                problem=self.problem,
-                seq=self.seq,
-                event_id=self.event_id,
-            )
-
 
 def verify_chain(events: Sequence[CotEventBase]) -> ChainReport:
     """Check the hash chain of events in log order.
@@ -260,7 +247,7 @@ def _verify_attempt(events: list[CotEventBase]) -> ChainReport:
         if j + 1 < n and not linked(j + 1):
             # Both links around events[j] break: its own prev_hash was changed.
             return broken("modified", j, "prev_hash does not match the event before")
-        if getattr(events[j - 1], "kind", None) in TERMINAL_KINDS:
+        if events[j - 1].kind in TERMINAL_KINDS:
             return broken("inserted", j, "event after the end of the run")
         return broken("modified", j - 1, "content no longer matches the hash its successor holds")
 

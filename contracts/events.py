@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -156,6 +156,15 @@ class CotEventBase(_Frozen):
     gen_ai: GenAiRef | None = Field(
         default=None, description="model data the kind has no own fields for (imported records)"
     )
+
+    if TYPE_CHECKING:
+        # Every kind declares ``kind`` as its own Literal field. Declared here for
+        # the type checker only: a runtime property would shadow those fields
+        # (pydantic refuses), and a field would join the envelope and its schema.
+        @property
+        def kind(self) -> str:
+            """The event's kind (``RUN_STARTED``, ``MODEL_CALL``...)."""
+            ...
 
 
 class RunStarted(CotEventBase):

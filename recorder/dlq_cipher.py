@@ -35,6 +35,11 @@ class DlqCipher:
         self._aead = AESGCM(key)
         self.key_id = settings.pii_key_id
 
+    @property
+    def algorithm(self) -> str:
+        """:data:`ALGORITHM`, for the DLQ record's encryption header."""
+        return ALGORITHM
+
     def encrypt(self, plaintext: bytes, associated: bytes = b"") -> bytes:
         nonce = os.urandom(_NONCE_BYTES)
         return nonce + self._aead.encrypt(nonce, plaintext, associated)

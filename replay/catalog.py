@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from flightrec.agents.agent import Agent
 from flightrec.agents.loan_agent import PROMPT_VERSIONS, build_model, loan_agent
 from flightrec.agents.model import Model
 from flightrec.contracts.errors import ReplayError
 from flightrec.contracts.settings import Settings
+from flightrec.replay.replayer import AgentDefinition
 from flightrec.tools.base import ToolExecutor
 from flightrec.tools.http import HttpClient
 from flightrec.tools.loan_tools import build_loan_toolset
@@ -53,7 +55,7 @@ class LoanCatalog:
             await self._http.close()
             self._http_started = False
 
-    def agent(self, name: str, version: str, prompt_version: str, profile: str) -> Any:
+    def agent(self, name: str, version: str, prompt_version: str, profile: str) -> Agent:
         """The loan agent at ``prompt_version``; refuses names and versions the code lacks."""
         if prompt_version not in PROMPT_VERSIONS:
             raise ReplayError(
@@ -72,7 +74,7 @@ class LoanCatalog:
             )
         return agent
 
-    def tool_descriptions(self, agent: Any) -> list[dict[str, Any]]:
+    def tool_descriptions(self, agent: AgentDefinition) -> list[dict[str, Any]]:
         """The loan toolset's descriptions for ``agent`` (describing calls nothing).
 
         Built once per set of allowed tools; callers get a list of their own
@@ -88,6 +90,6 @@ class LoanCatalog:
         """The configured model (policy or OpenAI-compatible) under ``profile``."""
         return build_model(self._settings.model_copy(update={"model_profile": profile}))
 
-    def live_tools(self, agent: Any) -> ToolExecutor:
+    def live_tools(self, agent: AgentDefinition) -> ToolExecutor:
         """The real loan tools (the caller must have awaited :meth:`start_live_tools`)."""
         return build_loan_toolset(self._settings, self._http, allowed=agent.tools)

@@ -27,8 +27,6 @@ from flightrec.contracts.events import (
     CotEventBase,
     Decision,
     DecisionOutcome,
-    ModelCall,
-    RunCompleted,
     RunFailed,
     RunStarted,
 )
@@ -116,21 +114,10 @@ class Attempt:
         return last if isinstance(last, RunFailed) else None
 
     @property
-    def completed(self) -> RunCompleted | None:
-        """The ``RUN_COMPLETED`` event, if any."""
-        last = self.events[-1] if self.events else None
-        return last if isinstance(last, RunCompleted) else None
-
-    @property
     def outcome(self) -> DecisionOutcome | None:
         """The decision's outcome (None without a decision)."""
         decision = self.decision
         return decision.outcome if decision is not None else None
-
-    @property
-    def model_calls(self) -> tuple[ModelCall, ...]:
-        """Every ``MODEL_CALL`` of the attempt, retries included."""
-        return tuple(e for e in self.events if isinstance(e, ModelCall))
 
     def problems(self) -> list[str]:
         """Readable list of everything wrong with this attempt."""
@@ -161,11 +148,6 @@ class RunHistory:
     def latest(self) -> Attempt:
         """The attempt with the highest number, complete or not."""
         return self.attempts[-1]
-
-    @property
-    def aborted_only(self) -> bool:
-        """True when no attempt completed: the trace has no decision of record."""
-        return self.authoritative is None
 
     @property
     def intact(self) -> bool:

@@ -26,7 +26,7 @@ import json
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -98,11 +98,7 @@ class IndexStats:
     """What one ``update()`` did."""
 
     records: int
-    decoded: int
     traces_touched: int
-    skipped_without_key: int
-    undecodable: int
-    reset_partitions: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -212,9 +208,8 @@ class TraceIndex:
         return await self._reader.run_sync(self._update_sync)
 
     def _update_sync(self, reader: CotReader) -> IndexStats:
-        records = decoded = skipped = undecodable = 0
+        records = 0
         touched: set[str] = set()
-        reset: list[int] = []
         for partition in reader.partitions_sync():
             low, high = reader.watermarks_sync(partition)
             start = self._progress(partition)
@@ -222,7 +217,6 @@ class TraceIndex:
                 # The topic was recreated (offsets went back): this partition's
                 # entries point at records that no longer exist.
                 self._forget_partition(partition)
-                reset.append(partition)
                 start = 0
             start = max(start, low)
             if start >= high:
@@ -235,30 +229,18 @@ class TraceIndex:
                 for record in batch:
                     records += 1
                     count += 1
-                    if record.key is None:
-                        skipped += 1
+                    if record.key is None:  # no trace id: nothing to file it under
                         continue
                     touched.add(record.key)
-                    ok = self._note(pending.setdefault(record.key, _Pending()), record)
-                    if ok is not None:
-                        decoded += 1
-                        if not ok:
-                            undecodable += 1
+                    self._note(pending.setdefault(record.key, _Pending()), record)
                 if count >= _COMMIT_EVERY:
                     self._commit(partition, pending, batch[-1].offset + 1)
                     pending, count = {}, 0
             self._commit(partition, pending, high)
-        return IndexStats(
-            records=records,
-            decoded=decoded,
-            traces_touched=len(touched),
-            skipped_without_key=skipped,
-            undecodable=undecodable,
-            reset_partitions=tuple(reset),
-        )
+        return IndexStats(records=records, traces_touched=len(touched))
 
-    def _note(self, entry: _Pending, record: RawRecord) -> bool | None:
-        """Fold one record into ``entry``; returns None (not decoded), True/False (decode ok)."""
+    def _note(self, entry: _Pending, record: RawRecord) -> None:
+        """Fold one record into ``entry`` (a record that does not decode adds no facts)."""
         entry.events += 1
         ts = record.timestamp_ms
         entry.first_ts_ms = ts if entry.first_ts_ms is None else min(entry.first_ts_ms, ts)
@@ -274,13 +256,13 @@ class TraceIndex:
             entry.segments.append([record.partition, record.offset, record.offset])
         # Without the header (records from older writers) we cannot tell: decode.
         if record.kind is not None and record.kind not in _DECODED_KINDS:
-            return None
+            return
         if record.value is None:
-            return None
+            return
         try:
             event = self._decoder.decode(record.value)
         except (DecodeError, ValidationError):
-            return False
+            return
         if isinstance(event, RunStarted):
             entry.application_id = event.application_id
             entry.agent = event.agent
@@ -293,7 +275,6 @@ class TraceIndex:
             entry.outcome, entry.status = event.outcome, "COMPLETED"
         elif isinstance(event, RunFailed):
             entry.status = "FAILED"
-        return True
 
     def _progress(self, partition: int) -> int:
         with self._db_lock:
@@ -408,10 +389,6 @@ class TraceIndex:
             ).fetchall()
         return [str(r[0]) for r in rows]
 
-    def known_sync(self, trace_id: str) -> bool:
-        """True when the index holds the trace."""
-        return bool(self.segments_sync(trace_id))
-
     async def lookup(self, trace_id: str, *, refresh: bool = True) -> RunHistory:
         """The history of one trace; ``TraceNotFoundError`` if the log has none.
 
@@ -500,9 +477,3 @@ class TraceIndex:
             )
             for r in rows
         ]
-
-    def all_trace_ids_sync(self) -> Iterator[str]:
-        """Every indexed trace id, oldest first."""
-        with self._db_lock:
-            rows = self._db.execute("SELECT trace_id FROM traces ORDER BY first_ts_ms").fetchall()
-        return (str(r[0]) for r in rows)

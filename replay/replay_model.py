@@ -105,11 +105,6 @@ class ReplayModel:
         return self._info
 
     @property
-    def served(self) -> int:
-        """How many recorded turns were served."""
-        return self._next
-
-    @property
     def remaining(self) -> int:
         """Recorded turns not asked for (a shorter replay is also a divergence)."""
         return len(self._turns) - self._next

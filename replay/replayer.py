@@ -23,7 +23,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from flightrec.agents.context import RunContext
@@ -32,6 +32,7 @@ from flightrec.contracts.chain import Integrity
 from flightrec.contracts.errors import DivergenceError, ReplayError
 from flightrec.contracts.events import (
     CotEvent,
+    Decision,
     DecisionOutcome,
     ModelCall,
     ReplayResult,
@@ -45,13 +46,13 @@ from flightrec.tools.base import ToolExecutor
 __all__ = [
     "VOLATILE_FIELDS",
     "AgentCatalog",
+    "AgentDefinition",
     "Candidate",
     "ReevaluateOutcome",
     "Replayer",
     "RunFn",
     "VerifyOutcome",
     "event_diff",
-    "now_utc",
     "summarize_transitions",
 ]
 
@@ -64,14 +65,26 @@ RunFn = Callable[..., AsyncIterator[CotEvent]]
 """The runner: ``run_agent(agent, *, model, tools, ctx, application_id, input_view, pii_vault)``."""
 
 
+class AgentDefinition(Protocol):
+    """An agent definition as replay sees it (``flightrec.agents.agent.Agent`` is one).
+
+    The runner is handed the whole value; replay itself reads only the tool allow-list.
+    """
+
+    @property
+    def tools(self) -> tuple[str, ...]:
+        """The tools the agent may call."""
+        ...
+
+
 class AgentCatalog(Protocol):
     """Resolves what a record names into runnable parts."""
 
-    def agent(self, name: str, version: str, prompt_version: str, profile: str) -> Any:
+    def agent(self, name: str, version: str, prompt_version: str, profile: str) -> AgentDefinition:
         """The agent definition (``flightrec.agents.agent.Agent``) for these coordinates."""
         ...
 
-    def tool_descriptions(self, agent: Any) -> list[dict[str, Any]]:
+    def tool_descriptions(self, agent: AgentDefinition) -> list[dict[str, Any]]:
         """What the live toolset's ``describe()`` returns for ``agent`` (no tool is called)."""
         ...
 
@@ -79,7 +92,7 @@ class AgentCatalog(Protocol):
         """A live model for re-evaluation under ``profile``."""
         ...
 
-    def live_tools(self, agent: Any) -> ToolExecutor:
+    def live_tools(self, agent: AgentDefinition) -> ToolExecutor:
         """The agent's real tools (used by re-evaluation with live tools enabled only)."""
         ...
 
@@ -298,7 +311,7 @@ class Replayer:
             from flightrec.agents.runner import run_agent  # the live runner, same code path
 
             runner = run_agent
-        self._run = runner
+        self._run: RunFn = runner
 
     def _context(self, history: RunHistory, attempt: Attempt, started: RunStarted) -> RunContext:
         recorded = _RecordedTime(attempt)
@@ -466,7 +479,7 @@ class Replayer:
         tools = ReplayToolset(
             recorded,
             descriptions=self._catalog.tool_descriptions(agent),
-            allowed=frozenset(getattr(agent, "tools", started.tools)),
+            allowed=frozenset(agent.tools),
             mode="lenient",
             live=self._catalog.live_tools(agent) if candidate.live_tools else None,
         )
@@ -501,8 +514,8 @@ class Replayer:
             if len(new_events) < len(recorded):
                 missing = recorded[len(new_events)]
                 first_diff, expected, actual = missing.step, str(missing.kind), "end of the new run"
-        new_decision = next((e for e in reversed(new_events) if e.kind == "DECISION"), None)
-        new = getattr(new_decision, "outcome", None)
+        new_decision = next((e for e in reversed(new_events) if isinstance(e, Decision)), None)
+        new = new_decision.outcome if new_decision is not None else None
         old = attempt.outcome
         return ReevaluateOutcome(
             **base,
@@ -516,11 +529,6 @@ class Replayer:
             live_tool_calls=tools.live_calls,
             unavailable_tool_calls=tools.unavailable_calls,
         )
-
-
-def now_utc() -> datetime:
-    """Wall-clock time for replay records (replay itself is not a recorded run)."""
-    return datetime.now(UTC)
 
 
 def summarize_transitions(outcomes: Sequence[ReevaluateOutcome]) -> Mapping[str, int]:

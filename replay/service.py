@@ -9,23 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from flightrec.contracts.codec import Codec
 from flightrec.contracts.events import ReplayResult
 from flightrec.contracts.settings import Settings
 from flightrec.kafka.producer import ConfirmedProducer
 from flightrec.replay.batch import ReplaySink, read_replay_results, run_bounded
+from flightrec.replay.catalog import LoanCatalog
 from flightrec.replay.history import RunHistory
 from flightrec.replay.index import TraceIndex
 from flightrec.replay.reader import CotReader
-from flightrec.replay.replayer import (
-    AgentCatalog,
-    Candidate,
-    ReevaluateOutcome,
-    Replayer,
-    VerifyOutcome,
-)
+from flightrec.replay.replayer import Candidate, ReevaluateOutcome, Replayer, VerifyOutcome
 from flightrec.replay.selectors import Selection
 
 __all__ = ["ReplayService"]
@@ -40,7 +34,6 @@ class ReplayService:
         self,
         settings: Settings,
         *,
-        catalog: AgentCatalog | None = None,
         codec: Codec | None = None,
         publish: bool = True,
     ) -> None:
@@ -49,8 +42,7 @@ class ReplayService:
         self.codec = codec if codec is not None else Codec(settings)
         self.reader = CotReader(settings, self.codec)
         self.index = TraceIndex(settings, self.reader, self.codec)
-        self._catalog = catalog
-        self._own_catalog = catalog is None
+        self._catalog: LoanCatalog | None = None
         self._publish = publish
         self._producer: ConfirmedProducer | None = None
         self._sink: ReplaySink | None = None
@@ -67,10 +59,8 @@ class ReplayService:
         try:
             if self._producer is not None:
                 await self._producer.close()
-            if self._own_catalog and self._catalog is not None:
-                close = getattr(self._catalog, "close", None)
-                if close is not None:
-                    await close()
+            if self._catalog is not None:
+                await self._catalog.close()
         finally:
             await self.reader.close()
             self.index.close()
@@ -78,11 +68,9 @@ class ReplayService:
                 await self.codec.close()
 
     @property
-    def catalog(self) -> AgentCatalog:
-        """The agent catalog (the loan catalog unless one was given)."""
+    def catalog(self) -> LoanCatalog:
+        """The loan catalog, built on first use."""
         if self._catalog is None:
-            from flightrec.replay.catalog import LoanCatalog
-
             self._catalog = LoanCatalog(self.settings)
         return self._catalog
 
@@ -150,9 +138,7 @@ class ReplayService:
     ) -> list[ReevaluateOutcome]:
         """Re-evaluate each history under ``candidate``, publishing a result per trace."""
         if candidate.live_tools:
-            start: Any = getattr(self.catalog, "start_live_tools", None)
-            if start is not None:
-                await start()
+            await self.catalog.start_live_tools()
         replayer = Replayer(self.catalog)
         sink = await self._sink_for()
 

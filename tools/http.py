@@ -17,7 +17,6 @@ Why a wrapper rather than a bare session:
 from __future__ import annotations
 
 import json
-from types import TracebackType
 from typing import Any
 
 import aiohttp
@@ -49,11 +48,6 @@ class HttpClient:
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
 
-    @property
-    def allowed_hosts(self) -> frozenset[str]:
-        """Hosts requests may go to."""
-        return self._allowed_hosts
-
     async def start(self) -> None:
         """Open the session (idempotent)."""
         if self._session is None or self._session.closed:
@@ -75,12 +69,7 @@ class HttpClient:
         await self.start()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
     def check_url(self, url: str) -> URL:

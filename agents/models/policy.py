@@ -203,6 +203,9 @@ class PolicyModel:
         """Provider ``flightrec``, model ``policy-model-1``, the policy profile."""
         return self._info
 
+    async def aclose(self) -> None:
+        """Nothing to release: the policy is computed in process."""
+
     async def next_step(self, request: ModelRequest) -> ModelTurn:
         """The next underwriting step for the request's transcript (computed at
         once, so the deadline needs no handling)."""

@@ -83,7 +83,7 @@ async def check_index_lookup(settings: Settings, codec: Codec) -> None:
             assert history.outcome == "REFER"
             assert len(history.attempts[0].events) == 9
             (aborted,) = await index.lookup_application("app-4")
-            assert aborted.aborted_only and aborted.latest.status == "ABORTED"
+            assert aborted.authoritative is None and aborted.latest.status == "ABORTED"
             # Incremental: only the new records are read; a retry of app-4 appears.
             later = synthetic_run(ids[4], application_id="app-4", attempt=2) + synthetic_run(
                 ids[10], application_id="app-10"

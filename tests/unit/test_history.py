@@ -33,7 +33,6 @@ def test_aborted_then_complete_attempt() -> None:
     assert [(a.number, a.status) for a in history.attempts] == [(1, "ABORTED"), (2, "COMPLETE")]
     assert history.authoritative is not None and history.authoritative.number == 2
     assert history.outcome == "DECLINE"
-    assert not history.aborted_only
 
 
 def test_later_aborted_attempt_does_not_replace_the_complete_one() -> None:
@@ -47,7 +46,6 @@ def test_later_aborted_attempt_does_not_replace_the_complete_one() -> None:
 
 def test_only_aborted_attempt() -> None:
     history = build_history(TRACE, synthetic_run(TRACE, complete=False), chain_verifier=None)
-    assert history.aborted_only
     assert history.authoritative is None
     assert history.outcome is None
 

@@ -102,8 +102,7 @@ class Rig:
             guard=PiiGuard(SETTINGS),
             ledger=self.ledger,
             producer=self.producer,
-            encrypt_dlq=self.cipher.encrypt,
-            dlq_key_id=self.cipher.key_id,
+            dlq_cipher=self.cipher,
             clock=lambda: NOW,
             max_input_bytes=4096,
         )

@@ -36,6 +36,7 @@ from flightrec.agents.attempts import AttemptLedger
 from flightrec.agents.context import RunContext, derive_trace_id
 from flightrec.agents.lanes import PartitionLanes
 from flightrec.agents.model import (
+    ClosableModel,
     Message,
     Model,
     ModelAttempt,
@@ -45,7 +46,7 @@ from flightrec.agents.model import (
     Transcript,
     request_hash,
 )
-from flightrec.agents.pipeline import PipelineResult, RunPipeline
+from flightrec.agents.pipeline import PayloadCipher, PipelineResult, RunPipeline
 from flightrec.agents.runner import run_agent
 from flightrec.agents.steps import AgentStep, DecisionStep, ThoughtStep, ToolCallStep
 from flightrec.agents.transcript import read_application, read_steps, read_tool_results
@@ -54,6 +55,7 @@ __all__ = [
     "Agent",
     "AgentStep",
     "AttemptLedger",
+    "ClosableModel",
     "DecisionStep",
     "Message",
     "Model",
@@ -62,6 +64,7 @@ __all__ = [
     "ModelRequest",
     "ModelTurn",
     "PartitionLanes",
+    "PayloadCipher",
     "PipelineResult",
     "RunContext",
     "RunPipeline",

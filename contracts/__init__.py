@@ -34,7 +34,6 @@ import typing as _typing
 from flightrec.contracts.chain import ChainReport, ChainSealer, Integrity, event_hash, verify_chain
 from flightrec.contracts.errors import (
     BudgetExceededError,
-    ChainBrokenError,
     ConfigError,
     ContractError,
     DecodeError,
@@ -164,7 +163,6 @@ __all__ = [
     "TRACEPARENT",
     "AnyFailureKind",
     "BudgetExceededError",
-    "ChainBrokenError",
     "ChainReport",
     "ChainSealer",
     "Codec",

@@ -26,7 +26,6 @@ retrying the same operation can help (``retryable``)::
     ├── RecorderError                the recorder could not confirm delivery (retryable)
     └── ReplayError
         ├── TraceNotFoundError       no such trace or application
-        ├── ChainBrokenError         hash chain verification failed (event, reason)
         └── DivergenceError          replay diverged from the recording (step, expected, actual)
 
 ``ToolError``, ``ModelError`` (with their subclasses) and ``BudgetExceededError``
@@ -41,7 +40,6 @@ from typing import Any
 
 __all__ = [
     "BudgetExceededError",
-    "ChainBrokenError",
     "ConfigError",
     "ContractError",
     "DecodeError",
@@ -185,10 +183,6 @@ class ReplayError(FlightrecError):
 
 class TraceNotFoundError(ReplayError):
     """No trace matches the id or application id."""
-
-
-class ChainBrokenError(ReplayError):
-    """Hash chain verification failed for a trace."""
 
 
 class DivergenceError(ReplayError):

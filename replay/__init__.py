@@ -31,6 +31,7 @@ from flightrec.replay.replay_model import ReplayModel
 from flightrec.replay.replay_tools import ReplayToolset
 from flightrec.replay.replayer import (
     AgentCatalog,
+    AgentDefinition,
     Candidate,
     ReevaluateOutcome,
     Replayer,
@@ -42,6 +43,7 @@ from flightrec.replay.service import ReplayService
 
 __all__ = [
     "AgentCatalog",
+    "AgentDefinition",
     "Attempt",
     "AuditFormat",
     "Candidate",

@@ -22,6 +22,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from flightrec.cli import main
 from flightrec.contracts.errors import SchemaIncompatibleError
 from flightrec.contracts.governance import apply_contracts, check_contracts, plan_contracts
+from flightrec.contracts.rules import FIELD_PARAM, rule_specs
 from flightrec.contracts.schema_files import CONTRACTS, DEFAULT_SCHEMA_DIR, contract, subject_for
 from flightrec.contracts.settings import Settings
 
@@ -255,6 +256,64 @@ def test_one_incompatible_subject_means_nothing_is_written(
     for subject in _subjects(settings):
         assert client.get_versions(subject) == [1], subject
         assert client.get_compatibility(subject) == levels_before[subject], subject
+
+
+# -- what apply registers carries every rule ---------------------------------------------
+
+# The rules each subject must carry, by name (the ones contracts/rules.py documents),
+# so that dropping a rule's definition fails here too, not only losing it on the way.
+GOVERNED_RULES = {
+    "loan_application": [
+        "application_amount_positive",
+        "application_currency_iso4217",
+        "application_term_bounds",
+        "application_applicant_adult",
+    ],
+    "cot_event": [
+        "cot_seq_non_negative",
+        "cot_trace_id_format",
+        "cot_decision_outcome",
+        "cot_decision_reasons",
+    ],
+}
+
+
+def _expected_rules(name: str, settings: Settings) -> list[dict[str, Any]]:
+    """The rules of ``name`` as rules.py defines them, with the mode and actions its
+    docstring gives: applications WRITEREAD and DLQ then ERROR, CoT events WRITE and ERROR."""
+    if name == "loan_application":
+        mode, on_failure = "WRITEREAD", "DLQ,ERROR"
+        extra = {"dlq.topic": settings.topics.applications_dlq, "dlq.key.field": "application_id"}
+    else:
+        mode, on_failure, extra = "WRITE", "ERROR", {}
+    return [
+        {
+            "name": spec.name,
+            "kind": "CONDITION",
+            "type": "CEL",
+            "mode": mode,
+            "expr": spec.expr,
+            "onFailure": on_failure,
+            "params": {FIELD_PARAM: spec.field, **extra},
+        }
+        for spec in rule_specs(name)
+    ]
+
+
+def test_apply_registers_every_rule_the_contracts_define(
+    settings: Settings, client: SchemaRegistryClient
+) -> None:
+    # The real registration path: apply_contracts over HTTP, then the ruleSet as
+    # the registry hands it back (unit codecs build their rules another way).
+    apply_contracts(settings)
+    keys = ("name", "kind", "type", "mode", "expr", "onFailure", "params")
+    for spec in CONTRACTS:
+        registered = client.get_latest_version(_subject(spec.name, settings)).schema
+        rule_set = registered.rule_set.to_dict() if registered.rule_set is not None else {}
+        rules = [{k: rule.get(k) for k in keys} for rule in rule_set.get("domainRules") or []]
+        assert rules == _expected_rules(spec.name, settings), spec.name
+        assert [r["name"] for r in rules] == GOVERNED_RULES.get(spec.name, []), spec.name
+    assert set(GOVERNED_RULES) <= {spec.name for spec in CONTRACTS}
 
 
 def _subjects(settings: Settings) -> list[str]:

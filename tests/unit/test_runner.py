@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +21,7 @@ from flightrec.contracts.errors import ModelUnavailableError, ToolHTTPError
 from flightrec.contracts.events import GENESIS_HASH, CotEvent, SourceRef, cot_event_adapter
 from flightrec.contracts.failures import FailureKind
 from flightrec.testing.models import FunctionModel, ScriptedModel
+from flightrec.tools.base import ToolOutcome
 from flightrec.tools.spec import tool
 from flightrec.tools.toolset import Toolset
 
@@ -284,6 +285,55 @@ async def test_one_refused_tool_lets_the_model_recover() -> None:
     assert ledger.calls == ["hi"]
     last = events[-1]
     assert last.kind == "RUN_COMPLETED" and last.outcome == "DECLINE"
+
+
+class PermissiveTools:
+    """An executor that would run any tool it is asked for, and records each call.
+
+    It stands for a toolset wired with a wider allow-list than the agent's: only
+    the runner's own check stands between the model and the tool.
+    """
+
+    def __init__(self, *tools: str) -> None:
+        self.allowed = frozenset(tools)
+        self.calls: list[str] = []
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [{"name": name} for name in sorted(self.allowed)]
+
+    async def call(self, tool: str, arguments: Mapping[str, Any], **_: Any) -> ToolOutcome:
+        self.calls.append(tool)
+        return ToolOutcome(status="ok", result={"ran": tool})
+
+
+async def test_runner_refuses_a_tool_the_agent_does_not_allow_even_if_the_toolset_would_run_it() -> (
+    None
+):
+    tools = PermissiveTools("echo", "transfer_funds")
+    model = ScriptedModel([call("transfer_funds"), call("transfer_funds"), decide()])
+    events = [
+        e
+        async for e in run_agent(
+            make_agent(),  # allows "echo" only
+            model=model,
+            tools=tools,
+            ctx=make_ctx(),
+            application_id="app-1",
+            input_view=INPUT,
+        )
+    ]
+
+    assert tools.calls == []  # the executor was never asked to run it
+    results = [e for e in events if e.kind == "TOOL_RESULT"]
+    assert len(results) == 2
+    for result in results:
+        assert result.kind == "TOOL_RESULT" and result.tool == "transfer_funds"
+        assert (result.status, result.error_type) == ("error", FailureKind.TOOL_NOT_ALLOWED)
+        assert result.result_json is None
+        assert "transfer_funds" in (result.error_message or "")
+        assert "allow-list" in (result.error_message or "")
+    assert_refer_failed(events, "ToolNotAllowedError", "outside the allow-list")
+    assert model.remaining == 1  # refused twice, the run did not go on to decide
 
 
 async def test_unparsable_arguments_are_recorded_without_calling_the_tool() -> None:

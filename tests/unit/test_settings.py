@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections.abc import Mapping
+from typing import Any, get_args, get_origin
 
 import httpx2
 import pytest
+from pydantic import SecretStr
 
 from flightrec.contracts.codec import registry_call, registry_client
 from flightrec.contracts.errors import RegistryUnavailableError
@@ -303,3 +306,51 @@ def test_stack_ports_derive_local_urls() -> None:
 def test_settings_are_frozen(cloud: Settings) -> None:
     with pytest.raises(ValueError):
         cloud.replication_factor = 1  # type: ignore[misc]
+
+
+def _holds_secret(annotation: Any) -> bool:
+    """Whether a field's type is, or contains (``X | None``, ``Mapping[str, X]``), ``SecretStr``."""
+    if annotation is SecretStr:
+        return True
+    return any(_holds_secret(arg) for arg in get_args(annotation))
+
+
+# Every secret field of Settings, read from the model: a field is secret when its
+# type holds a SecretStr (the settings module marks secrets no other way).
+SECRET_FIELDS = sorted(
+    name for name, field in Settings.model_fields.items() if _holds_secret(field.annotation)
+)
+
+
+def test_the_known_secrets_are_marked_secret() -> None:
+    # Dropping SecretStr from one of these would also drop it from SECRET_FIELDS,
+    # and the leak test below would no longer look at it.
+    assert {"openai_api_key", "pii_hmac_key", "schema_registry_basic_auth", "kafka_secrets"} <= set(
+        SECRET_FIELDS
+    )
+
+
+@pytest.mark.parametrize("field", SECRET_FIELDS)
+def test_no_secret_field_shows_in_repr_str_dumps_or_logs(
+    field: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    canary = f"canary-{field}-5d1e"
+    annotation = Settings.model_fields[field].annotation
+    # A mapping of secrets (kafka_secrets) gets one entry; a single secret the value.
+    origin = get_origin(annotation)
+    mapping = isinstance(origin, type) and issubclass(origin, Mapping)
+    value: Any = {"sasl.password": canary} if mapping else canary
+    settings = Settings(**{field: value}, app_id="visible-app-id")
+
+    held = getattr(settings, field)
+    secret = held["sasl.password"] if mapping else held
+    assert secret.get_secret_value() == canary  # the canary is there, only hidden
+    shown = _shown(settings, caplog)
+    shown += [
+        str(settings.model_dump()),
+        str(settings.model_dump(mode="json")),
+        settings.model_dump_json(),
+    ]
+    assert "visible-app-id" in caplog.text  # the log did contain the settings
+    for text in shown:
+        assert canary not in text

@@ -17,7 +17,7 @@ the caller must not ack it.
 This module has no Faust and no broker in it: codec, recorder, attempt ledger,
 DLQ cipher and producer are protocols (the producer is
 :class:`~flightrec.contracts.writer.RecordWriter`; fakes ship in
-``flightrec.testing`` and ``flightrec.recorder.base``), so it is tested
+``flightrec.testing``), so it is tested
 directly; ``flightrec.agents.worker`` wires it to a Faust stream.
 """
 

@@ -304,7 +304,7 @@ class Codec:
 
     async def close(self) -> None:
         """Write pending DLQ records and release the registry client (off the loop)."""
-        await self._dlq.close()
+        await self._dlq.aclose()
         if self._owns_client:
             await asyncio.to_thread(self._client.close)
 
@@ -375,9 +375,10 @@ class Codec:
             await asyncio.to_thread(self._warm, sub)
         try:
             return self._encode_sync(sub, obj)
-        except RuleViolationError as exc:
-            if exc.context.get("dlq_topic"):
-                # The record was queued to the DLQ: confirm it before failing the caller.
+        except Exception:
+            # A DLQ rule queued the record (its condition failed, or evaluating
+            # it threw): confirm it before the caller hears of the failure.
+            if self._dlq.pending:
                 await self._dlq.confirm()
             raise
 

@@ -176,12 +176,25 @@ class DlqAction(RuleAction):  # type: ignore[misc]
         if failures:
             raise RecorderError("DLQ write failed", errors=failures, retryable=True)
 
-    async def close(self) -> None:
+    @property
+    def pending(self) -> int:
+        """Records queued by :meth:`run` and not yet handed to :meth:`confirm`."""
+        with self._lock:
+            return len(self._queued)
+
+    async def aclose(self) -> None:
         """Write what is still queued (a caller that stopped before confirming); failures are logged."""
         try:
             await self.confirm(timeout_s=10.0)
         except FlightrecError as exc:
             log.error("DLQ records not written at close: %s", exc)
+
+    def close(self) -> None:
+        """confluent-kafka's synchronous ``RuleBase.close`` (a rule registry
+        closing its actions): it cannot write, so it only says what is left;
+        the codec drains through :meth:`aclose` before that."""
+        if self.pending:
+            log.error("DLQ action closed with %d records not written", self.pending)
 
 
 def _json_default(value: Any) -> Any:

@@ -12,7 +12,12 @@ from collections.abc import AsyncIterator
 import pytest
 
 from flightrec.contracts.codec import Codec
-from flightrec.contracts.errors import ConfigError, RecorderError, RuleViolationError
+from flightrec.contracts.errors import (
+    ConfigError,
+    ContractError,
+    RecorderError,
+    RuleViolationError,
+)
 from flightrec.contracts.headers import (
     RULE_CONTENT_TYPE,
     RULE_ERROR_CLASS,
@@ -98,5 +103,58 @@ async def test_without_a_writer_a_dlq_rule_is_a_config_error() -> None:
         with pytest.raises(ConfigError) as info:
             await codec.encode_application(BAD)
         assert info.value.context["topics"] == [DLQ]
+    finally:
+        await codec.close()
+
+
+async def test_a_rule_whose_evaluation_throws_is_dead_lettered_before_the_caller_hears(
+    producer: MemoryProducer,
+) -> None:
+    # confluent-kafka also runs a rule's onFailure action when evaluating the
+    # rule throws (here: a field the record does not have), not only when its
+    # condition is false. That record must be confirmed before the caller
+    # hears of the failure too, not left queued until some later violation.
+    from confluent_kafka.schema_registry import (
+        Rule,
+        RuleKind,
+        RuleMode,
+        RuleParams,
+        RuleSet,
+        Schema,
+        SchemaRegistryClient,
+    )
+
+    from flightrec.contracts.schema_files import load_schemas, schema_text
+
+    spec = contract("loan_application")
+    throwing = Rule(
+        name="application_throws",
+        doc=None,
+        kind=RuleKind.CONDITION,
+        mode=RuleMode.WRITE,
+        type="CEL",
+        tags=None,
+        params=RuleParams({"dlq.topic": DLQ, "dlq.key.field": "application_id"}),
+        expr="message.no_such_field == 1",
+        on_success=None,
+        on_failure="DLQ",
+        disabled=False,
+    )
+    client = SchemaRegistryClient.new_client({"url": "mock://throwing-rule"})
+    client.register_schema(
+        subject_for(spec, SETTINGS),
+        Schema(
+            schema_text(load_schemas()["loan_application"]),
+            "AVRO",
+            rule_set=RuleSet(None, [throwing]),
+        ),
+    )
+    codec = Codec(SETTINGS, client, contracts=("loan_application",), dlq_producer=producer)
+    await codec.start()
+    try:
+        with pytest.raises(ContractError):
+            await codec.encode_application(sample_application(application_id="app-throws"))
+        assert [r.key for r in producer.on(DLQ)] == [b"app-throws"]
+        assert producer.on(DLQ)[0].header(RULE_NAME) == b"application_throws"
     finally:
         await codec.close()

@@ -67,7 +67,7 @@ from flightrec.contracts.events import (
     LoanDecision,
     ReplayResult,
 )
-from flightrec.contracts.rules import FIELD_PARAM
+from flightrec.contracts.rules import DLQ_TOPIC_PARAM, FIELD_PARAM
 from flightrec.contracts.schema_files import CONTRACTS, ContractSpec, subject_for
 from flightrec.contracts.settings import Settings, redact_url
 from flightrec.contracts.writer import RecordWriter
@@ -366,7 +366,7 @@ class Codec:
             subject=sub.subject,
             rule=rule.name,
             field=params.get(FIELD_PARAM),
-            dlq_topic=params.get("dlq.topic") if dlq else None,
+            dlq_topic=params.get(DLQ_TOPIC_PARAM) if dlq else None,
         )
 
     async def _encode(self, name: str, obj: Any) -> bytes:

@@ -124,6 +124,7 @@ async def test_a_rule_whose_evaluation_throws_is_dead_lettered_before_the_caller
         SchemaRegistryClient,
     )
 
+    from flightrec.contracts.rules import DLQ_KEY_PARAM, DLQ_TOPIC_PARAM
     from flightrec.contracts.schema_files import load_schemas, schema_text
 
     spec = contract("loan_application")
@@ -134,7 +135,7 @@ async def test_a_rule_whose_evaluation_throws_is_dead_lettered_before_the_caller
         mode=RuleMode.WRITE,
         type="CEL",
         tags=None,
-        params=RuleParams({"dlq.topic": DLQ, "dlq.key.field": "application_id"}),
+        params=RuleParams({DLQ_TOPIC_PARAM: DLQ, DLQ_KEY_PARAM: "application_id"}),
         expr="message.no_such_field == 1",
         on_success=None,
         on_failure="DLQ",

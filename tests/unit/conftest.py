@@ -1,9 +1,10 @@
-"""Fixtures shared by unit tests: the bureau simulator for the loan agent, and the
-embedded schema registry served over HTTP."""
+"""Fixtures shared by unit tests: the bureau simulator for the loan agent, the
+embedded schema registry served over HTTP, and a broker address nobody answers."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
 
@@ -62,3 +63,13 @@ def http_registry() -> Iterator[Settings]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
         loop.close()
+
+
+@pytest.fixture
+def unreachable_broker() -> Settings:
+    """Settings whose bootstrap server is a loopback port nobody listens on: the
+    real librdkafka client runs, and no broker ever answers it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return Settings(bootstrap_servers=f"127.0.0.1:{port}")

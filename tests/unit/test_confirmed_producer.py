@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import threading
 from typing import Any
 
@@ -19,21 +18,13 @@ from flightrec.contracts.settings import Settings
 from flightrec.kafka.producer import ConfirmedProducer
 
 
-def _unused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _config(**overrides: Any) -> dict[str, Any]:
+def _config(unreachable: Settings, **overrides: Any) -> dict[str, Any]:
     """The data-keeping producer settings, pointed at a port nobody listens on."""
-    settings = Settings(bootstrap_servers=f"127.0.0.1:{_unused_port()}")
-    return settings.producer_config(**{"log_level": 0, **overrides})
+    return unreachable.producer_config(**{"log_level": 0, **overrides})
 
 
-async def test_a_record_librdkafka_refuses_raises_at_once() -> None:
-    producer = ConfirmedProducer(_config(**{"message.max.bytes": 1000}))
+async def test_a_record_librdkafka_refuses_raises_at_once(unreachable_broker: Settings) -> None:
+    producer = ConfirmedProducer(_config(unreachable_broker, **{"message.max.bytes": 1000}))
     try:
         with pytest.raises(RecorderError) as info:
             await producer.send("t", b"x" * 5000, key="k")
@@ -44,9 +35,11 @@ async def test_a_record_librdkafka_refuses_raises_at_once() -> None:
         await producer.close(timeout_s=0.1)
 
 
-async def test_a_full_queue_waits_and_close_fails_what_was_never_delivered() -> None:
+async def test_a_full_queue_waits_and_close_fails_what_was_never_delivered(
+    unreachable_broker: Settings,
+) -> None:
     # librdkafka holds one record: the second send must wait for space, not drop.
-    producer = ConfirmedProducer(_config(**{"queue.buffering.max.messages": 1}))
+    producer = ConfirmedProducer(_config(unreachable_broker, **{"queue.buffering.max.messages": 1}))
     first = await producer.send("t", b"one", key="k")
     second = asyncio.create_task(producer.send("t", b"two", key="k"))
     await asyncio.sleep(0.2)
@@ -67,8 +60,10 @@ async def test_a_full_queue_waits_and_close_fails_what_was_never_delivered() -> 
         await producer.send("t", b"three")
 
 
-async def test_a_delivery_that_times_out_fails_its_future() -> None:
-    producer = ConfirmedProducer(_config(**{"delivery.timeout.ms": 200, "linger.ms": 0}))
+async def test_a_delivery_that_times_out_fails_its_future(unreachable_broker: Settings) -> None:
+    producer = ConfirmedProducer(
+        _config(unreachable_broker, **{"delivery.timeout.ms": 200, "linger.ms": 0})
+    )
     try:
         with pytest.raises(RecorderError) as info:
             await asyncio.wait_for(producer.send_and_wait("t", b"v", key="k"), 10)
@@ -78,8 +73,12 @@ async def test_a_delivery_that_times_out_fails_its_future() -> None:
         await producer.close(timeout_s=0.1)
 
 
-async def test_delivery_callbacks_run_on_the_loop_with_their_context() -> None:
-    producer = ConfirmedProducer(_config(**{"delivery.timeout.ms": 200, "linger.ms": 0}))
+async def test_delivery_callbacks_run_on_the_loop_with_their_context(
+    unreachable_broker: Settings,
+) -> None:
+    producer = ConfirmedProducer(
+        _config(unreachable_broker, **{"delivery.timeout.ms": 200, "linger.ms": 0})
+    )
     loop_thread = threading.get_ident()
     seen: list[tuple[str, bool, int]] = []
     done = asyncio.Event()
@@ -98,8 +97,10 @@ async def test_delivery_callbacks_run_on_the_loop_with_their_context() -> None:
     assert seen == [(name, True, loop_thread) for name in ("a", "b", "c")]
 
 
-async def test_client_errors_are_logged_as_warnings(caplog: pytest.LogCaptureFixture) -> None:
-    producer = ConfirmedProducer(_config())
+async def test_client_errors_are_logged_as_warnings(
+    caplog: pytest.LogCaptureFixture, unreachable_broker: Settings
+) -> None:
+    producer = ConfirmedProducer(_config(unreachable_broker))
     with caplog.at_level(logging.WARNING, logger="flightrec.kafka.producer"):
         try:
             await producer.start()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 
 from flightrec.contracts.chain import canonical_text, verify_chain
 from flightrec.contracts.events import CotEvent, CotEventBase, Thought, ToolResult
@@ -32,14 +31,9 @@ class CapturingEncoder:
         return event.model_dump_json().encode()
 
 
-def _unreachable() -> Settings:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return Settings(bootstrap_servers=f"127.0.0.1:{port}")
-
-
-async def test_encoder_sees_only_tokens_chained_over_the_scrubbed_events() -> None:
+async def test_encoder_sees_only_tokens_chained_over_the_scrubbed_events(
+    unreachable_broker: Settings,
+) -> None:
     guard = PiiGuard(Settings())
     application = sample_application()
     view, vault = guard.tokenize(application)
@@ -61,7 +55,7 @@ async def test_encoder_sees_only_tokens_chained_over_the_scrubbed_events() -> No
 
     encoder = CapturingEncoder()
     recorder = KafkaRecorder(
-        _unreachable(), encoder, guard=guard, producer_overrides={"log_level": 0}
+        unreachable_broker, encoder, guard=guard, producer_overrides={"log_level": 0}
     )
     await recorder.start()
     try:

@@ -5,7 +5,6 @@ Delivery to a real broker is covered by tests/integration/test_recorder.py."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Awaitable
 
 import pytest
@@ -24,16 +23,11 @@ class JsonEncoder:
         return event.model_dump_json().encode()
 
 
-def _settings() -> Settings:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return Settings(bootstrap_servers=f"127.0.0.1:{port}")
-
-
-async def test_events_undelivered_at_close_fail_and_nothing_stays_pending() -> None:
+async def test_events_undelivered_at_close_fail_and_nothing_stays_pending(
+    unreachable_broker: Settings,
+) -> None:
     events = synthetic_run(synthetic_trace_id(1, "undelivered"))
-    recorder = KafkaRecorder(_settings(), JsonEncoder(), producer_overrides={"log_level": 0})
+    recorder = KafkaRecorder(unreachable_broker, JsonEncoder(), producer_overrides={"log_level": 0})
     await recorder.start()
     confirmations: list[Awaitable[None]] = [await recorder.emit(e) for e in events]
     assert recorder.pending() == len(events)
@@ -52,12 +46,12 @@ async def test_events_undelivered_at_close_fail_and_nothing_stays_pending() -> N
         await recorder.emit(events[0])
 
 
-async def test_a_record_the_producer_refuses_fails_its_event() -> None:
+async def test_a_record_the_producer_refuses_fails_its_event(unreachable_broker: Settings) -> None:
     events = synthetic_run(synthetic_trace_id(2, "refused"))
     thought = next(e for e in events if isinstance(e, Thought))
     big = thought.model_copy(update={"reasoning": "long " * 400})
     recorder = KafkaRecorder(
-        _settings(),
+        unreachable_broker,
         JsonEncoder(),
         producer_overrides={"log_level": 0, "message.max.bytes": 1000},
     )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from flightrec.contracts.errors import StackError
@@ -11,15 +9,10 @@ from flightrec.contracts.settings import Settings
 from flightrec.kafka.topics import ensure_topics
 
 
-def _unused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def test_unreachable_broker_is_a_stack_error_naming_the_servers() -> None:
-    servers = f"127.0.0.1:{_unused_port()}"
+def test_unreachable_broker_is_a_stack_error_naming_the_servers(
+    unreachable_broker: Settings,
+) -> None:
+    servers = unreachable_broker.bootstrap_servers
     settings = Settings.from_env({"FLIGHTREC_KAFKA_BOOTSTRAP_SERVERS": servers})
     with pytest.raises(StackError) as info:
         ensure_topics(settings, timeout_s=2.0)

@@ -17,8 +17,8 @@ the caller must not ack it.
 This module has no Faust and no broker in it: codec, recorder, attempt ledger,
 DLQ cipher and producer are protocols (the producer is
 :class:`~flightrec.contracts.writer.RecordWriter`; fakes ship in
-``flightrec.testing``), so it is tested
-directly; ``flightrec.agents.worker`` wires it to a Faust stream.
+``flightrec.testing``), so it is tested directly; ``flightrec.agents.worker``
+wires it to a Faust stream.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ retrying the same operation can help (``retryable``)::
 
     FlightrecError
     ├── ConfigError                  settings or wiring that cannot work (fail at start-up)
+    │   └── AgentDefinitionError     an agent definition with a mistake (names agent and field)
     ├── ContractError                the data itself is wrong
     │   ├── SchemaFileError          a malformed .avsc (file, position)
     │   ├── SchemaIncompatibleError  the registry refused an evolution (409)
@@ -39,6 +40,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AgentDefinitionError",
     "BudgetExceededError",
     "ConfigError",
     "ContractError",
@@ -91,6 +93,10 @@ class FlightrecError(Exception):
 
 class ConfigError(FlightrecError):
     """Settings or wiring that cannot work; raised at start-up."""
+
+
+class AgentDefinitionError(ConfigError):
+    """An agent definition that cannot run; ``agent`` and ``field`` say where."""
 
 
 class ContractError(FlightrecError):

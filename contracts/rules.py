@@ -26,6 +26,7 @@ from flightrec.contracts.settings import Settings
 __all__ = [
     "FIELD_PARAM",
     "ISO_4217",
+    "OUTCOME_LABEL_PATTERN",
     "RuleSpec",
     "rule_set_for",
     "rule_specs",
@@ -199,6 +200,9 @@ ISO_4217: frozenset[str] = frozenset(
     ]
 )
 
+OUTCOME_LABEL_PATTERN = "^[A-Z][A-Z0-9_]{0,63}$"
+"""What an outcome label looks like (``APPROVE``, ``PAY``, ``NEEDS_REVIEW``)."""
+
 MIN_TERM_MONTHS = 6
 MAX_TERM_MONTHS = 360
 ADULT_AGE = 18
@@ -281,11 +285,15 @@ _COT_RULES: tuple[RuleSpec, ...] = (
         "message.trace_id.matches('^[0-9a-f]{32}$')",
         "rule cot_trace_id_format: trace_id must be 32 lowercase hex digits",
     ),
+    # Each agent declares its own labels (checked when the agent is loaded and
+    # on every decision the runner builds); the shared CoT subject only fixes
+    # their form, so loading another agent never changes agent.cot's rules.
     RuleSpec(
         "cot_decision_outcome",
-        "decision.outcome",
-        "message.kind == 'DECISION'; message.decision.outcome in ['APPROVE', 'DECLINE', 'REFER']",
-        "rule cot_decision_outcome: a DECISION's outcome must be APPROVE, DECLINE or REFER",
+        "decision.outcome_label",
+        f"message.kind == 'DECISION'; message.decision.outcome_label.matches('{OUTCOME_LABEL_PATTERN}')",
+        "rule cot_decision_outcome: a DECISION's outcome label must be an upper-case name "
+        "(A-Z, 0-9, _)",
     ),
     RuleSpec(
         "cot_decision_reasons",

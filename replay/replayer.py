@@ -33,10 +33,11 @@ from flightrec.contracts.errors import DivergenceError, ReplayError
 from flightrec.contracts.events import (
     CotEvent,
     Decision,
-    DecisionOutcome,
     ModelCall,
     ReplayResult,
     RunStarted,
+    business_key_of,
+    current_form,
 )
 from flightrec.replay.history import Attempt, RunHistory
 from flightrec.replay.replay_model import ReplayModel
@@ -137,8 +138,8 @@ class ReevaluateOutcome:
     agent_version: str
     prompt_version: str
     model_profile: str
-    old: DecisionOutcome | None
-    new: DecisionOutcome | None
+    old: str | None
+    new: str | None
     first_diff_step: int | None
     expected: str | None = None
     actual: str | None = None
@@ -188,8 +189,8 @@ def _replay_result(
     model_profile: str,
     *,
     first_diff_step: int | None,
-    old_outcome: DecisionOutcome | None = None,
-    new_outcome: DecisionOutcome | None = None,
+    old_outcome: str | None = None,
+    new_outcome: str | None = None,
 ) -> ReplayResult:
     """The ``ReplayResult`` record of ``outcome``, under a new replay id."""
     return ReplayResult(
@@ -297,6 +298,19 @@ class _RecordedTime:
         return (upcoming - self._times[0]).total_seconds()
 
 
+def _key_of(started: RunStarted) -> str:
+    return business_key_of(started) or ""
+
+
+def _as_written_today(attempt: Attempt, started: RunStarted) -> list[CotEvent]:
+    """The attempt's events in the form the runner writes them today, so a run
+    recorded before the envelope carried the business key compares field by
+    field with its re-run (``current_form``; the chain was verified on the
+    events as recorded)."""
+    key = _key_of(started)
+    return [current_form(event, key) for event in attempt.events]
+
+
 def _input_of(started: RunStarted) -> dict[str, Any]:
     value = json.loads(started.input_json)
     return value if isinstance(value, dict) else {"input": value}
@@ -363,7 +377,7 @@ class Replayer:
             return VerifyOutcome(
                 history.trace_id, "ERROR", attempt.number, message="RUN_STARTED missing"
             )
-        recorded = list(attempt.events)
+        recorded = _as_written_today(attempt, started)
         try:
             agent = self._catalog.agent(
                 started.agent, started.agent_version, started.prompt_version, started.model_profile
@@ -387,7 +401,7 @@ class Replayer:
                 model=model,
                 tools=tools,
                 ctx=self._context(history, attempt, started),
-                application_id=started.application_id,
+                business_key=_key_of(started),
                 input_view=_input_of(started),
                 pii_vault=None,
             ):
@@ -475,7 +489,7 @@ class Replayer:
                 first_diff_step=None,
                 message=f"cannot re-evaluate: {exc}",
             )
-        recorded = list(attempt.events)
+        recorded = _as_written_today(attempt, started)
         tools = ReplayToolset(
             recorded,
             descriptions=self._catalog.tool_descriptions(agent),
@@ -489,7 +503,7 @@ class Replayer:
             model=self._catalog.model(profile),
             tools=tools,
             ctx=self._context(history, attempt, started),
-            application_id=started.application_id,
+            business_key=_key_of(started),
             input_view=_input_of(started),
             pii_vault=None,
         ):

@@ -16,7 +16,7 @@ from flightrec.agents.context import RunContext
 from flightrec.agents.model import Model, Transcript
 from flightrec.agents.runner import run_agent
 from flightrec.agents.steps import AgentStep, DecisionStep, ThoughtStep, ToolCallStep
-from flightrec.agents.transcript import DATA_BEGIN, DATA_END, read_application
+from flightrec.agents.transcript import DATA_BEGIN, DATA_END, read_input
 from flightrec.contracts.errors import ModelUnavailableError, ToolHTTPError
 from flightrec.contracts.events import GENESIS_HASH, CotEvent, SourceRef, cot_event_adapter
 from flightrec.contracts.failures import FailureKind
@@ -192,7 +192,7 @@ async def test_transcript_separates_instructions_data_and_results() -> None:
     lines = first[1].content.split("\n")
     # The data block is one line, so a newline in the notes cannot end it early.
     assert lines[lines.index(DATA_BEGIN) + 2] == DATA_END
-    assert read_application(first) == INPUT
+    assert read_input(first) == INPUT
     assert [m.role for m in second] == ["system", "user", "assistant", "tool"]
     assert AgentStep.model_validate_json(second[2].content).step == call()
     assert json.loads(second[3].content)["result"] == {"text": "hi"}

@@ -60,7 +60,25 @@ def test_every_cot_kind_matches_its_payload_record(kind: str) -> None:
     branches = _field(record, payload_field(kind))["type"]
     assert branches[0] == "null"
     skip = frozenset(ENVELOPE_FIELDS | {"kind"})
-    assert schema_drift(COT_KIND_MODELS[kind], branches[1], skip=skip) == []
+    payload = branches[1]
+    if kind in {"DECISION", "RUN_COMPLETED"}:
+        payload = _as_model_sees_it(payload)
+    assert schema_drift(COT_KIND_MODELS[kind], payload, skip=skip) == []
+
+
+def _as_model_sees_it(payload: dict[str, Any]) -> dict[str, Any]:
+    """A labelled payload as the model has it: the written label is ``outcome``.
+
+    The schema keeps the loan-only enum ``outcome`` (nullable, so records
+    written under it still read) and writes every agent's label to
+    ``outcome_label``; the mapping reads either into the model's ``outcome``.
+    """
+    legacy = _field(payload, "outcome")
+    assert legacy["type"][0] == "null" and legacy["type"][1]["type"] == "enum"
+    assert legacy["default"] is None
+    assert _field(payload, "outcome_label")["type"] == ["null", "string"]
+    fields = [f for f in payload["fields"] if f["name"] not in {"outcome", "outcome_label"}]
+    return {**payload, "fields": [*fields, {"name": "outcome", "type": "string"}]}
 
 
 # The drift check must be able to fail: each edit below is a real drift.

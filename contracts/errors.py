@@ -10,7 +10,8 @@ retrying the same operation can help (``retryable``)::
     │   ├── SchemaFileError          a malformed .avsc (file, position)
     │   ├── SchemaIncompatibleError  the registry refused an evolution (409)
     │   ├── RuleViolationError       a data-contract rule failed (rule, field)
-    │   └── DecodeError              bytes that are not a record of the expected schema
+    │   ├── DecodeError              bytes that are not a record of the expected schema
+    │   └── ModelSchemaError         a pydantic model that cannot become an Avro schema (model, field)
     ├── RegistryError                the schema registry answered with an error
     │   └── RegistryUnavailableError unreachable after bounded retries (retryable)
     ├── StackError                   the local stack cannot start / is missing a tool
@@ -50,6 +51,7 @@ __all__ = [
     "ModelError",
     "ModelOutputError",
     "ModelRefusalError",
+    "ModelSchemaError",
     "ModelUnavailableError",
     "RecorderError",
     "RegistryError",
@@ -117,6 +119,14 @@ class RuleViolationError(ContractError):
 
 class DecodeError(ContractError):
     """Bytes that are not a valid record of the expected schema."""
+
+
+class ModelSchemaError(ContractError):
+    """A team's pydantic model cannot be turned into its Avro schema.
+
+    Raised while an agent is being defined, before anything runs; context names
+    the model and the field. (Not a :class:`ModelError`, which is about the LLM.)
+    """
 
 
 class RegistryError(FlightrecError):

@@ -136,9 +136,14 @@ def schema_text(schema: Mapping[str, Any]) -> str:
 
 
 def field_tags(schema: Mapping[str, Any]) -> dict[str, frozenset[str]]:
-    """Tags of every tagged field, by dotted path (``source.key``), nested records included."""
+    """Tags of every tagged field, by dotted path (``source.key``), nested records included.
+
+    A record used by several fields is defined at its first use and named at
+    the others (Avro defines each named type once); the tags of its fields are
+    reported under every path that reaches it.
+    """
     tags: dict[str, frozenset[str]] = {}
-    _collect_tags(schema, "", tags, set())
+    _collect_tags(schema, "", tags, set(), {}, "")
     return tags
 
 
@@ -148,28 +153,46 @@ def pii_fields(schema: Mapping[str, Any] | str) -> frozenset[str]:
     return frozenset(path for path, tags in field_tags(parsed).items() if PII_TAG in tags)
 
 
-def _collect_tags(schema: Any, prefix: str, out: dict[str, frozenset[str]], seen: set[str]) -> None:
+def _fullname(name: str, namespace: str) -> str:
+    """Avro name resolution: a dotted name is full, else it joins the enclosing namespace."""
+    return name if "." in name or not namespace else f"{namespace}.{name}"
+
+
+def _collect_tags(
+    schema: Any,
+    prefix: str,
+    out: dict[str, frozenset[str]],
+    seen: set[str],
+    named: dict[str, Mapping[str, Any]],
+    namespace: str,
+) -> None:
+    if isinstance(schema, str):
+        # A reference to a record defined earlier: its fields carry the same tags here.
+        schema = named.get(_fullname(schema, namespace))
     if isinstance(schema, list):
         for branch in schema:
-            _collect_tags(branch, prefix, out, seen)
+            _collect_tags(branch, prefix, out, seen, named, namespace)
         return
     if not isinstance(schema, dict):
         return
     kind = schema.get("type")
     if kind == "array":
-        _collect_tags(schema.get("items"), prefix, out, seen)
+        _collect_tags(schema.get("items"), prefix, out, seen, named, namespace)
     elif kind == "map":
-        _collect_tags(schema.get("values"), prefix, out, seen)
+        _collect_tags(schema.get("values"), prefix, out, seen, named, namespace)
     elif kind == "record":
         name = str(schema.get("name"))
-        if name in seen:  # a recursive record: its fields were already visited
+        fullname = _fullname(name, str(schema.get("namespace", namespace)))
+        namespace = fullname.rpartition(".")[0]
+        named.setdefault(fullname, schema)
+        if fullname in seen:  # a recursive record: its fields were already visited
             return
-        seen = seen | {name}
+        seen = seen | {fullname}
         for field in schema.get("fields", []):
             path = f"{prefix}{field['name']}"
             tags = field.get("confluent:tags")
             if tags:
                 out[path] = frozenset(str(t) for t in tags)
-            _collect_tags(field.get("type"), f"{path}.", out, seen)
-    elif isinstance(kind, dict | list):
-        _collect_tags(kind, prefix, out, seen)
+            _collect_tags(field.get("type"), f"{path}.", out, seen, named, namespace)
+    elif isinstance(kind, dict | list | str):
+        _collect_tags(kind, prefix, out, seen, named, namespace)

@@ -35,6 +35,7 @@ from flightrec.contracts.errors import AgentDefinitionError, ContractError
 from flightrec.contracts.events import SourceRef, TraceId
 from flightrec.contracts.model_schema import avro_schema_for, pii_fields_of
 from flightrec.contracts.rules import OUTCOME_LABEL_PATTERN, RuleSpec
+from flightrec.contracts.schema_files import ContractSpec, contract
 from flightrec.contracts.settings import Settings
 from flightrec.tools.http import HttpClient
 from flightrec.tools.toolset import Toolset
@@ -56,8 +57,9 @@ ModelFactory = Callable[[Settings], ClosableModel]
 """``(settings) -> model``: the agent's offline model under ``settings.model_profile``
 (used when no OpenAI-compatible endpoint is configured)."""
 
-SampleFactory = Callable[[int, int], Sequence[BaseModel]]
-"""``(count, seed) -> inputs``: synthetic input events for ``flightrec demo``."""
+SampleFactory = Callable[[int, int, str], Sequence[BaseModel]]
+"""``(count, seed, run_id) -> inputs``: synthetic input events for ``flightrec demo``,
+the same for the same seed, their business keys carrying ``run_id``."""
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _LABEL = re.compile(OUTCOME_LABEL_PATTERN)
@@ -122,12 +124,12 @@ class AgentDefinition:
     replaced by the model profile); ``tools`` is the allow-list, and
     ``toolset`` builds the tools it names. ``input_rules`` are CEL conditions
     on the input (a record that breaks one is dead-lettered, on write by the
-    producer and on read by the worker). ``input_schema`` and
-    ``decision_schema`` are only for an agent whose schemas were registered
-    before it became a definition (the loan agent); others get them from
-    their models. ``decision_record`` likewise: by default the record
-    published on the decision topic is the business key, the decision
-    document and the run's coordinates (:meth:`decision_record_model`).
+    producer and on read by the worker). ``builtin_contracts`` (input,
+    decision) and ``decision_record`` are only for an agent whose contracts
+    flightrec shipped before agents were definitions (the loan agent); others
+    get their schemas from their models, and publish the business key, the
+    decision document and the run's coordinates
+    (:attr:`decision_record_model`).
     """
 
     name: str
@@ -155,12 +157,14 @@ class AgentDefinition:
     simulator: Simulator | None = None
     schema_namespace: str = ""
     output_type: type[AgentStep] | None = None
-    input_schema: Mapping[str, Any] | None = None
-    decision_schema: Mapping[str, Any] | None = None
+    builtin_contracts: tuple[str, str] | None = None
     decision_record: type[BaseModel] | None = None
 
     def __post_init__(self) -> None:
         self._check()
+
+    def __repr__(self) -> str:
+        return f"AgentDefinition(name={self.name!r}, version={self.version!r})"
 
     # ------------------------------------------------------------ validation
 
@@ -189,9 +193,20 @@ class AgentDefinition:
         except ContractError as exc:
             raise _fail(name, "input_model", str(exc)) from exc
         try:
-            self.agent()
+            self.agent().fallback_document("a check at load time")
         except (ValueError, ContractError) as exc:
-            raise _fail(name, "fallback_outcome", f"the fallback decision is invalid: {exc}") from exc
+            raise _fail(
+                name, "fallback_outcome", f"the fallback decision is invalid: {exc}"
+            ) from exc
+        for rule in self.input_rules:
+            if rule.field.split(".")[0] not in self.input_model.model_fields:
+                raise _fail(
+                    name,
+                    f"input_rules.{rule.name}",
+                    f"rule {rule.name} checks {rule.field!r}, which is not a field of "
+                    f"{self.input_model.__name__}",
+                )
+        self.contracts  # noqa: B018 (derives the schemas: a model Avro cannot hold fails here)
 
     def _check_key(self, name: str) -> None:
         info = self.input_model.model_fields.get(self.key_field)
@@ -333,17 +348,37 @@ class AgentDefinition:
         )
         return cast(type[BaseModel], model)
 
-    def input_avro_schema(self) -> dict[str, Any]:
-        """The Avro schema of the input topic (PII fields tagged)."""
-        if self.input_schema is not None:
-            return dict(self.input_schema)
-        return avro_schema_for(self.input_model, namespace=self._namespace())
-
-    def decision_avro_schema(self) -> dict[str, Any]:
-        """The Avro schema of the decision topic."""
-        if self.decision_schema is not None:
-            return dict(self.decision_schema)
-        return avro_schema_for(self.decision_record_model, namespace=self._namespace())
+    @cached_property
+    def contracts(self) -> tuple[ContractSpec, ContractSpec]:
+        """The (input, decision) contracts of the agent's topics: Avro schemas
+        derived from the models (PII fields tagged), the input's CEL rules, its
+        dead-letter topic; governed by ``flightrec contracts apply`` like
+        flightrec's own."""
+        if self.builtin_contracts is not None:
+            return contract(self.builtin_contracts[0]), contract(self.builtin_contracts[1])
+        namespace = self._namespace()
+        try:
+            input_schema = avro_schema_for(self.input_model, namespace=namespace)
+            decision_schema = avro_schema_for(self.decision_record_model, namespace=namespace)
+        except ContractError as exc:
+            raise _fail(self.name, "input_model", str(exc)) from exc
+        return (
+            ContractSpec.for_model(
+                f"{self.name}.input",
+                self.topics.input,
+                input_schema,
+                self.input_model,
+                rules=self.input_rules,
+                dlq_topic=self.topics.dlq or f"{self.topics.input}.dlq",
+                key_field=self.key_field,
+            ),
+            ContractSpec.for_model(
+                f"{self.name}.decision",
+                self.topics.decisions,
+                decision_schema,
+                self.decision_record_model,
+            ),
+        )
 
     def _namespace(self) -> str:
         return self.schema_namespace or "io.flightrec.agents." + self.name.replace("-", "_")

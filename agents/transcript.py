@@ -51,9 +51,7 @@ def system_message(instructions: str, tool_descriptions: Sequence[Mapping[str, A
     return Message(role="system", content=content)
 
 
-def user_message(
-    business_key: str, input_view: Mapping[str, Any], subject_prompt: str
-) -> Message:
+def user_message(business_key: str, input_view: Mapping[str, Any], subject_prompt: str) -> Message:
     """The input as data, delimited; never to be read as instructions.
 
     ``subject_prompt`` opens the message, ``{key}`` replaced by the business key

@@ -28,6 +28,7 @@ __all__ = [
     "ISO_4217",
     "OUTCOME_LABEL_PATTERN",
     "RuleSpec",
+    "input_rule_set",
     "rule_set_for",
     "rule_specs",
 ]
@@ -328,14 +329,20 @@ def rule_set_for(contract_name: str, settings: Settings) -> RuleSet | None:
     if not specs:
         return None
     if contract_name == "loan_application":
-        params = {
-            DLQ_TOPIC_PARAM: settings.topics.applications_dlq,
-            DLQ_KEY_PARAM: "application_id",
-        }
-        rules = [
-            spec.to_rule(on_failure="DLQ,ERROR", params=params, mode=RuleMode.WRITEREAD)
-            for spec in specs
-        ]
-    else:
-        rules = [spec.to_rule(on_failure="ERROR") for spec in specs]
+        return input_rule_set(specs, settings.topics.applications_dlq, "application_id")
+    rules = [spec.to_rule(on_failure="ERROR") for spec in specs]
+    return RuleSet(migration_rules=None, domain_rules=rules)
+
+
+def input_rule_set(specs: tuple[RuleSpec, ...], dlq_topic: str, key_field: str) -> RuleSet | None:
+    """The ``ruleSet`` of an agent's input topic: every condition on write and
+    read; a write that breaks one also sends the record to ``dlq_topic``
+    (keyed by ``key_field``), see :func:`rule_set_for`."""
+    if not specs:
+        return None
+    params = {DLQ_TOPIC_PARAM: dlq_topic, DLQ_KEY_PARAM: key_field}
+    rules = [
+        spec.to_rule(on_failure="DLQ,ERROR", params=params, mode=RuleMode.WRITEREAD)
+        for spec in specs
+    ]
     return RuleSet(migration_rules=None, domain_rules=rules)

@@ -24,6 +24,7 @@ from typing import Any, TextIO
 
 from confluent_kafka import Consumer, TopicPartition
 
+from flightrec.agents.loan_samples import synthetic_applications
 from flightrec.contracts.codec import Codec
 from flightrec.contracts.errors import StackError
 from flightrec.contracts.events import TERMINAL_KINDS, LoanDecision, RunCompleted
@@ -33,7 +34,6 @@ from flightrec.contracts.settings import Settings
 from flightrec.kafka.producer import ConfirmedProducer
 from flightrec.kafka.topics import ensure_topics, watermarks
 from flightrec.stack import Stack
-from flightrec.testing.applications import synthetic_applications
 
 __all__ = ["DemoReport", "run_demo", "start_worker_process"]
 

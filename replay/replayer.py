@@ -47,9 +47,9 @@ from flightrec.tools.base import ToolExecutor
 __all__ = [
     "VOLATILE_FIELDS",
     "AgentCatalog",
-    "AgentDefinition",
     "Candidate",
     "ReevaluateOutcome",
+    "ReplayableAgent",
     "Replayer",
     "RunFn",
     "VerifyOutcome",
@@ -63,14 +63,20 @@ VOLATILE_FIELDS = frozenset(
 """Fields that legitimately differ between a run and its replay (time, chain, ids)."""
 
 RunFn = Callable[..., AsyncIterator[CotEvent]]
-"""The runner: ``run_agent(agent, *, model, tools, ctx, application_id, input_view, pii_vault)``."""
+"""The runner: ``run_agent(agent, *, model, tools, ctx, business_key, input_view, pii_vault)``."""
 
 
-class AgentDefinition(Protocol):
+class ReplayableAgent(Protocol):
     """An agent definition as replay sees it (``flightrec.agents.agent.Agent`` is one).
 
-    The runner is handed the whole value; replay itself reads only the tool allow-list.
+    The runner is handed the whole value; replay itself reads only its name
+    and the tool allow-list.
     """
+
+    @property
+    def name(self) -> str:
+        """The agent's name."""
+        ...
 
     @property
     def tools(self) -> tuple[str, ...]:
@@ -81,19 +87,19 @@ class AgentDefinition(Protocol):
 class AgentCatalog(Protocol):
     """Resolves what a record names into runnable parts."""
 
-    def agent(self, name: str, version: str, prompt_version: str, profile: str) -> AgentDefinition:
+    def agent(self, name: str, version: str, prompt_version: str, profile: str) -> ReplayableAgent:
         """The agent definition (``flightrec.agents.agent.Agent``) for these coordinates."""
         ...
 
-    def tool_descriptions(self, agent: AgentDefinition) -> list[dict[str, Any]]:
+    def tool_descriptions(self, agent: ReplayableAgent) -> list[dict[str, Any]]:
         """What the live toolset's ``describe()`` returns for ``agent`` (no tool is called)."""
         ...
 
-    def model(self, profile: str) -> Model:
-        """A live model for re-evaluation under ``profile``."""
+    def model(self, agent: ReplayableAgent, profile: str) -> Model:
+        """A live model for re-evaluating ``agent`` under ``profile``."""
         ...
 
-    def live_tools(self, agent: AgentDefinition) -> ToolExecutor:
+    def live_tools(self, agent: ReplayableAgent) -> ToolExecutor:
         """The agent's real tools (used by re-evaluation with live tools enabled only)."""
         ...
 
@@ -500,7 +506,7 @@ class Replayer:
         new_events: list[CotEvent] = []
         async for event in self._run(
             agent,
-            model=self._catalog.model(profile),
+            model=self._catalog.model(agent, profile),
             tools=tools,
             ctx=self._context(history, attempt, started),
             business_key=_key_of(started),

@@ -17,6 +17,7 @@ import pytest
 
 from flightrec.agents.context import RunContext
 from flightrec.agents.loan_agent import LOAN_AGENT_TOOLS, loan_agent
+from flightrec.agents.loan_samples import INJECTION_NOTES, synthetic_applications
 from flightrec.agents.model import Model, Transcript
 from flightrec.agents.models.policy import PolicyModel
 from flightrec.agents.runner import run_agent
@@ -25,7 +26,6 @@ from flightrec.agents.transcript import DATA_BEGIN, DATA_END, read_input
 from flightrec.contracts.events import CotEvent, LoanApplication, SourceRef
 from flightrec.contracts.settings import Settings
 from flightrec.recorder.pii import PiiGuard
-from flightrec.testing.applications import INJECTION_NOTES, synthetic_applications
 from flightrec.testing.models import FunctionModel
 from flightrec.tools.http import HttpClient
 from flightrec.tools.loan_tools import build_loan_toolset
@@ -53,7 +53,7 @@ async def assess(
             model=model or PolicyModel(),
             tools=build_loan_toolset(settings, http, allowed=agent.tools),
             ctx=ctx,
-            application_id=app.application_id,
+            business_key=app.application_id,
             input_view=view,
             pii_vault=vault,
         )

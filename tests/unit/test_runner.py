@@ -89,7 +89,7 @@ async def run(
         model=model,
         tools=make_tools(ledger),
         ctx=ctx or make_ctx(),
-        application_id="app-1",
+        business_key="app-1",
         input_view=INPUT,
     ):
         ledger.events.append(event)
@@ -318,7 +318,7 @@ async def test_runner_refuses_a_tool_the_agent_does_not_allow_even_if_the_toolse
             model=model,
             tools=tools,
             ctx=make_ctx(),
-            application_id="app-1",
+            business_key="app-1",
             input_view=INPUT,
         )
     ]
@@ -365,7 +365,7 @@ async def test_an_executor_that_raises_is_recorded_with_the_kind_of_the_error(
             model=ScriptedModel([call(), decide()]),
             tools=CannedTools("echo", error=error),  # an executor must not raise
             ctx=make_ctx(),
-            application_id="app-1",
+            business_key="app-1",
             input_view=INPUT,
         )
     ]

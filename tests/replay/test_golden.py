@@ -23,7 +23,7 @@ GOLDEN = GOLDEN_DIR / "loan_standard.jsonl"
 class NoLiveCalls(RegistryCatalog):
     """The loan catalog, but any live model or tool fails the test."""
 
-    def model(self, profile: str) -> Any:
+    def model(self, agent: Any, profile: str) -> Any:
         pytest.fail("verify asked for a live model")
 
     def live_tools(self, agent: Any) -> Any:

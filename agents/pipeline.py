@@ -1,14 +1,17 @@
 """``RunPipeline``: what happens to one input record, from bytes to confirmed outputs.
 
 decode -> attempt number -> PII tokens -> runner -> recorder (every CoT event)
--> decision on ``loan.decisions``; any failure -> DLQ record with context headers.
+-> decision record on the agent's decision topic; any failure -> the agent's
+DLQ, with context headers. One pipeline serves one agent
+(:class:`~flightrec.agents.definition.AgentDefinition`): its contracts, PII
+fields, business key and topics; nothing here knows a domain.
 ``process`` returns only when the broker has confirmed the decision (or the DLQ
 record) and every CoT event of the run, so the caller may ack the input then.
 It never raises for bad input or a failed run: that is what the DLQ is for.
 
 Which failures reach the DLQ: a model or tool failure does not. The runner ends
-such a run itself with ``DECISION(REFER)`` and ``RUN_FAILED``, and that REFER is
-published like any decision. Everything the runner does not absorb (bytes that
+such a run itself with the agent's fallback ``DECISION`` and ``RUN_FAILED``, and
+that decision is published like any other. Everything the runner does not absorb (bytes that
 do not decode, an oversized or empty record, a recorder or producer that cannot
 confirm, a bug) dead-letters the input. Only when the DLQ write itself is not
 confirmed does ``process`` raise: then nothing about the input is durable and
@@ -23,19 +26,23 @@ wires it to a Faust stream.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
+from pydantic import BaseModel
+
 from flightrec.agents.agent import Agent
 from flightrec.agents.context import RunContext, derive_trace_id
+from flightrec.agents.definition import AgentDefinition
 from flightrec.agents.model import Model
 from flightrec.agents.runner import run_agent
 from flightrec.contracts.errors import DecodeError
-from flightrec.contracts.events import CotEvent, Decision, LoanApplication, LoanDecision, SourceRef
+from flightrec.contracts.events import CotEvent, Decision, SourceRef
 from flightrec.contracts.headers import (
     DLQ_ENCRYPTION,
     DLQ_ERROR_CLASS,
@@ -57,11 +64,11 @@ from flightrec.contracts.writer import RecordWriter
 from flightrec.tools.base import ToolExecutor
 
 __all__ = [
-    "ApplicationDecoder",
     "AttemptCounter",
     "Guard",
     "PayloadCipher",
     "PipelineResult",
+    "RecordCodec",
     "RunPipeline",
     "RunRecorder",
 ]
@@ -72,7 +79,9 @@ log = logging.getLogger(__name__)
 class Guard(Protocol):
     """The PII guard the pipeline needs (``flightrec.recorder.pii.PiiGuard``)."""
 
-    def tokenize(self, application: LoanApplication) -> tuple[dict[str, Any], dict[str, str]]: ...
+    def tokenize(
+        self, record: BaseModel, fields: Iterable[str] | None = None
+    ) -> tuple[dict[str, Any], dict[str, str]]: ...
 
     def scrub_text(self, text: str, vault: Mapping[str, str]) -> str: ...
 
@@ -103,12 +112,13 @@ class RunRecorder(Protocol):
     ) -> Awaitable[Any]: ...
 
 
-class ApplicationDecoder(Protocol):
-    """What the pipeline needs from the codec (``flightrec.contracts.codec.Codec``)."""
+class RecordCodec(Protocol):
+    """What the pipeline needs from the codec (``flightrec.contracts.codec.Codec``):
+    the agent's input decoded and its decision record encoded, by contract name."""
 
-    async def decode_application(self, data: bytes) -> LoanApplication: ...
+    async def decode(self, contract_name: str, data: bytes) -> Any: ...
 
-    async def encode_decision(self, decision: LoanDecision) -> bytes: ...
+    async def encode(self, contract_name: str, value: Any) -> bytes: ...
 
 
 class AttemptCounter(Protocol):
@@ -126,21 +136,22 @@ class PipelineResult:
     trace_id: str
     attempt: int = 0
     outcome: str | None = None
-    application_id: str | None = None
+    key: str | None = None
     error: str | None = None
 
 
 class RunPipeline:
-    """Processes input records one at a time per caller; safe to call concurrently."""
+    """Processes one agent's input records one at a time per caller; safe to call
+    concurrently. ``agent`` defaults to ``definition.agent(settings.model_profile)``."""
 
     def __init__(
         self,
         settings: Settings,
         *,
-        agent: Agent,
+        definition: AgentDefinition,
         model: Model,
         tools: ToolExecutor,
-        codec: ApplicationDecoder,
+        codec: RecordCodec,
         recorder: RunRecorder,
         guard: Guard,
         ledger: AttemptCounter,
@@ -148,9 +159,13 @@ class RunPipeline:
         dlq_cipher: PayloadCipher,
         clock: Callable[[], datetime] | None = None,
         max_input_bytes: int = 512 * 1024,
+        agent: Agent | None = None,
     ) -> None:
         self._settings = settings
-        self._agent = agent
+        self._definition = definition
+        self._agent = agent or definition.agent(settings.model_profile)
+        self._topics = definition.topics.resolve(settings)
+        self._input_contract, self._decision_contract = (c.name for c in definition.contracts)
         self._model = model
         self._tools = tools
         self._codec = codec
@@ -175,17 +190,17 @@ class RunPipeline:
         parent_span = continued[1] if continued else None
         vault: Mapping[str, str] = {}
         try:
-            application = await self._decode(value)
+            record = await self._decode(value)
         except Exception as exc:
             return await self._dead_letter(value, key, source, exc, trace_id, vault)
         try:
-            return await self._run(application, source, trace_id, parent_span)
+            return await self._run(record, source, trace_id, parent_span)
         except Exception as exc:
             log.exception("run failed for trace %s; sending input to the DLQ", trace_id)
-            _, vault = self._guard.tokenize(application)
+            _, vault = self._guard.tokenize(record, self._definition.pii_fields)
             return await self._dead_letter(value, key, source, exc, trace_id, vault)
 
-    async def _decode(self, value: bytes | None) -> LoanApplication:
+    async def _decode(self, value: bytes | None) -> BaseModel:
         if value is None:
             raise DecodeError("record has no value (tombstone)")
         if len(value) > self._max_input_bytes:
@@ -194,17 +209,19 @@ class RunPipeline:
                 size=len(value),
                 max_input_bytes=self._max_input_bytes,
             )
-        return await self._codec.decode_application(value)
+        record: BaseModel = await self._codec.decode(self._input_contract, value)
+        return record
 
     async def _run(
         self,
-        application: LoanApplication,
+        record: BaseModel,
         source: SourceRef,
         trace_id: str,
         parent_span: str | None,
     ) -> PipelineResult:
         attempt = await self._ledger.begin(trace_id, source.partition, source.offset)
-        input_view, vault = self._guard.tokenize(application)
+        business_key = self._definition.key_of(record)
+        input_view, vault = self._guard.tokenize(record, self._definition.pii_fields)
         ctx = RunContext(
             trace_id=trace_id, attempt=attempt, source=source, parent_span_id=parent_span
         )
@@ -215,7 +232,7 @@ class RunPipeline:
             model=self._model,
             tools=self._tools,
             ctx=ctx,
-            application_id=application.application_id,
+            business_key=business_key,
             input_view=input_view,
             pii_vault=vault,
         ):
@@ -226,26 +243,26 @@ class RunPipeline:
             await confirmation
         if decision is None:  # the runner always decides; a missing decision is a bug
             raise RuntimeError(f"run {trace_id} ended without a decision")
-        out = LoanDecision(
-            application_id=application.application_id,
-            trace_id=trace_id,
-            attempt=attempt,
-            outcome=decision.outcome,
-            reasons=decision.reasons,
-            conditions=decision.conditions,
-            confidence=decision.confidence,
-            agent=self._agent.name,
-            agent_version=self._agent.version,
-            prompt_version=self._agent.prompt_version,
-            model_profile=self._model.info.profile,
-            decided_at=self._clock(),
-            source=source,
+        document = json.loads(decision.document_json or "{}")
+        out = self._definition.decision_record_model.model_validate(
+            {
+                **document,
+                self._definition.key_field: business_key,
+                "trace_id": trace_id,
+                "attempt": attempt,
+                "agent": self._agent.name,
+                "agent_version": self._agent.version,
+                "prompt_version": self._agent.prompt_version,
+                "model_profile": self._model.info.profile,
+                "decided_at": self._clock(),
+                "source": source,
+            }
         )
-        payload = await self._codec.encode_decision(out)
+        payload = await self._codec.encode(self._decision_contract, out)
         await self._producer.send_and_wait(
-            self._settings.topics.decisions,
+            self._topics.decisions,
             payload,
-            key=application.application_id,
+            key=business_key,
             headers=[(TRACEPARENT, traceparent(trace_id, decision.span_id))],
         )
         return PipelineResult(
@@ -253,7 +270,7 @@ class RunPipeline:
             trace_id=trace_id,
             attempt=attempt,
             outcome=decision.outcome,
-            application_id=application.application_id,
+            key=business_key,
         )
 
     async def _dead_letter(
@@ -282,9 +299,7 @@ class RunPipeline:
                 headers.append((name, str(detail).encode()))
         started = time.monotonic()
         payload = None if value is None else self._dlq_cipher.encrypt(value)
-        await self._producer.send_and_wait(
-            self._settings.topics.applications_dlq, payload, key=key, headers=headers
-        )
+        await self._producer.send_and_wait(self._topics.dlq, payload, key=key, headers=headers)
         log.warning(
             "input %s/%d@%d sent to DLQ (%s: %s) in %.1f ms",
             source.topic,

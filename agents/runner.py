@@ -7,7 +7,11 @@ clock differ. Events come out in this order::
     per step:  MODEL_CALL x attempts (retries included), then one of
                THOUGHT | TOOL_CALL, TOOL_RESULT | DECISION
     RUN_COMPLETED                      (after a DECISION proposed by the model)
-    DECISION(REFER), RUN_FAILED        (budget, model or tool-policy failure)
+    DECISION(fallback), RUN_FAILED     (budget, model or tool-policy failure)
+
+Every event carries the run's business key. A ``DECISION`` carries the
+agent's outcome label and its whole decision document; a failed run's is the
+agent's fallback (``Agent.fallback_document``), never a hard-coded label.
 
 ``TOOL_CALL`` is yielded before the tool runs (record before acting). ``seq``
 counts from 0 without gaps; ``step`` is the loop index. ``prev_hash`` stays at
@@ -28,10 +32,12 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, TypeVar
 
+from pydantic import BaseModel, ValidationError
+
 from flightrec.agents.agent import Agent
 from flightrec.agents.context import RunContext
 from flightrec.agents.model import Message, Model, ModelAttempt, ModelRequest, ModelTurn
-from flightrec.agents.steps import DecisionStep, ThoughtStep, ToolCallStep
+from flightrec.agents.steps import ThoughtStep, ToolCallStep, decision_document
 from flightrec.agents.transcript import (
     assistant_message,
     system_message,
@@ -70,8 +76,9 @@ _DEADLINE_GRACE_S = 0.5
 class _Emitter:
     """Builds events with the shared envelope and the next ``seq``."""
 
-    def __init__(self, agent: Agent, ctx: RunContext, run_span: str) -> None:
+    def __init__(self, agent: Agent, ctx: RunContext, run_span: str, business_key: str) -> None:
         self._agent = agent
+        self._business_key = business_key
         self.ctx = ctx
         self.run_span = run_span
         self.seq = 0
@@ -89,6 +96,7 @@ class _Emitter:
             attempt=ctx.attempt,
             seq=self.seq,
             step=self.step,
+            business_key=self._business_key,
             agent=self._agent.name,
             agent_version=self._agent.version,
             prompt_version=self._agent.prompt_version,
@@ -237,12 +245,35 @@ def _model_failure(turn: ModelTurn) -> tuple[AnyFailureKind, str, bool]:
     return error_type, reason, error_type == FailureKind.MODEL_UNAVAILABLE
 
 
-def _invalid_decision(step: DecisionStep) -> str | None:
-    if not step.reasons or not any(r.strip() for r in step.reasons):
-        return "the model decided without giving any reason"
-    if not 0.0 <= step.confidence <= 1.0:
-        return f"the model gave a confidence of {step.confidence}, outside [0, 1]"
-    return None
+def _decision_or_error(agent: Agent, step: BaseModel) -> tuple[dict[str, Any], str | None]:
+    """The decision document of ``step`` and, when it cannot stand, why."""
+    document = decision_document(step)
+    try:
+        document = agent.decision_model.model_validate(document).model_dump(mode="json")
+    except ValidationError as exc:
+        return document, f"the decision is not a valid {agent.decision_model.__name__}: {exc}"
+    outcome = document.get("outcome")
+    if outcome not in agent.outcomes:
+        return document, (
+            f"the model decided {outcome!r}, which is not one of {list(agent.outcomes)}"
+        )
+    reasons = document.get("reasons")
+    if not reasons or not any(str(r).strip() for r in reasons):
+        return document, "the model decided without giving any reason"
+    confidence = document.get("confidence")
+    if not isinstance(confidence, int | float) or not 0.0 <= confidence <= 1.0:
+        return document, f"the model gave a confidence of {confidence}, outside [0, 1]"
+    return document, None
+
+
+def _decision(em: _Emitter, document: Mapping[str, Any]) -> Decision:
+    return em.make(
+        Decision,
+        outcome=document["outcome"],
+        reasons=list(document["reasons"]),
+        confidence=document["confidence"],
+        document_json=canonical_json(dict(document)),
+    )
 
 
 async def run_agent(
@@ -251,26 +282,26 @@ async def run_agent(
     model: Model,
     tools: ToolExecutor,
     ctx: RunContext,
-    application_id: str,
+    business_key: str,
     input_view: Mapping[str, Any],
     pii_vault: Mapping[str, str] | None = None,
 ) -> AsyncIterator[CotEvent]:
     """Run ``agent`` on one input; yield every CoT event of the attempt, in order.
 
-    ``input_view`` is the input as the model may see it (PII already replaced by
-    tokens); ``pii_vault`` maps those tokens to real values for the tools only.
-    The last event is ``RUN_COMPLETED`` or ``RUN_FAILED``; both follow a
-    ``DECISION`` (a failed run is referred to a human, never dropped).
+    ``business_key`` names the subject (every event carries it); ``input_view``
+    is the input as the model may see it (PII already replaced by tokens);
+    ``pii_vault`` maps those tokens to real values for the tools only. The last
+    event is ``RUN_COMPLETED`` or ``RUN_FAILED``; both follow a ``DECISION`` (a
+    failed run ends in the agent's fallback outcome, never dropped).
     """
     info = model.info
-    em = _Emitter(agent, ctx, ctx.new_span_id())
+    em = _Emitter(agent, ctx, ctx.new_span_id(), business_key)
     tokens_in = tokens_out = 0
     refusals = 0
 
     yield em.make(
         RunStarted,
         parent=ctx.parent_span_id,
-        application_id=application_id,
         input_json=canonical_json(dict(input_view)),
         model_profile=info.profile,
         gen_ai_provider_name=info.provider,
@@ -292,21 +323,14 @@ async def run_agent(
 
     def fail(error_type: AnyFailureKind, reason: str, retryable: bool = False) -> list[CotEvent]:
         return [
-            em.make(
-                Decision,
-                application_id=application_id,
-                outcome="REFER",
-                reasons=[f"referred to a human underwriter: {reason}"],
-                conditions=[],
-                confidence=0.0,
-            ),
+            _decision(em, agent.fallback_document(reason)),
             em.make(RunFailed, error_type=error_type, reason=reason, retryable=retryable),
         ]
 
     descriptions = [d for d in tools.describe() if d.get("name") in agent.tools]
     transcript: list[Message] = [
         system_message(agent.instructions, descriptions),
-        user_message(application_id, input_view),
+        user_message(business_key, input_view, agent.subject_prompt),
     ]
 
     while True:
@@ -374,22 +398,15 @@ async def run_agent(
                         yield event
                     return
         else:
-            invalid = _invalid_decision(step)
+            document, invalid = _decision_or_error(agent, step)
             if invalid is not None:
                 for event in fail(FailureKind.MODEL_OUTPUT, invalid):
                     yield event
                 return
-            yield em.make(
-                Decision,
-                application_id=application_id,
-                outcome=step.outcome,
-                reasons=list(step.reasons),
-                conditions=list(step.conditions),
-                confidence=step.confidence,
-            )
+            yield _decision(em, document)
             yield em.make(
                 RunCompleted,
-                outcome=step.outcome,
+                outcome=document["outcome"],
                 steps=em.step + 1,
                 gen_ai_usage_input_tokens=tokens_in,
                 gen_ai_usage_output_tokens=tokens_out,

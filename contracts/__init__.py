@@ -19,6 +19,8 @@
 - The hash chain (:class:`ChainSealer`, :func:`verify_chain`; its verdict
   :class:`ChainReport`, a record's :class:`Integrity`) and the
   chain-of-thought log record (:class:`LogRecord`).
+- Team models: :func:`avro_schema_for` derives the Avro schema of a team's
+  pydantic model, with fields marked :data:`PII` tagged (:func:`pii_fields_of`).
 - Governance: the governed contracts (:data:`CONTRACTS`), the codec
   (:class:`Codec`) and ``flightrec contracts apply|check|show``
   (:func:`apply_contracts`, :func:`check_contracts`, :func:`show_subject`).
@@ -42,6 +44,7 @@ from flightrec.contracts.errors import (
     ModelError,
     ModelOutputError,
     ModelRefusalError,
+    ModelSchemaError,
     ModelUnavailableError,
     RecorderError,
     RegistryError,
@@ -118,6 +121,7 @@ from flightrec.contracts.headers import (
     traceparent,
 )
 from flightrec.contracts.log_record import LogRecord, from_log_record, to_log_record
+from flightrec.contracts.model_schema import PII, avro_schema_for, pii_fields_of
 from flightrec.contracts.schema_files import CONTRACTS, ContractSpec, subject_for
 from flightrec.contracts.settings import Settings, Topics
 from flightrec.contracts.writer import RecordWriter, SendOptions
@@ -150,6 +154,7 @@ __all__ = [
     "DLQ_SOURCE_TOPIC",
     "DLQ_TRACE_ID",
     "GENESIS_HASH",
+    "PII",
     "RULE_CONTENT_TYPE",
     "RULE_ERROR_CLASS",
     "RULE_ERROR_FIELD",
@@ -188,6 +193,7 @@ __all__ = [
     "ModelError",
     "ModelOutputError",
     "ModelRefusalError",
+    "ModelSchemaError",
     "ModelUnavailableError",
     "Plan",
     "RecordWriter",
@@ -218,6 +224,7 @@ __all__ = [
     "Topics",
     "TraceNotFoundError",
     "apply_contracts",
+    "avro_schema_for",
     "canonical_json",
     "check_contracts",
     "cot_event_adapter",
@@ -226,6 +233,7 @@ __all__ = [
     "from_log_record",
     "header_value",
     "parse_traceparent",
+    "pii_fields_of",
     "plan_contracts",
     "read_cot_event",
     "show_subject",

@@ -73,6 +73,12 @@ _KIND_FIELDS: Mapping[str, tuple[str, ...]] = types.MappingProxyType(
 )
 
 
+# Kinds whose outcome is an agent's label: a string field (``outcome_label``)
+# since agents declare their own labels; the Avro enum ``outcome`` of the
+# loan-only schema is kept, nullable, so records written under it still read
+# (docs/design.md, Event model).
+_LABELLED_KINDS = frozenset({"DECISION", "RUN_COMPLETED"})
+
 # ------------------------------------------------------------------------ CoT
 
 
@@ -97,6 +103,11 @@ def cot_to_avro(event: CotEventBase) -> dict[str, Any]:
     data["ts"] = _epoch_micros(data["ts"])
     kind: str = data["kind"]
     payload = {name: data.pop(name) for name in _KIND_FIELDS[kind]}
+    if kind in _LABELLED_KINDS:
+        # The label goes to the string field; the legacy enum field (loan
+        # labels only) stays null in what is written today.
+        payload["outcome_label"] = payload.pop("outcome")
+        payload["outcome"] = None
     for field in _PAYLOAD_FIELDS.values():
         data[field] = None
     data[_PAYLOAD_FIELDS[kind]] = payload
@@ -110,7 +121,12 @@ def cot_from_avro(datum: Mapping[str, Any]) -> CotEvent:
     ts = data.get("ts")
     if isinstance(ts, int):
         data["ts"] = _EPOCH + timedelta(microseconds=ts)
-    payload = datum.get(_PAYLOAD_FIELDS[kind]) or {}
+    payload = dict(datum.get(_PAYLOAD_FIELDS[kind]) or {})
+    if kind in _LABELLED_KINDS:
+        # Written today: outcome_label. Recorded under the loan-only schema: the enum.
+        label = payload.pop("outcome_label", None)
+        if label is not None:
+            payload["outcome"] = label
     data.update(payload)
     data["kind"] = kind
     return read_cot_event(data)
@@ -140,13 +156,23 @@ def decision_from_avro(datum: Mapping[str, Any]) -> LoanDecision:
 
 
 def replay_to_avro(result: ReplayResult) -> dict[str, Any]:
-    """The Avro datum of a replay result."""
-    return result.model_dump()
+    """The Avro datum of a replay result (labels in the ``*_outcome_label`` fields,
+    the legacy enum fields null, as for CoT decisions)."""
+    data = result.model_dump()
+    for side in ("old", "new"):
+        data[f"{side}_outcome_label"] = data[f"{side}_outcome"]
+        data[f"{side}_outcome"] = None
+    return data
 
 
 def replay_from_avro(datum: Mapping[str, Any]) -> ReplayResult:
-    """The replay result of an Avro datum."""
-    return ReplayResult.model_validate(dict(datum))
+    """The replay result of an Avro datum (written with labels, or with the legacy enum)."""
+    data = dict(datum)
+    for side in ("old", "new"):
+        label = data.pop(f"{side}_outcome_label", None)
+        if label is not None:
+            data[f"{side}_outcome"] = label
+    return ReplayResult.model_validate(data)
 
 
 # --------------------------------------------------------------------- drift

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -142,6 +142,24 @@ _MAPPERS: Mapping[
 }
 
 
+def _mappers(
+    spec: ContractSpec,
+) -> tuple[Callable[[Any], dict[str, Any]], Callable[[Mapping[str, Any]], Any]]:
+    if spec.model is None:
+        return _MAPPERS[spec.name]
+    model = spec.model
+
+    # An agent's records: fastavro takes the model's fields as they are
+    # (timestamps as aware datetimes) and gives them back the same way.
+    def to_avro(value: Any) -> dict[str, Any]:
+        return model.model_validate(value).model_dump()
+
+    def from_avro(datum: Mapping[str, Any]) -> Any:
+        return model.model_validate(dict(datum))
+
+    return to_avro, from_avro
+
+
 class Codec:
     """Encode and decode every governed topic value; build with Settings, then ``await start()``.
 
@@ -163,6 +181,7 @@ class Codec:
         serializer_conf: Mapping[str, Any] | None = None,
         contracts: tuple[str, ...] | None = None,
         dlq_producer: RecordWriter | None = None,
+        agent_contracts: Sequence[ContractSpec] = (),
     ) -> None:
         # confluent-kafka's per-record schema walks, memoised per schema
         # (contracts/_confluent_private.py says why and what it saves).
@@ -189,6 +208,9 @@ class Codec:
         for spec in CONTRACTS:
             if spec.name in wanted:
                 self._subjects[spec.name] = self._build_subject(spec)
+        for spec in agent_contracts:
+            if spec.name not in self._subjects:
+                self._subjects[spec.name] = self._build_subject(spec)
         self._start_lock = threading.Lock()
         self._started = False
 
@@ -196,7 +218,7 @@ class Codec:
 
     def _build_subject(self, spec: ContractSpec) -> _Subject:
         topic = spec.topic(self._settings)
-        to_avro, from_avro = _MAPPERS[spec.name]
+        to_avro, from_avro = _mappers(spec)
         conf = dict(self._serializer_conf)
         if conf.get("auto.register.schemas"):
             raise ConfigError(
@@ -381,6 +403,19 @@ class Codec:
             if self._dlq.pending:
                 await self._dlq.confirm()
             raise
+
+    async def encode(self, contract_name: str, value: Any) -> bytes:
+        """Encode a value of any contract this codec holds (an agent's input or
+        decision record included); rules run as for the named methods."""
+        if contract_name not in self._subjects:
+            raise ConfigError("the codec holds no such contract", contract=contract_name)
+        return await self._encode(contract_name, value)
+
+    async def decode(self, contract_name: str, data: bytes) -> Any:
+        """Decode a value of any contract this codec holds into its model."""
+        if contract_name not in self._subjects:
+            raise ConfigError("the codec holds no such contract", contract=contract_name)
+        return await self._decode(contract_name, data)
 
     async def encode_cot(self, event: CotEventBase) -> bytes:
         """Encode a CoT event (rules run; a violation raises :class:`RuleViolationError`)."""

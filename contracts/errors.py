@@ -5,11 +5,13 @@ retrying the same operation can help (``retryable``)::
 
     FlightrecError
     ├── ConfigError                  settings or wiring that cannot work (fail at start-up)
+    │   └── AgentDefinitionError     an agent definition with a mistake (names agent and field)
     ├── ContractError                the data itself is wrong
     │   ├── SchemaFileError          a malformed .avsc (file, position)
     │   ├── SchemaIncompatibleError  the registry refused an evolution (409)
     │   ├── RuleViolationError       a data-contract rule failed (rule, field)
-    │   └── DecodeError              bytes that are not a record of the expected schema
+    │   ├── DecodeError              bytes that are not a record of the expected schema
+    │   └── ModelSchemaError         a pydantic model that cannot become an Avro schema (model, field)
     ├── RegistryError                the schema registry answered with an error
     │   └── RegistryUnavailableError unreachable after bounded retries (retryable)
     ├── StackError                   the local stack cannot start / is missing a tool
@@ -39,6 +41,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AgentDefinitionError",
     "BudgetExceededError",
     "ConfigError",
     "ContractError",
@@ -48,6 +51,7 @@ __all__ = [
     "ModelError",
     "ModelOutputError",
     "ModelRefusalError",
+    "ModelSchemaError",
     "ModelUnavailableError",
     "RecorderError",
     "RegistryError",
@@ -93,6 +97,10 @@ class ConfigError(FlightrecError):
     """Settings or wiring that cannot work; raised at start-up."""
 
 
+class AgentDefinitionError(ConfigError):
+    """An agent definition that cannot run; ``agent`` and ``field`` say where."""
+
+
 class ContractError(FlightrecError):
     """The data violates its contract."""
 
@@ -111,6 +119,14 @@ class RuleViolationError(ContractError):
 
 class DecodeError(ContractError):
     """Bytes that are not a valid record of the expected schema."""
+
+
+class ModelSchemaError(ContractError):
+    """A team's pydantic model cannot be turned into its Avro schema.
+
+    Raised while an agent is being defined, before anything runs; context names
+    the model and the field. (Not a :class:`ModelError`, which is about the LLM.)
+    """
 
 
 class RegistryError(FlightrecError):

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 
 from flightrec.contracts.failures import RECORDED, ErrorType
+from flightrec.contracts.model_schema import PII
 
 __all__ = [
     "COT_KINDS",
@@ -41,6 +42,7 @@ __all__ = [
     "LoanApplication",
     "LoanDecision",
     "ModelCall",
+    "OutcomeLabel",
     "ReplayResult",
     "RunCompleted",
     "RunFailed",
@@ -49,8 +51,10 @@ __all__ = [
     "Thought",
     "ToolCall",
     "ToolResult",
+    "business_key_of",
     "canonical_json",
     "cot_event_adapter",
+    "current_form",
     "read_cot_event",
     "utc_micros",
 ]
@@ -59,6 +63,10 @@ GENESIS_HASH = "0" * 64
 """``prev_hash`` of the first event of a trace attempt."""
 
 DecisionOutcome = Literal["APPROVE", "DECLINE", "REFER"]
+"""The loan agent's outcome labels."""
+
+OutcomeLabel = Annotated[str, Field(min_length=1, max_length=64)]
+"""An agent's outcome label (``APPROVE``, ``PAY``...): each agent declares its own set."""
 COT_KINDS: tuple[str, ...] = (
     "RUN_STARTED",
     "MODEL_CALL",
@@ -151,6 +159,13 @@ class CotEventBase(_Frozen):
     source: SourceRef
     ts: UtcTime
     prev_hash: Sha256Hex = GENESIS_HASH
+    # The subject the run decides about: the value of the agent's business key
+    # field (``application_id`` for the loan agent, ``claim_id`` for claims).
+    # None only on events recorded before the envelope carried it: those name
+    # the subject in ``RUN_STARTED.application_id`` / ``DECISION.application_id``
+    # (see :func:`business_key_of`). None by default, so old events hash as
+    # they were sealed.
+    business_key: str | None = Field(default=None, description="the subject the run decides about")
     # None by default, so an event without it hashes (exclude_defaults) and
     # decodes exactly as before the field existed.
     gen_ai: GenAiRef | None = Field(
@@ -171,7 +186,9 @@ class RunStarted(CotEventBase):
     """A run began: what the agent saw, and how it was configured."""
 
     kind: Literal["RUN_STARTED"] = "RUN_STARTED"
-    application_id: str
+    application_id: str | None = Field(
+        default=None, description="legacy: the loan application id, before business_key"
+    )
     input_json: JsonText = Field(description="the input as the agent saw it; PII as digests")
     input_schema_id: int | None = None
     model_profile: str
@@ -239,14 +256,28 @@ class ToolResult(CotEventBase):
 
 
 class Decision(CotEventBase):
-    """The business decision of the run."""
+    """The business decision of the run: the agent's outcome label and its decision document.
+
+    ``document_json`` is the agent's whole decision model (canonical JSON);
+    ``outcome``, ``reasons`` and ``confidence`` repeat the three fields every
+    decision model has, so readers need not know the agent. Events recorded
+    before the document existed carry the loan decision's fields instead
+    (``application_id``, ``conditions``); :func:`current_form` rewrites them.
+    """
 
     kind: Literal["DECISION"] = "DECISION"
-    application_id: str
-    outcome: DecisionOutcome
+    application_id: str | None = Field(
+        default=None, description="legacy: the loan application id, before business_key"
+    )
+    outcome: OutcomeLabel
     reasons: list[str] = Field(min_length=1)
-    conditions: list[str] = Field(default_factory=list)
+    conditions: list[str] = Field(
+        default_factory=list, description="legacy: loan conditions, now in document_json"
+    )
     confidence: float = Field(ge=0.0, le=1.0)
+    document_json: JsonText | None = Field(
+        default=None, description="the agent's full decision document"
+    )
 
 
 class RunFailed(CotEventBase):
@@ -262,7 +293,7 @@ class RunCompleted(CotEventBase):
     """The last event of a complete attempt."""
 
     kind: Literal["RUN_COMPLETED"] = "RUN_COMPLETED"
-    outcome: DecisionOutcome
+    outcome: OutcomeLabel
     steps: int = Field(ge=0)
     gen_ai_usage_input_tokens: int = Field(ge=0)
     gen_ai_usage_output_tokens: int = Field(ge=0)
@@ -296,23 +327,66 @@ def read_cot_event(data: Any) -> CotEvent:
     return cot_event_adapter.validate_python(data, context=RECORDED)
 
 
+def business_key_of(event: CotEventBase) -> str | None:
+    """The subject an event is about: its ``business_key``, or for an event recorded
+    before the envelope carried one, the ``application_id`` of its payload."""
+    if event.business_key is not None:
+        return event.business_key
+    legacy: str | None = getattr(event, "application_id", None)
+    return legacy
+
+
+def _legacy_document(decision: Decision) -> str:
+    # Every decision recorded before the document existed is the loan agent's,
+    # whose decision document is exactly these four fields.
+    return canonical_json(
+        {
+            "outcome": decision.outcome,
+            "reasons": list(decision.reasons),
+            "conditions": list(decision.conditions),
+            "confidence": decision.confidence,
+        }
+    )
+
+
+def current_form(event: CotEvent, business_key: str | None) -> CotEvent:
+    """``event`` as the runner writes it today, for comparing a recorded event with a re-run.
+
+    An event recorded before the envelope carried ``business_key`` gets the
+    trace's key; the legacy ``application_id`` moves there, and a legacy
+    ``DECISION`` gets the decision document its fields make up. A current event
+    comes back unchanged. Only for comparison: the chain is verified on the
+    event as recorded.
+    """
+    if event.business_key is not None:
+        return event
+    update: dict[str, Any] = {"business_key": business_key}
+    if isinstance(event, RunStarted | Decision):
+        update["application_id"] = None
+    if isinstance(event, Decision) and event.document_json is None:
+        update["document_json"] = _legacy_document(event)
+        update["conditions"] = []
+    return event.model_copy(update=update)
+
+
 # --------------------------------------------------------------------- business
 
 
 class LoanApplication(_Frozen):
-    """Input: a loan application. Fields tagged PII in the Avro schema are
-    ``applicant_name``, ``national_id``, ``date_of_birth``, ``address``,
-    ``email`` and ``bank_account``. ``purpose`` and ``notes`` are free text
-    written by the applicant: data, never instructions."""
+    """Input: a loan application. Fields marked :data:`PII` (and tagged PII in
+    the Avro schema) are ``applicant_name``, ``national_id``,
+    ``date_of_birth``, ``address``, ``email`` and ``bank_account``. ``purpose``
+    and ``notes`` are free text written by the applicant: data, never
+    instructions."""
 
     application_id: str = Field(min_length=1)
     submitted_at: UtcTime
-    applicant_name: str
-    national_id: str
-    date_of_birth: str = Field(description="ISO date")
-    address: str
-    email: str
-    bank_account: str
+    applicant_name: Annotated[str, PII]
+    national_id: Annotated[str, PII]
+    date_of_birth: Annotated[str, PII] = Field(description="ISO date")
+    address: Annotated[str, PII]
+    email: Annotated[str, PII]
+    bank_account: Annotated[str, PII]
     applicant_age: int
     amount: float
     currency: str
@@ -355,8 +429,8 @@ class ReplayResult(_Frozen):
     agent_version: str
     prompt_version: str
     model_profile: str
-    old_outcome: DecisionOutcome | None = None
-    new_outcome: DecisionOutcome | None = None
+    old_outcome: OutcomeLabel | None = None
+    new_outcome: OutcomeLabel | None = None
     first_diff_step: int | None = None
     expected: str | None = None
     actual: str | None = None

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -46,8 +46,14 @@ from flightrec.contracts.compatibility import (
     parse_avro,
 )
 from flightrec.contracts.errors import RegistryError, SchemaIncompatibleError
-from flightrec.contracts.rules import rule_set_for
-from flightrec.contracts.schema_files import CONTRACTS, load_schemas, schema_text, subject_for
+from flightrec.contracts.schema_files import (
+    CONTRACTS,
+    ContractSpec,
+    contract_rule_set,
+    load_schemas,
+    schema_text,
+    subject_for,
+)
 from flightrec.contracts.settings import Settings
 
 __all__ = [
@@ -154,14 +160,25 @@ def _same(local: Schema, latest: RegisteredSchema) -> bool:
     )
 
 
-def _local_schemas(settings: Settings, schema_dir: Path | None) -> dict[str, Schema]:
-    schemas = load_schemas(schema_dir)
+def _local_schemas(
+    settings: Settings, schema_dir: Path | None, specs: Sequence[ContractSpec]
+) -> dict[str, Schema]:
+    schemas = load_schemas(schema_dir, extra=[s for s in specs if s.schema is not None])
     return {
         spec.name: Schema(
-            schema_text(schemas[spec.name]), "AVRO", rule_set=rule_set_for(spec.name, settings)
+            schema_text(schemas[spec.name]), "AVRO", rule_set=contract_rule_set(spec, settings)
         )
-        for spec in CONTRACTS
+        for spec in specs
     }
+
+
+def _all_specs(agent_contracts: Sequence[ContractSpec]) -> tuple[ContractSpec, ...]:
+    """flightrec's contracts, then the agents' (each name once: two agents may
+    share flightrec's loan contracts)."""
+    specs = {spec.name: spec for spec in CONTRACTS}
+    for spec in agent_contracts:
+        specs.setdefault(spec.name, spec)
+    return tuple(specs.values())
 
 
 def _call(settings: Settings, fn: Any, *args: Any, what: str, **kwargs: Any) -> Any:
@@ -299,20 +316,28 @@ def plan_contracts(
     *,
     schema_dir: Path | None = None,
     client: SchemaRegistryClient | None = None,
+    agent_contracts: Sequence[ContractSpec] = (),
 ) -> Plan:
-    """Compare the local contracts with the registry; change nothing."""
+    """Compare the local contracts (flightrec's and ``agent_contracts``) with the
+    registry; change nothing."""
     own = client is None
     client = client if client is not None else registry_client(settings)
+    specs = _all_specs(agent_contracts)
     try:
-        return _plan(settings, client, _local_schemas(settings, schema_dir))
+        return _plan(settings, client, specs, _local_schemas(settings, schema_dir, specs))
     finally:
         if own:
             client.close()
 
 
-def _plan(settings: Settings, client: SchemaRegistryClient, local: dict[str, Schema]) -> Plan:
+def _plan(
+    settings: Settings,
+    client: SchemaRegistryClient,
+    specs: Sequence[ContractSpec],
+    local: dict[str, Schema],
+) -> Plan:
     subjects = []
-    for spec in CONTRACTS:
+    for spec in specs:
         subject = subject_for(spec, settings)
         schema = local[spec.name]
         latest = _latest(settings, client, subject)
@@ -364,6 +389,7 @@ def apply_contracts(
     dry_run: bool = False,
     client: SchemaRegistryClient | None = None,
     on_plan: Callable[[Plan], None] | None = None,
+    agent_contracts: Sequence[ContractSpec] = (),
 ) -> Plan:
     """Bring the registry in line with the local contracts; return what was done.
 
@@ -371,12 +397,15 @@ def apply_contracts(
     Nothing is written, no level and no version, when any subject in it is
     incompatible: :class:`SchemaIncompatibleError` names the first such subject,
     all of them (``subjects``) and the messages. ``dry_run`` returns the plan only.
+    ``agent_contracts`` are the contracts of the agents to govern besides
+    flightrec's own (``AgentDefinition.contracts``), under the same rules.
     """
     own = client is None
     client = client if client is not None else registry_client(settings)
+    specs = _all_specs(agent_contracts)
     try:
-        local = _local_schemas(settings, schema_dir)
-        plan = _plan(settings, client, local)
+        local = _local_schemas(settings, schema_dir, specs)
+        plan = _plan(settings, client, specs, local)
         if on_plan is not None:
             on_plan(plan)
         if dry_run:
@@ -448,9 +477,12 @@ def check_contracts(
     *,
     schema_dir: Path | None = None,
     client: SchemaRegistryClient | None = None,
+    agent_contracts: Sequence[ContractSpec] = (),
 ) -> Plan:
     """The CI gate: the plan, whose ``ok`` is False when a local schema is incompatible."""
-    return plan_contracts(settings, schema_dir=schema_dir, client=client)
+    return plan_contracts(
+        settings, schema_dir=schema_dir, client=client, agent_contracts=agent_contracts
+    )
 
 
 def show_subject(

@@ -26,7 +26,9 @@ from flightrec.contracts.settings import Settings
 __all__ = [
     "FIELD_PARAM",
     "ISO_4217",
+    "OUTCOME_LABEL_PATTERN",
     "RuleSpec",
+    "input_rule_set",
     "rule_set_for",
     "rule_specs",
 ]
@@ -199,6 +201,9 @@ ISO_4217: frozenset[str] = frozenset(
     ]
 )
 
+OUTCOME_LABEL_PATTERN = "^[A-Z][A-Z0-9_]{0,63}$"
+"""What an outcome label looks like (``APPROVE``, ``PAY``, ``NEEDS_REVIEW``)."""
+
 MIN_TERM_MONTHS = 6
 MAX_TERM_MONTHS = 360
 ADULT_AGE = 18
@@ -281,11 +286,15 @@ _COT_RULES: tuple[RuleSpec, ...] = (
         "message.trace_id.matches('^[0-9a-f]{32}$')",
         "rule cot_trace_id_format: trace_id must be 32 lowercase hex digits",
     ),
+    # Each agent declares its own labels (checked when the agent is loaded and
+    # on every decision the runner builds); the shared CoT subject only fixes
+    # their form, so loading another agent never changes agent.cot's rules.
     RuleSpec(
         "cot_decision_outcome",
-        "decision.outcome",
-        "message.kind == 'DECISION'; message.decision.outcome in ['APPROVE', 'DECLINE', 'REFER']",
-        "rule cot_decision_outcome: a DECISION's outcome must be APPROVE, DECLINE or REFER",
+        "decision.outcome_label",
+        f"message.kind == 'DECISION'; message.decision.outcome_label.matches('{OUTCOME_LABEL_PATTERN}')",
+        "rule cot_decision_outcome: a DECISION's outcome label must be an upper-case name "
+        "(A-Z, 0-9, _)",
     ),
     RuleSpec(
         "cot_decision_reasons",
@@ -320,14 +329,20 @@ def rule_set_for(contract_name: str, settings: Settings) -> RuleSet | None:
     if not specs:
         return None
     if contract_name == "loan_application":
-        params = {
-            DLQ_TOPIC_PARAM: settings.topics.applications_dlq,
-            DLQ_KEY_PARAM: "application_id",
-        }
-        rules = [
-            spec.to_rule(on_failure="DLQ,ERROR", params=params, mode=RuleMode.WRITEREAD)
-            for spec in specs
-        ]
-    else:
-        rules = [spec.to_rule(on_failure="ERROR") for spec in specs]
+        return input_rule_set(specs, settings.topics.applications_dlq, "application_id")
+    rules = [spec.to_rule(on_failure="ERROR") for spec in specs]
+    return RuleSet(migration_rules=None, domain_rules=rules)
+
+
+def input_rule_set(specs: tuple[RuleSpec, ...], dlq_topic: str, key_field: str) -> RuleSet | None:
+    """The ``ruleSet`` of an agent's input topic: every condition on write and
+    read; a write that breaks one also sends the record to ``dlq_topic``
+    (keyed by ``key_field``), see :func:`rule_set_for`."""
+    if not specs:
+        return None
+    params = {DLQ_TOPIC_PARAM: dlq_topic, DLQ_KEY_PARAM: key_field}
+    rules = [
+        spec.to_rule(on_failure="DLQ,ERROR", params=params, mode=RuleMode.WRITEREAD)
+        for spec in specs
+    ]
     return RuleSet(migration_rules=None, domain_rules=rules)

@@ -203,6 +203,11 @@ class Settings(BaseModel):
     model_timeout_s: float = 30.0
     model_max_retries: int = 3
 
+    # Agents the worker hosts by default: names of installed agents
+    # (entry-point group ``flightrec.agents``) or ``package.module:attribute``;
+    # FLIGHTREC_AGENTS, comma-separated. Empty: every installed agent.
+    agents: tuple[str, ...] = ("loan-underwriter",)
+
     # Tools
     bureau_url: str = "http://127.0.0.1:18090"
     http_allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost")
@@ -286,7 +291,7 @@ class Settings(BaseModel):
                 kafka_config[prop] = raw
                 continue
             name = key[len(_ENV_PREFIX) :].lower()
-            if name == "http_allowed_hosts":
+            if name in {"http_allowed_hosts", "agents"}:
                 values[name] = tuple(h.strip() for h in raw.split(",") if h.strip())
             elif name == "capture_message_content":
                 values[name] = raw.strip().lower() in {"1", "true", "yes", "on"}

@@ -1,8 +1,10 @@
-"""``flightrec demo``: the main job, end to end on the local stack.
+"""``flightrec demo``: the main job, end to end on the local stack, for any agent.
 
-Ensures the stack and the contracts, starts a worker process, produces N
-synthetic applications from a fixed seed, waits until each has a decision or a
-DLQ record, and prints a summary (or JSON).
+Ensures the stack (with the agent's simulator), the contracts (flightrec's and
+the agent's) and the topics, starts a worker process hosting the agent,
+produces N synthetic input events from a fixed seed (the agent's
+``AgentDefinition.samples``), waits until each has a decision or a DLQ record,
+and prints a summary (or JSON).
 """
 
 from __future__ import annotations
@@ -19,31 +21,45 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from confluent_kafka import Consumer, TopicPartition
 
+from flightrec.agents.definition import AgentDefinition
+from flightrec.agents.registry import resolve_agents
 from flightrec.contracts.codec import Codec
-from flightrec.contracts.errors import StackError
-from flightrec.contracts.events import TERMINAL_KINDS, LoanDecision, RunCompleted
+from flightrec.contracts.errors import ConfigError, StackError
+from flightrec.contracts.events import TERMINAL_KINDS, RunCompleted
 from flightrec.contracts.governance import apply_contracts
 from flightrec.contracts.headers import COT_KIND, header_value
 from flightrec.contracts.settings import Settings
 from flightrec.kafka.producer import ConfirmedProducer
-from flightrec.kafka.topics import ensure_topics, watermarks
-from flightrec.stack import Stack
-from flightrec.testing.applications import synthetic_applications
+from flightrec.kafka.topics import agent_topic_specs, ensure_topics, watermarks
+from flightrec.stack import Stack, agent_services
 
-__all__ = ["DemoReport", "run_demo", "start_worker_process"]
+__all__ = ["DemoDecision", "DemoReport", "run_demo", "start_worker_process"]
+
+
+@dataclass(frozen=True)
+class DemoDecision:
+    """One decision the demo saw on the agent's decision topic."""
+
+    key: str
+    trace_id: str
+    outcome: str
+    decided_at: datetime
 
 
 @dataclass
 class DemoReport:
     """What the demo observed."""
 
-    applications: int
-    decisions: dict[str, LoanDecision] = field(default_factory=dict)
+    agent: str
+    events: int
+    outcomes: tuple[str, ...] = ()
+    decisions: dict[str, DemoDecision] = field(default_factory=dict)
     dlq: int = 0
     runs: dict[str, RunCompleted] = field(default_factory=dict)
     terminal: set[str] = field(default_factory=set)
@@ -52,26 +68,29 @@ class DemoReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "applications": self.applications,
+            "agent": self.agent,
+            "events": self.events,
             "decisions": [
-                {"application_id": d.application_id, "trace_id": d.trace_id, "outcome": d.outcome}
-                for d in sorted(self.decisions.values(), key=lambda d: d.application_id)
+                {"key": d.key, "trace_id": d.trace_id, "outcome": d.outcome}
+                for d in sorted(self.decisions.values(), key=lambda d: d.key)
             ],
             "dlq": self.dlq,
         }
 
     def render(self) -> str:
         outcomes = Counter(d.outcome for d in self.decisions.values())
+        labels = list(self.outcomes) + sorted(set(outcomes) - set(self.outcomes))
         steps = [r.steps for r in self.runs.values()]
         tokens_in = sum(r.gen_ai_usage_input_tokens for r in self.runs.values())
         tokens_out = sum(r.gen_ai_usage_output_tokens for r in self.runs.values())
+        width = max([9, *(len(label) for label in labels)])
         lines = [
-            f"flightrec demo: {self.applications} applications in {self.elapsed_s:.1f} s",
+            f"flightrec demo: {self.agent}, {self.events} events in {self.elapsed_s:.1f} s",
             "",
-            "  outcome    count",
+            f"  {'outcome':<{width}}  count",
         ]
-        lines += [f"  {o:<9} {outcomes.get(o, 0):>6}" for o in ("APPROVE", "DECLINE", "REFER")]
-        lines += [f"  {'DLQ':<9} {self.dlq:>6}", ""]
+        lines += [f"  {o:<{width}} {outcomes.get(o, 0):>6}" for o in labels]
+        lines += [f"  {'DLQ':<{width}} {self.dlq:>6}", ""]
         if steps:
             lines.append(
                 f"  steps per run      min {min(steps)}  median {statistics.median(steps):g}  max {max(steps)}"
@@ -83,17 +102,11 @@ class DemoReport:
                 f"  time to decision   p50 {_pct(lat, 50):.0f} ms  p95 {_pct(lat, 95):.0f} ms"
             )
         lines += ["", "  traces to look at (flightrec trace ID / flightrec audit ID):"]
-        for outcome in ("APPROVE", "DECLINE", "REFER"):
-            example = next(
-                (
-                    d
-                    for d in sorted(self.decisions.values(), key=lambda d: d.application_id)
-                    if d.outcome == outcome
-                ),
-                None,
-            )
+        ordered = sorted(self.decisions.values(), key=lambda d: d.key)
+        for outcome in labels:
+            example = next((d for d in ordered if d.outcome == outcome), None)
             if example is not None:
-                lines.append(f"    {outcome:<8} {example.trace_id}  ({example.application_id})")
+                lines.append(f"    {outcome:<{width - 1}} {example.trace_id}  ({example.key})")
         return "\n".join(lines)
 
 
@@ -103,13 +116,20 @@ def _pct(values: list[float], p: int) -> float:
 
 
 def start_worker_process(
-    settings: Settings, log_path: Path, env: dict[str, str] | None = None
+    settings: Settings,
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    agents: tuple[str, ...] = (),
 ) -> subprocess.Popen[bytes]:
-    """Start ``flightrec worker`` as a child process logging to ``log_path``."""
+    """Start ``flightrec worker`` (hosting ``agents``: names or ``module:attribute``;
+    default the settings' agents) as a child process logging to ``log_path``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "flightrec", "worker"]
+    for agent in agents:
+        argv += ["--agent", agent]
     with log_path.open("ab") as log_file:
         return subprocess.Popen(
-            [sys.executable, "-m", "flightrec", "worker"],
+            argv,
             stdout=log_file,
             stderr=subprocess.STDOUT,
             env=env or dict(os.environ),
@@ -145,51 +165,60 @@ def _end_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, int],
 async def run_demo(
     settings: Settings,
     *,
-    applications: int = 200,
+    agent: str = "loan-underwriter",
+    events: int = 200,
     seed: int = 42,
     progress: TextIO | None = sys.stderr,
     timeout_s: float = 600.0,
     env: dict[str, str] | None = None,
 ) -> DemoReport:
-    """Run the demo against ``settings`` (stack must be up). Returns the report."""
-    await asyncio.to_thread(apply_contracts, settings)
-    await asyncio.to_thread(ensure_topics, settings)
-    topics = settings.topics
-    watch = [topics.decisions, topics.applications_dlq, topics.cot]
+    """Run the demo of ``agent`` (a name or ``module:attribute``) against
+    ``settings`` (stack must be up). Returns the report."""
+    (definition,) = resolve_agents([agent], settings)
+    if definition.samples is None:
+        raise ConfigError(
+            f"agent {definition.name} declares no samples; the demo needs them",
+            agent=definition.name,
+            field="samples",
+        )
+    contracts = definition.contracts
+    await asyncio.to_thread(apply_contracts, settings, agent_contracts=contracts)
+    topics = definition.topics.resolve(settings)
+    extra = agent_topic_specs(settings, topics.input, topics.decisions, topics.dlq)
+    await asyncio.to_thread(ensure_topics, settings, extra=extra)
+    watch = [topics.decisions, topics.dlq, settings.topics.cot]
     start_offsets = await asyncio.to_thread(_end_offsets, settings, watch)
     run_id = uuid.uuid4().hex[:8]
-    apps = synthetic_applications(applications, seed=seed, run_id=run_id)
-    wanted = {a.application_id for a in apps}
-    log_path = settings.stack_dir / "logs" / "demo-worker.log"
+    inputs = definition.samples(events, seed, run_id)
+    wanted = {definition.key_of(event) for event in inputs}
+    log_path = settings.stack_dir / "logs" / f"demo-worker-{definition.name}.log"
     # The worker gets exactly these settings (topics, ports, keys), whatever
     # the caller's environment says.
     worker = start_worker_process(
-        settings, log_path, env if env is not None else {**os.environ, **settings.to_env()}
+        settings,
+        log_path,
+        env if env is not None else {**os.environ, **settings.to_env()},
+        agents=(agent,),
     )
-    report = DemoReport(applications=applications)
+    report = DemoReport(agent=definition.name, events=events, outcomes=definition.outcomes)
     started = time.monotonic()
     producer = ConfirmedProducer(settings.producer_config())
-    # An application that breaks a rule is dead-lettered through the same producer.
-    codec = Codec(settings, dlq_producer=producer)
+    # An input that breaks a rule is dead-lettered through the same producer.
+    codec = Codec(settings, dlq_producer=producer, agent_contracts=contracts)
     await codec.start()
     try:
         submitted: dict[str, float] = {}
         futures = []
-        for app in apps:
-            payload = await codec.encode_application(app)
-            submitted[app.application_id] = time.time()
-            futures.append(
-                await producer.send(topics.applications, payload, key=app.application_id)
-            )
+        for event in inputs:
+            key = definition.key_of(event)
+            payload = await codec.encode(contracts[0].name, event)
+            submitted[key] = time.time()
+            futures.append(await producer.send(topics.input, payload, key=key))
         for future in futures:
             await future
         await _collect(
-            settings,
-            codec,
-            start_offsets,
-            wanted,
+            _Watch(settings, definition, codec, start_offsets, wanted, submitted),
             report,
-            submitted,
             worker,
             progress,
             started,
@@ -204,22 +233,33 @@ async def run_demo(
     return report
 
 
+@dataclass(frozen=True)
+class _Watch:
+    """What the demo waits for: the agent's decisions and dead letters, and the
+    terminal CoT event of every run it decided."""
+
+    settings: Settings
+    definition: AgentDefinition
+    codec: Codec
+    start: dict[tuple[str, int], int]
+    wanted: set[str]
+    submitted: dict[str, float]
+
+
 async def _collect(
-    settings: Settings,
-    codec: Codec,
-    start: dict[tuple[str, int], int],
-    wanted: set[str],
+    watch: _Watch,
     report: DemoReport,
-    submitted: dict[str, float],
     worker: subprocess.Popen[bytes],
     progress: TextIO | None,
     started: float,
     timeout_s: float,
     worker_log: Path,
 ) -> None:
-    topics = settings.topics
+    settings, definition, wanted = watch.settings, watch.definition, watch.wanted
+    topics = definition.topics.resolve(settings)
+    decision_contract = definition.contracts[1].name
     consumer = Consumer(settings.consumer_config(group_id=f"flightrec-demo-{uuid.uuid4().hex[:8]}"))
-    consumer.assign([TopicPartition(t, p, o) for (t, p), o in start.items()])
+    consumer.assign([TopicPartition(t, p, o) for (t, p), o in watch.start.items()])
     traces: set[str] = set()
     last_shown = -1
     interactive = progress is not None and progress.isatty()
@@ -253,23 +293,25 @@ async def _collect(
                 continue
             value = msg.value()
             if msg.topic() == topics.decisions and value:
-                decision = await codec.decode_decision(value)
-                if decision.application_id in wanted:
-                    report.decisions[decision.application_id] = decision
+                record = await watch.codec.decode(decision_contract, value)
+                key = str(getattr(record, definition.key_field))
+                if key in wanted:
+                    decision = DemoDecision(key, record.trace_id, record.outcome, record.decided_at)
+                    report.decisions[key] = decision
                     traces.add(decision.trace_id)
-                    sent = submitted.get(decision.application_id)
+                    sent = watch.submitted.get(key)
                     if sent is not None:
                         report.latencies_ms.append((decision.decided_at.timestamp() - sent) * 1000)
-            elif msg.topic() == topics.applications_dlq:
+            elif msg.topic() == topics.dlq:
                 key = (msg.key() or b"").decode("utf-8", "replace")
                 if key in wanted:
                     report.dlq += 1
             elif (
-                msg.topic() == topics.cot
+                msg.topic() == settings.topics.cot
                 and value
                 and (header_value(msg.headers(), COT_KIND) or b"").decode() in TERMINAL_KINDS
             ):
-                event = await codec.decode_cot(value)
+                event = await watch.codec.decode_cot(value)
                 report.terminal.add(event.trace_id)
                 if isinstance(event, RunCompleted):
                     report.runs[event.trace_id] = event
@@ -279,11 +321,17 @@ async def _collect(
         consumer.close()
 
 
-def demo_main(settings: Settings, applications: int, as_json: bool) -> int:
+def demo_main(settings: Settings, agent: str, events: int, as_json: bool) -> int:
     """Entry point of ``flightrec demo``: stack up, run, print."""
-    Stack(settings).up()
+    (definition,) = resolve_agents([agent], settings)
+    Stack(settings, services=agent_services(settings, also=(definition,))).up()
     report = asyncio.run(
-        run_demo(settings, applications=applications, progress=None if as_json else sys.stderr)
+        run_demo(
+            settings,
+            agent=agent,
+            events=events,
+            progress=None if as_json else sys.stderr,
+        )
     )
     if as_json:
         print(json.dumps(report.to_json()))
@@ -291,4 +339,4 @@ def demo_main(settings: Settings, applications: int, as_json: bool) -> int:
         print(report.render())
     with contextlib.suppress(Exception):
         sys.stdout.flush()
-    return 0 if len(report.decisions) + report.dlq == applications else 1
+    return 0 if len(report.decisions) + report.dlq == events else 1

@@ -7,7 +7,9 @@
   ``down`` then ``up`` keeps every message;
 * the embedded schema registry (``python -m flightrec.testing.registry``) on
   ``registry_port``, storing its state in Kafka;
-* the bureau simulator (``python -m flightrec.testing.bureau``) on ``bureau_port``.
+* the bureau simulator (``python -m flightrec.testing.bureau``) on ``bureau_port``;
+* the simulator each installed agent declares (``AgentDefinition.simulator``,
+  see :func:`agent_services`), ``python -m <module>`` on its port.
 
 A component whose recorded pid is alive and whose port answers is left alone,
 so ``up`` is idempotent. ``up`` returns only when Kafka lists its topics, the
@@ -25,9 +27,10 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
@@ -47,7 +50,7 @@ from flightrec.stack_proc import (
     tail,
 )
 
-__all__ = ["ComponentStatus", "Stack"]
+__all__ = ["ComponentStatus", "ServiceSpec", "Stack", "agent_services"]
 
 _log = logging.getLogger(__name__)
 
@@ -70,7 +73,33 @@ class ComponentStatus:
         pid = str(self.pid) if self.pid is not None else "-"
         state = "up" if self.up else "down"
         note = f"  ({self.note})" if self.note else ""
-        return f"{self.name:<9} {state:<5} pid {pid:<8} {self.address}{note}"
+        return f"{self.name:<18} {state:<5} pid {pid:<8} {self.address}{note}"
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """A Python HTTP service the stack runs besides its own (an agent's simulator):
+    ``python -m <module> --port <port>``, ready when ``GET <health>`` answers."""
+
+    name: str
+    module: str
+    port: int
+    health: str = "/health"
+
+
+def agent_services(settings: Settings, also: Iterable[Any] = ()) -> tuple[ServiceSpec, ...]:
+    """The simulators the installed agents (and the definitions in ``also``)
+    declare, as stack services, one per agent name."""
+    from flightrec.agents.registry import known_agents
+
+    definitions = {d.name: d for d in known_agents(settings)}
+    for definition in also:
+        definitions.setdefault(definition.name, definition)
+    return tuple(
+        ServiceSpec(f"{d.name}-sim", d.simulator.module, d.simulator.port, d.simulator.health)
+        for d in definitions.values()
+        if d.simulator is not None
+    )
 
 
 @dataclass(frozen=True)
@@ -89,9 +118,16 @@ class _Component:
 class Stack:
     """Start, stop and inspect the local stack described by ``settings``."""
 
-    def __init__(self, settings: Settings, *, wait_s: float = 180.0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        wait_s: float = 180.0,
+        services: tuple[ServiceSpec, ...] = (),
+    ) -> None:
         self.settings = settings
         self.wait_s = wait_s
+        self.services = services
         self.layout = KafkaLayout(settings)
         self.stack_dir = self.layout.stack_dir
         self.run_dir = self.stack_dir / "run"
@@ -106,7 +142,7 @@ class Stack:
     def up(self) -> list[ComponentStatus]:
         """Start whatever is not running and wait until every component answers."""
         self.fetch()
-        kafka, registry, bureau = self._components()
+        kafka, registry, bureau, *extra = self._components()
         started: set[str] = set()
         commands: dict[str, list[str]] = {}
         if self._needs_start(kafka):
@@ -122,6 +158,12 @@ class Stack:
             self._start(bureau, argv, env=self._python_env())
             started.add(bureau.name)
             commands[bureau.name] = argv
+        for component, spec in zip(extra, self.services, strict=True):
+            if self._needs_start(component):
+                argv = [sys.executable, "-m", spec.module, "--port", str(spec.port)]
+                self._start(component, argv, env=self._python_env())
+                started.add(component.name)
+                commands[component.name] = argv
         self._wait(kafka)
         if self._needs_start(registry):
             argv = [
@@ -138,7 +180,7 @@ class Stack:
             self._start(registry, argv, env=self._python_env())
             started.add(registry.name)
             commands[registry.name] = argv
-        for component in (bureau, registry):
+        for component in (bureau, *extra, registry):
             try:
                 self._wait(component)
             except StackError:
@@ -184,7 +226,7 @@ class Stack:
 
     # -- internals ------------------------------------------------------------
 
-    def _components(self) -> tuple[_Component, _Component, _Component]:
+    def _components(self) -> tuple[_Component, ...]:
         s = self.settings
         kafka = _Component(
             name="kafka",
@@ -202,7 +244,11 @@ class Stack:
             "registry", s.registry_port, _REGISTRY_MODULE, "/subjects"
         )
         bureau = self._python_component("bureau", s.bureau_port, _BUREAU_MODULE, "/health")
-        return kafka, registry, bureau
+        extra = tuple(
+            self._python_component(spec.name, spec.port, spec.module, spec.health)
+            for spec in self.services
+        )
+        return kafka, registry, bureau, *extra
 
     def _python_component(self, name: str, port: int, module: str, probe: str) -> _Component:
         """A ``python -m module`` HTTP service, ready when ``GET probe`` answers."""

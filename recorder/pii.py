@@ -43,7 +43,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from pydantic import BaseModel
 
-from flightrec.contracts.events import CotEventBase, LoanApplication
+from flightrec.contracts.events import CotEventBase
 from flightrec.contracts.schema_files import DEFAULT_SCHEMA_DIR, load_schema_file, pii_fields
 from flightrec.contracts.settings import Settings
 from flightrec.contracts.substitution import Substitution
@@ -213,17 +213,21 @@ class PiiGuard(PiiScrubber):
         return f"pii:{self.key_id}:{digest[:_TOKEN_HEX]}"
 
     def tokenize(
-        self, application: LoanApplication | Mapping[str, Any]
+        self, record: BaseModel | Mapping[str, Any], fields: Iterable[str] | None = None
     ) -> tuple[dict[str, Any], dict[str, str]]:
-        """``(input view, vault)``: the application as JSON data with each PII value
-        replaced by its token, and ``token -> real value`` for the tools."""
+        """``(input view, vault)``: the input as JSON data with each PII value
+        replaced by its token, and ``token -> real value`` for the tools.
+
+        ``fields`` are the input's PII fields (dotted paths; an agent's
+        ``AgentDefinition.pii_fields``); by default the guard's own."""
+        application = record
         view: dict[str, Any] = (
             application.model_dump(mode="json")
             if isinstance(application, BaseModel)
             else json.loads(json.dumps(dict(application), default=str))
         )
         vault: dict[str, str] = {}
-        for path in sorted(self.fields):
+        for path in sorted(self.fields if fields is None else fields):
             *parents, leaf = path.split(".")
             node: Any = view
             for part in parents:

@@ -15,7 +15,7 @@
   is a :class:`VerifyOutcome`) or re-evaluates it under a :class:`Candidate`
   (:class:`ReevaluateOutcome`, :func:`summarize_transitions`). An
   :class:`AgentCatalog` resolves what a record names into runnable parts;
-  :class:`LoanCatalog` is the loan agent's.
+  :class:`RegistryCatalog` is the loan agent's.
 - Publishing and auditing: :class:`ReplaySink` writes results to the replays
   topic only (:func:`read_replay_results` reads them back);
   :func:`audit_document` and :func:`render_audit` build the compliance report.
@@ -23,7 +23,7 @@
 
 from flightrec.replay.audit import AuditFormat, audit_document, render_audit
 from flightrec.replay.batch import ReplaySink, read_replay_results
-from flightrec.replay.catalog import LoanCatalog
+from flightrec.replay.catalog import RegistryCatalog
 from flightrec.replay.history import Attempt, RunHistory, build_histories, build_history
 from flightrec.replay.index import TraceIndex, TraceSummary
 from flightrec.replay.reader import CotReader, Segment
@@ -31,9 +31,9 @@ from flightrec.replay.replay_model import ReplayModel
 from flightrec.replay.replay_tools import ReplayToolset
 from flightrec.replay.replayer import (
     AgentCatalog,
-    AgentDefinition,
     Candidate,
     ReevaluateOutcome,
+    ReplayableAgent,
     Replayer,
     VerifyOutcome,
     summarize_transitions,
@@ -43,17 +43,17 @@ from flightrec.replay.service import ReplayService
 
 __all__ = [
     "AgentCatalog",
-    "AgentDefinition",
     "Attempt",
     "AuditFormat",
     "Candidate",
     "CotReader",
-    "LoanCatalog",
     "ReevaluateOutcome",
+    "RegistryCatalog",
     "ReplayModel",
     "ReplayService",
     "ReplaySink",
     "ReplayToolset",
+    "ReplayableAgent",
     "Replayer",
     "RunHistory",
     "Segment",

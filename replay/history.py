@@ -26,7 +26,6 @@ from flightrec.contracts.events import (
     CotEvent,
     CotEventBase,
     Decision,
-    DecisionOutcome,
     RunFailed,
     RunStarted,
 )
@@ -114,7 +113,7 @@ class Attempt:
         return last if isinstance(last, RunFailed) else None
 
     @property
-    def outcome(self) -> DecisionOutcome | None:
+    def outcome(self) -> str | None:
         """The decision's outcome (None without a decision)."""
         decision = self.decision
         return decision.outcome if decision is not None else None
@@ -177,7 +176,7 @@ class RunHistory:
         return self.attempts[-1].events[0]
 
     @property
-    def outcome(self) -> DecisionOutcome | None:
+    def outcome(self) -> str | None:
         """Outcome of the authoritative attempt."""
         chosen = self.authoritative
         return chosen.outcome if chosen is not None else None

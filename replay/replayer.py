@@ -33,10 +33,11 @@ from flightrec.contracts.errors import DivergenceError, ReplayError
 from flightrec.contracts.events import (
     CotEvent,
     Decision,
-    DecisionOutcome,
     ModelCall,
     ReplayResult,
     RunStarted,
+    business_key_of,
+    current_form,
 )
 from flightrec.replay.history import Attempt, RunHistory
 from flightrec.replay.replay_model import ReplayModel
@@ -46,9 +47,9 @@ from flightrec.tools.base import ToolExecutor
 __all__ = [
     "VOLATILE_FIELDS",
     "AgentCatalog",
-    "AgentDefinition",
     "Candidate",
     "ReevaluateOutcome",
+    "ReplayableAgent",
     "Replayer",
     "RunFn",
     "VerifyOutcome",
@@ -62,14 +63,20 @@ VOLATILE_FIELDS = frozenset(
 """Fields that legitimately differ between a run and its replay (time, chain, ids)."""
 
 RunFn = Callable[..., AsyncIterator[CotEvent]]
-"""The runner: ``run_agent(agent, *, model, tools, ctx, application_id, input_view, pii_vault)``."""
+"""The runner: ``run_agent(agent, *, model, tools, ctx, business_key, input_view, pii_vault)``."""
 
 
-class AgentDefinition(Protocol):
+class ReplayableAgent(Protocol):
     """An agent definition as replay sees it (``flightrec.agents.agent.Agent`` is one).
 
-    The runner is handed the whole value; replay itself reads only the tool allow-list.
+    The runner is handed the whole value; replay itself reads only its name
+    and the tool allow-list.
     """
+
+    @property
+    def name(self) -> str:
+        """The agent's name."""
+        ...
 
     @property
     def tools(self) -> tuple[str, ...]:
@@ -80,19 +87,19 @@ class AgentDefinition(Protocol):
 class AgentCatalog(Protocol):
     """Resolves what a record names into runnable parts."""
 
-    def agent(self, name: str, version: str, prompt_version: str, profile: str) -> AgentDefinition:
+    def agent(self, name: str, version: str, prompt_version: str, profile: str) -> ReplayableAgent:
         """The agent definition (``flightrec.agents.agent.Agent``) for these coordinates."""
         ...
 
-    def tool_descriptions(self, agent: AgentDefinition) -> list[dict[str, Any]]:
+    def tool_descriptions(self, agent: ReplayableAgent) -> list[dict[str, Any]]:
         """What the live toolset's ``describe()`` returns for ``agent`` (no tool is called)."""
         ...
 
-    def model(self, profile: str) -> Model:
-        """A live model for re-evaluation under ``profile``."""
+    def model(self, agent: ReplayableAgent, profile: str) -> Model:
+        """A live model for re-evaluating ``agent`` under ``profile``."""
         ...
 
-    def live_tools(self, agent: AgentDefinition) -> ToolExecutor:
+    def live_tools(self, agent: ReplayableAgent) -> ToolExecutor:
         """The agent's real tools (used by re-evaluation with live tools enabled only)."""
         ...
 
@@ -137,8 +144,8 @@ class ReevaluateOutcome:
     agent_version: str
     prompt_version: str
     model_profile: str
-    old: DecisionOutcome | None
-    new: DecisionOutcome | None
+    old: str | None
+    new: str | None
     first_diff_step: int | None
     expected: str | None = None
     actual: str | None = None
@@ -188,8 +195,8 @@ def _replay_result(
     model_profile: str,
     *,
     first_diff_step: int | None,
-    old_outcome: DecisionOutcome | None = None,
-    new_outcome: DecisionOutcome | None = None,
+    old_outcome: str | None = None,
+    new_outcome: str | None = None,
 ) -> ReplayResult:
     """The ``ReplayResult`` record of ``outcome``, under a new replay id."""
     return ReplayResult(
@@ -297,6 +304,19 @@ class _RecordedTime:
         return (upcoming - self._times[0]).total_seconds()
 
 
+def _key_of(started: RunStarted) -> str:
+    return business_key_of(started) or ""
+
+
+def _as_written_today(attempt: Attempt, started: RunStarted) -> list[CotEvent]:
+    """The attempt's events in the form the runner writes them today, so a run
+    recorded before the envelope carried the business key compares field by
+    field with its re-run (``current_form``; the chain was verified on the
+    events as recorded)."""
+    key = _key_of(started)
+    return [current_form(event, key) for event in attempt.events]
+
+
 def _input_of(started: RunStarted) -> dict[str, Any]:
     value = json.loads(started.input_json)
     return value if isinstance(value, dict) else {"input": value}
@@ -363,7 +383,7 @@ class Replayer:
             return VerifyOutcome(
                 history.trace_id, "ERROR", attempt.number, message="RUN_STARTED missing"
             )
-        recorded = list(attempt.events)
+        recorded = _as_written_today(attempt, started)
         try:
             agent = self._catalog.agent(
                 started.agent, started.agent_version, started.prompt_version, started.model_profile
@@ -387,7 +407,7 @@ class Replayer:
                 model=model,
                 tools=tools,
                 ctx=self._context(history, attempt, started),
-                application_id=started.application_id,
+                business_key=_key_of(started),
                 input_view=_input_of(started),
                 pii_vault=None,
             ):
@@ -475,7 +495,7 @@ class Replayer:
                 first_diff_step=None,
                 message=f"cannot re-evaluate: {exc}",
             )
-        recorded = list(attempt.events)
+        recorded = _as_written_today(attempt, started)
         tools = ReplayToolset(
             recorded,
             descriptions=self._catalog.tool_descriptions(agent),
@@ -486,10 +506,10 @@ class Replayer:
         new_events: list[CotEvent] = []
         async for event in self._run(
             agent,
-            model=self._catalog.model(profile),
+            model=self._catalog.model(agent, profile),
             tools=tools,
             ctx=self._context(history, attempt, started),
-            application_id=started.application_id,
+            business_key=_key_of(started),
             input_view=_input_of(started),
             pii_vault=None,
         ):

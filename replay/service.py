@@ -15,7 +15,7 @@ from flightrec.contracts.events import ReplayResult
 from flightrec.contracts.settings import Settings
 from flightrec.kafka.producer import ConfirmedProducer
 from flightrec.replay.batch import ReplaySink, read_replay_results, run_bounded
-from flightrec.replay.catalog import LoanCatalog
+from flightrec.replay.catalog import RegistryCatalog
 from flightrec.replay.history import RunHistory
 from flightrec.replay.index import TraceIndex
 from flightrec.replay.reader import CotReader
@@ -42,7 +42,7 @@ class ReplayService:
         self.codec = codec if codec is not None else Codec(settings)
         self.reader = CotReader(settings, self.codec)
         self.index = TraceIndex(settings, self.reader, self.codec)
-        self._catalog: LoanCatalog | None = None
+        self._catalog: RegistryCatalog | None = None
         self._publish = publish
         self._producer: ConfirmedProducer | None = None
         self._sink: ReplaySink | None = None
@@ -68,10 +68,10 @@ class ReplayService:
                 await self.codec.close()
 
     @property
-    def catalog(self) -> LoanCatalog:
+    def catalog(self) -> RegistryCatalog:
         """The loan catalog, built on first use."""
         if self._catalog is None:
-            self._catalog = LoanCatalog(self.settings)
+            self._catalog = RegistryCatalog(self.settings)
         return self._catalog
 
     async def _sink_for(self) -> ReplaySink | None:

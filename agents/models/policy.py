@@ -31,7 +31,7 @@ from typing import Any, Literal
 from flightrec.agents.model import ModelInfo, ModelRequest, ModelTurn, Transcript
 from flightrec.agents.models.base import StepLike, ok_turn
 from flightrec.agents.steps import DecisionStep, ThoughtStep, ToolCallStep
-from flightrec.agents.transcript import read_application, read_steps, read_tool_results
+from flightrec.agents.transcript import read_input, read_steps, read_tool_results
 from flightrec.contracts.events import DecisionOutcome, canonical_json
 
 __all__ = ["PolicyModel", "underwrite"]
@@ -52,7 +52,7 @@ class _Evidence:
     def read(cls, transcript: Transcript) -> _Evidence:
         steps = read_steps(transcript)
         evidence = cls(
-            app=read_application(transcript),
+            app=read_input(transcript),
             thoughts=sum(1 for s in steps if isinstance(s.step, ThoughtStep)),
         )
         for message in read_tool_results(transcript):

@@ -91,12 +91,12 @@ async def run_replay_bench(
 
 def _handler(args: argparse.Namespace, settings: Settings) -> int:
     async def body() -> ReplayBench:
-        from flightrec.replay.catalog import LoanCatalog
+        from flightrec.replay.catalog import RegistryCatalog
 
         codec = Codec(settings)
         await codec.start()
         try:
-            async with LoanCatalog(settings) as catalog:
+            async with RegistryCatalog(settings) as catalog:
                 return await run_replay_bench(settings, codec, catalog, topic=args.topic)
         finally:
             await codec.close()

@@ -6,6 +6,10 @@ unchanged, the compatibility verdict under the level apply sets), then, unless
 registers what changed and prints the result;
 ``check`` is the CI gate (exit 1 when a local schema is incompatible with the
 registry's latest); ``show SUBJECT [--version N]`` prints a registered version.
+
+``apply`` and ``check`` govern flightrec's own contracts and those of every
+agent the installation knows (its input and decision topics), or of the
+agents named with ``--agent``.
 """
 
 from __future__ import annotations
@@ -32,16 +36,36 @@ def register(subparsers: Any) -> None:
     apply = commands.add_parser("apply", help="print the plan, then register schemas and rules")
     apply.add_argument("--dry-run", action="store_true", help="print the plan only")
     apply.add_argument("--schema-dir", type=Path, default=None, help="directory of .avsc files")
+    _agent_option(apply)
     apply.set_defaults(handler=_apply)
 
     check = commands.add_parser("check", help="exit 1 when a local schema is incompatible")
     check.add_argument("--schema-dir", type=Path, default=None, help="directory of .avsc files")
+    _agent_option(check)
     check.set_defaults(handler=_check)
 
     show = commands.add_parser("show", help="print a registered schema version with its rules")
     show.add_argument("subject")
     show.add_argument("--version", type=int, default=None, metavar="N")
     show.set_defaults(handler=_show)
+
+
+def _agent_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--agent",
+        action="append",
+        dest="agents",
+        metavar="AGENT",
+        help="govern this agent's contracts (name or package.module:attribute; repeatable; "
+        "default: every installed agent and FLIGHTREC_AGENTS)",
+    )
+
+
+def _agent_contracts(args: argparse.Namespace, settings: Settings) -> Any:
+    from flightrec.agents.registry import known_agents, resolve_agents
+
+    agents = resolve_agents(args.agents, settings) if args.agents else known_agents(settings)
+    return agents.contracts()
 
 
 def _quiet_http() -> None:
@@ -61,7 +85,11 @@ def _apply(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         result = apply_contracts(
-            settings, schema_dir=args.schema_dir, dry_run=args.dry_run, on_plan=show
+            settings,
+            schema_dir=args.schema_dir,
+            dry_run=args.dry_run,
+            on_plan=show,
+            agent_contracts=_agent_contracts(args, settings),
         )
     except SchemaIncompatibleError as exc:
         # The plan above already shows the registry's messages for each subject.
@@ -84,7 +112,9 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
     from flightrec.contracts.governance import check_contracts
 
     _quiet_http()
-    plan = check_contracts(settings, schema_dir=args.schema_dir)
+    plan = check_contracts(
+        settings, schema_dir=args.schema_dir, agent_contracts=_agent_contracts(args, settings)
+    )
     print(plan.render())
     return 0 if plan.ok else 1
 

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from flightrec.contracts.settings import Settings
-from flightrec.stack import Stack
+from flightrec.stack import Stack, agent_services
 
 __all__ = ["register"]
 
@@ -35,21 +35,21 @@ def _fetch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _up(args: argparse.Namespace, settings: Settings) -> int:
-    statuses = Stack(settings).up()
+    statuses = Stack(settings, services=agent_services(settings)).up()
     for status in statuses:
         print(status.render())
     return 0
 
 
 def _down(args: argparse.Namespace, settings: Settings) -> int:
-    for status in Stack(settings).down():
+    for status in Stack(settings, services=agent_services(settings)).down():
         verb = f"stopped (pid {status.pid})" if status.pid is not None else "was not running"
         print(f"{status.name:<9} {verb}")
     return 0
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:
-    statuses = Stack(settings).status()
+    statuses = Stack(settings, services=agent_services(settings)).status()
     for status in statuses:
         print(status.render())
     # 0 only when every component that exists is up: usable in scripts.

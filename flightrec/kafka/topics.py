@@ -32,6 +32,7 @@ __all__ = [
     "APPLICATIONS_PARTITIONS",
     "TopicSpec",
     "aensure_topics",
+    "agent_topic_specs",
     "ensure_topics",
     "topic_specs",
     "watermarks",
@@ -113,13 +114,28 @@ def _missing_or_leaderless(
     return pending
 
 
+def agent_topic_specs(
+    settings: Settings, input_topic: str, decisions: str, dlq: str
+) -> list[TopicSpec]:
+    """An agent's topics (names with their prefix): input and decisions with as
+    many partitions as the attempt ledger, dead letters on one."""
+    rf = settings.replication_factor
+    return [
+        TopicSpec(input_topic, APPLICATIONS_PARTITIONS, rf),
+        TopicSpec(decisions, APPLICATIONS_PARTITIONS, rf),
+        TopicSpec(dlq, _DLQ_PARTITIONS, rf),
+    ]
+
+
 def ensure_topics(
     settings: Settings,
     names: Iterable[str] | None = None,
     *,
+    extra: Iterable[TopicSpec] = (),
     timeout_s: float = 30.0,
 ) -> list[str]:
-    """Create the topics named ``names`` (default: all of ``settings``) if missing.
+    """Create the topics named ``names`` (default: all of ``settings``) and the
+    ``extra`` ones (an agent's, :func:`agent_topic_specs`) if missing.
 
     Blocking; call ``aensure_topics`` from async code. Returns the names this
     call created. Existing topics are left as they are. Raises ``ConfigError``
@@ -132,6 +148,7 @@ def ensure_topics(
     if unknown:
         raise ConfigError("unknown topic names", names=unknown, known=sorted(all_specs))
     specs = [all_specs[name] for name in wanted]
+    specs += [spec for spec in extra if spec.name not in {s.name for s in specs}]
     if not specs:
         return []
     # librdkafka's own log lines (connection refused, ...) go through logging,
@@ -205,11 +222,14 @@ async def aensure_topics(
     settings: Settings,
     names: Iterable[str] | None = None,
     *,
+    extra: Iterable[TopicSpec] = (),
     timeout_s: float = 30.0,
 ) -> list[str]:
     """``ensure_topics`` in a worker thread, so the event loop keeps running."""
     wanted = None if names is None else list(names)
-    return await asyncio.to_thread(ensure_topics, settings, wanted, timeout_s=timeout_s)
+    return await asyncio.to_thread(
+        ensure_topics, settings, wanted, extra=list(extra), timeout_s=timeout_s
+    )
 
 
 def watermarks(

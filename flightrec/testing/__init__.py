@@ -17,11 +17,10 @@ of the openai client (docs/design.md, "Testing package").
 - :func:`schema_drift`: where a pydantic model and its Avro record schema
   disagree (field names, nullability, types, defaults).
 - Samples and synthetic data: :func:`sample_application`,
-  :func:`sample_cot_events`, :func:`synthetic_applications`,
+  :func:`sample_cot_events`, :func:`~flightrec.agents.loan_samples.synthetic_applications` (with the loan agent),
   :func:`synthetic_run`.
 """
 
-from flightrec.testing.applications import INJECTION_NOTES, synthetic_applications
 from flightrec.testing.bureau import start_bureau
 from flightrec.testing.memory import (
     MemoryAttemptLedger,
@@ -45,7 +44,6 @@ from flightrec.testing.samples import (
 from flightrec.testing.schema_drift import schema_drift
 
 __all__ = [
-    "INJECTION_NOTES",
     "SAMPLE_TIME",
     "SAMPLE_TRACE_ID",
     "FakeOpenAIServer",
@@ -66,7 +64,6 @@ __all__ = [
     "schema_drift",
     "start_bureau",
     "start_registry",
-    "synthetic_applications",
     "synthetic_run",
     "synthetic_trace_id",
 ]

@@ -36,7 +36,7 @@ def test_demo_then_verify_all_reproduces_every_trace(
 ) -> None:
     from flightrec.demo import run_demo
 
-    report = asyncio.run(run_demo(settings, applications=200, progress=None))
+    report = asyncio.run(run_demo(settings, events=200, progress=None))
     decided = {d.trace_id for d in report.decisions.values()}
     assert report.dlq == 0 and len(decided) == 200
     for key, value in settings.to_env().items():

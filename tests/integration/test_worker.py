@@ -29,6 +29,9 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
+from flightrec.agents.loan_agent import LOAN_AGENT
+from flightrec.agents.loan_samples import synthetic_applications
+from flightrec.agents.worker import consumer_group
 from flightrec.contracts import headers as kafka_headers
 from flightrec.contracts.avro_mapping import application_to_avro
 from flightrec.contracts.codec import Codec
@@ -37,7 +40,6 @@ from flightrec.contracts.governance import apply_contracts
 from flightrec.contracts.settings import Settings
 from flightrec.demo import start_worker_process, stop_worker_process
 from flightrec.recorder.dlq_cipher import DlqCipher
-from flightrec.testing.applications import synthetic_applications
 
 from recorder_support import Record, read_topic
 
@@ -203,7 +205,7 @@ def wait_for_outputs(worker: WorkerHandle, expected: int, timeout_s: float = 300
 def committed_to_end(settings: Settings, timeout_s: float = 60.0) -> bool:
     """Whether the worker's group has committed past every input record."""
     topic = settings.topics.applications
-    consumer = Consumer(settings.consumer_config(group_id=settings.app_id))
+    consumer = Consumer(settings.consumer_config(group_id=consumer_group(settings, LOAN_AGENT)))
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         deadline = time.monotonic() + timeout_s

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from flightrec.agents.loan_samples import synthetic_applications
 from flightrec.contracts.codec import Codec
 from flightrec.contracts.events import LoanDecision
 from flightrec.contracts.governance import apply_contracts
 from flightrec.contracts.settings import Settings
 from flightrec.replay.history import RunHistory
 from flightrec.replay.reader import CotReader
-from flightrec.testing.applications import synthetic_applications
 
 from recorder_support import read_topic
 from test_worker import WorkerHandle, encode_all, produce

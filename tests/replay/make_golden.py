@@ -21,13 +21,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).parent))
 
 from flightrec.agents.context import RunContext, derive_trace_id
-from flightrec.agents.loan_agent import build_model, loan_agent
+from flightrec.agents.loan_agent import LOAN_AGENT, loan_agent
+from flightrec.agents.loan_samples import synthetic_applications
+from flightrec.agents.registry import build_model
 from flightrec.agents.runner import run_agent
 from flightrec.contracts.chain import ChainSealer
 from flightrec.contracts.events import CotEvent, LoanApplication, SourceRef
 from flightrec.contracts.settings import Settings
 from flightrec.recorder.pii import PiiGuard
-from flightrec.testing.applications import synthetic_applications
 from flightrec.testing.bureau import build_app
 from flightrec.tools.http import HttpClient
 from flightrec.tools.loan_tools import build_loan_toolset
@@ -75,7 +76,7 @@ async def generate(profile: str = "standard", *, faults: bool = False) -> list[C
         async with HttpClient(settings) as http:
             agent = loan_agent(profile=profile)
             tools = build_loan_toolset(settings, http, allowed=agent.tools)
-            model = build_model(settings)
+            model = build_model(LOAN_AGENT, settings)
             guard = PiiGuard(settings)
             pool = synthetic_applications(
                 FAULT_POOL if faults else APPLICATIONS, seed=11, run_id="golden", now=FIXED_NOW
@@ -101,7 +102,7 @@ async def generate(profile: str = "standard", *, faults: bool = False) -> list[C
                     model=model,
                     tools=tools,
                     ctx=ctx,
-                    application_id=application.application_id,
+                    business_key=application.application_id,
                     input_view=input_view,
                     pii_vault=vault,
                 ):

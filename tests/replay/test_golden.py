@@ -11,7 +11,7 @@ import pytest
 
 from flightrec.contracts.settings import Settings
 from flightrec.replay.audit import render_audit
-from flightrec.replay.catalog import LoanCatalog
+from flightrec.replay.catalog import RegistryCatalog
 from flightrec.replay.history import RunHistory, build_histories
 from flightrec.replay.replayer import Candidate, Replayer, summarize_transitions
 
@@ -20,10 +20,10 @@ from golden_io import GOLDEN_DIR, read_golden
 GOLDEN = GOLDEN_DIR / "loan_standard.jsonl"
 
 
-class NoLiveCalls(LoanCatalog):
+class NoLiveCalls(RegistryCatalog):
     """The loan catalog, but any live model or tool fails the test."""
 
-    def model(self, profile: str) -> Any:
+    def model(self, agent: Any, profile: str) -> Any:
         pytest.fail("verify asked for a live model")
 
     def live_tools(self, agent: Any) -> Any:
@@ -80,7 +80,7 @@ async def test_another_prompt_version_diverges_at_step_0() -> None:
 
 async def test_strict_profile_changes_decisions_and_transitions_add_up() -> None:
     histories = _histories()
-    replayer = Replayer(LoanCatalog(Settings(bureau_url="http://127.0.0.1:9")))
+    replayer = Replayer(RegistryCatalog(Settings(bureau_url="http://127.0.0.1:9")))
     outcomes = [await replayer.reevaluate(h, Candidate(model_profile="strict")) for h in histories]
     changed = [o for o in outcomes if o.status == "CHANGED"]
     assert changed, "the strict profile should change at least one golden decision"

@@ -58,7 +58,7 @@ async def _sealed_run() -> list[CotEvent]:
         model=model,
         tools=CannedTools(),
         ctx=ctx,
-        application_id="app-9",
+        business_key="app-9",
         input_view={"amount": 1},
     ):
         await recorder.emit(event)

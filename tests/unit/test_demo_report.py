@@ -6,17 +6,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flightrec.contracts.events import LoanDecision, RunCompleted
-from flightrec.demo import DemoReport
+from flightrec.contracts.events import RunCompleted
+from flightrec.demo import DemoDecision, DemoReport
 from flightrec.testing.samples import sample_cot_events, sample_decision
 
 TRACE_1, TRACE_2, TRACE_3 = "1" * 32, "2" * 32, "3" * 32
 
 
-def decision(application_id: str, trace_id: str, outcome: str) -> LoanDecision:
-    values: dict[str, Any] = sample_decision().model_dump()
-    values.update(application_id=application_id, trace_id=trace_id, outcome=outcome)
-    return LoanDecision(**values)
+def decision(key: str, trace_id: str, outcome: str) -> DemoDecision:
+    return DemoDecision(key, trace_id, outcome, sample_decision().decided_at)
 
 
 def completed(trace_id: str, steps: int, tokens_in: int, tokens_out: int) -> RunCompleted:
@@ -41,8 +39,10 @@ def report() -> DemoReport:
     runs = [completed(TRACE_1, 3, 100, 10), completed(TRACE_2, 5, 200, 20)]
     runs.append(completed(TRACE_3, 4, 300, 30))
     return DemoReport(
-        applications=4,
-        decisions={d.application_id: d for d in decisions},
+        agent="loan-underwriter",
+        events=4,
+        outcomes=("APPROVE", "DECLINE", "REFER"),
+        decisions={d.key: d for d in decisions},
         dlq=1,
         runs={r.trace_id: r for r in runs},
         terminal={TRACE_1, TRACE_2, TRACE_3},
@@ -54,11 +54,12 @@ def report() -> DemoReport:
 def test_to_json_shape() -> None:
     data = report().to_json()
     assert data == {
-        "applications": 4,
+        "agent": "loan-underwriter",
+        "events": 4,
         "decisions": [
-            {"application_id": "app-1", "trace_id": TRACE_1, "outcome": "APPROVE"},
-            {"application_id": "app-2", "trace_id": TRACE_2, "outcome": "DECLINE"},
-            {"application_id": "app-3", "trace_id": TRACE_3, "outcome": "APPROVE"},
+            {"key": "app-1", "trace_id": TRACE_1, "outcome": "APPROVE"},
+            {"key": "app-2", "trace_id": TRACE_2, "outcome": "DECLINE"},
+            {"key": "app-3", "trace_id": TRACE_3, "outcome": "APPROVE"},
         ],
         "dlq": 1,
     }
@@ -67,7 +68,7 @@ def test_to_json_shape() -> None:
 
 def test_render_summarises_outcomes_runs_latency_and_example_traces() -> None:
     assert report().render().split("\n") == [
-        "flightrec demo: 4 applications in 12.3 s",
+        "flightrec demo: loan-underwriter, 4 events in 12.3 s",
         "",
         "  outcome    count",
         "  APPROVE        2",
@@ -88,10 +89,16 @@ def test_render_summarises_outcomes_runs_latency_and_example_traces() -> None:
 
 
 def test_render_of_an_empty_report_leaves_out_what_was_not_measured() -> None:
-    empty = DemoReport(applications=2, dlq=2, elapsed_s=0.04)
-    assert empty.to_json() == {"applications": 2, "decisions": [], "dlq": 2}
+    empty = DemoReport(
+        agent="loan-underwriter",
+        events=2,
+        outcomes=("APPROVE", "DECLINE", "REFER"),
+        dlq=2,
+        elapsed_s=0.04,
+    )
+    assert empty.to_json() == {"agent": "loan-underwriter", "events": 2, "decisions": [], "dlq": 2}
     assert empty.render().split("\n") == [
-        "flightrec demo: 2 applications in 0.0 s",
+        "flightrec demo: loan-underwriter, 2 events in 0.0 s",
         "",
         "  outcome    count",
         "  APPROVE        0",

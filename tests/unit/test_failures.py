@@ -162,7 +162,7 @@ async def test_a_run_recorded_with_a_legacy_kind_reproduces() -> None:
                 ),
             ),
             ctx=ctx,
-            application_id="app-1",
+            business_key="app-1",
             input_view={"application_id": "app-1"},
         )
     ]

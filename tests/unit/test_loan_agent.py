@@ -12,14 +12,15 @@ from pydantic import ValidationError
 
 from flightrec.agents.agent import Agent
 from flightrec.agents.context import RunContext
-from flightrec.agents.loan_agent import LOAN_AGENT_TOOLS, build_model, loan_agent
+from flightrec.agents.loan_agent import LOAN_AGENT, LOAN_AGENT_TOOLS, loan_agent
+from flightrec.agents.loan_samples import synthetic_applications
 from flightrec.agents.models.openai_model import OpenAIModel
 from flightrec.agents.models.policy import PolicyModel
+from flightrec.agents.registry import build_model
 from flightrec.agents.runner import run_agent
 from flightrec.contracts.events import CotEvent, LoanApplication, SourceRef
 from flightrec.contracts.settings import Settings
 from flightrec.recorder.pii import PiiGuard
-from flightrec.testing.applications import synthetic_applications
 from flightrec.testing.bureau import credit_report, start_bureau
 from flightrec.tools.http import HttpClient
 from flightrec.tools.loan_tools import LOAN_TOOL_NAMES, build_loan_toolset
@@ -44,14 +45,16 @@ def test_loan_agent_definition() -> None:
 
 
 def test_build_model_picks_policy_or_openai() -> None:
-    policy = build_model(Settings(model_profile="strict"))
+    policy = build_model(LOAN_AGENT, Settings(model_profile="strict"))
     assert isinstance(policy, PolicyModel)
     assert (policy.info.provider, policy.info.model, policy.info.profile) == (
         "flightrec",
         "policy-model-1",
         "strict",
     )
-    remote = build_model(Settings(openai_base_url="http://127.0.0.1:9/v1", model="qwen2.5"))
+    remote = build_model(
+        LOAN_AGENT, Settings(openai_base_url="http://127.0.0.1:9/v1", model="qwen2.5")
+    )
     assert isinstance(remote, OpenAIModel) and remote.info.model == "qwen2.5"
 
 
@@ -80,10 +83,10 @@ async def run(env: tuple[Settings, HttpClient], app: LoanApplication) -> list[Co
         e
         async for e in run_agent(
             agent,
-            model=build_model(settings),
+            model=build_model(LOAN_AGENT, settings),
             tools=build_loan_toolset(settings, http, allowed=agent.tools),
             ctx=ctx,
-            application_id=app.application_id,
+            business_key=app.application_id,
             input_view=view,
             pii_vault=vault,
         )

@@ -82,7 +82,7 @@ async def run_live(agent: Agent, model: OpenAIModel) -> list[CotEvent]:
         return [
             e
             async for e in run_agent(
-                agent, model=model, tools=Toolset([]), ctx=ctx, application_id="x", input_view={}
+                agent, model=model, tools=Toolset([]), ctx=ctx, business_key="x", input_view={}
             )
         ]
 

@@ -277,7 +277,7 @@ async def run_through(server: FakeOpenAIServer, **kw: object) -> list[CotEvent]:
         return [
             e
             async for e in run_agent(
-                AGENT, model=model, tools=Toolset([]), ctx=ctx, application_id="x", input_view={}
+                AGENT, model=model, tools=Toolset([]), ctx=ctx, business_key="x", input_view={}
             )
         ]
 

@@ -18,6 +18,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from flightrec.agents.agent import Agent
 from flightrec.agents.context import derive_trace_id
 from flightrec.agents.lanes import PartitionLanes
+from flightrec.agents.loan_agent import LOAN_AGENT
 from flightrec.agents.model import Model, ModelInfo, ModelRequest, ModelTurn
 from flightrec.agents.pipeline import PipelineResult, RunPipeline
 from flightrec.agents.steps import DecisionStep, ThoughtStep
@@ -94,6 +95,7 @@ class Rig:
         self.cipher = DlqCipher(SETTINGS)
         self.pipeline = RunPipeline(
             SETTINGS,
+            definition=LOAN_AGENT,
             agent=AGENT,
             model=model,
             tools=Toolset([]),

@@ -16,12 +16,12 @@ import pytest
 
 from flightrec.agents.context import RunContext
 from flightrec.agents.loan_agent import loan_agent
+from flightrec.agents.loan_samples import synthetic_applications
 from flightrec.agents.models.policy import PolicyModel, underwrite
 from flightrec.agents.runner import run_agent
 from flightrec.contracts.events import CotEvent, LoanApplication, SourceRef
 from flightrec.contracts.settings import Settings
 from flightrec.recorder.pii import PiiGuard
-from flightrec.testing.applications import synthetic_applications
 from flightrec.tools.http import HttpClient
 from flightrec.tools.loan_policy import get_policy
 from flightrec.tools.loan_tools import build_loan_toolset
@@ -47,7 +47,7 @@ async def assess(
             model=PolicyModel(profile),
             tools=build_loan_toolset(settings, http, allowed=agent.tools),
             ctx=ctx,
-            application_id=application.application_id,
+            business_key=application.application_id,
             input_view=view,
             pii_vault=vault,
         )

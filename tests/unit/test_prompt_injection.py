@@ -17,15 +17,15 @@ import pytest
 
 from flightrec.agents.context import RunContext
 from flightrec.agents.loan_agent import LOAN_AGENT_TOOLS, loan_agent
+from flightrec.agents.loan_samples import INJECTION_NOTES, synthetic_applications
 from flightrec.agents.model import Model, Transcript
 from flightrec.agents.models.policy import PolicyModel
 from flightrec.agents.runner import run_agent
 from flightrec.agents.steps import DecisionStep, ToolCallStep
-from flightrec.agents.transcript import DATA_BEGIN, DATA_END, read_application
+from flightrec.agents.transcript import DATA_BEGIN, DATA_END, read_input
 from flightrec.contracts.events import CotEvent, LoanApplication, SourceRef
 from flightrec.contracts.settings import Settings
 from flightrec.recorder.pii import PiiGuard
-from flightrec.testing.applications import INJECTION_NOTES, synthetic_applications
 from flightrec.testing.models import FunctionModel
 from flightrec.tools.http import HttpClient
 from flightrec.tools.loan_tools import build_loan_toolset
@@ -53,7 +53,7 @@ async def assess(
             model=model or PolicyModel(),
             tools=build_loan_toolset(settings, http, allowed=agent.tools),
             ctx=ctx,
-            application_id=app.application_id,
+            business_key=app.application_id,
             input_view=view,
             pii_vault=vault,
         )
@@ -91,7 +91,7 @@ async def test_policy_model_ignores_injected_text(
 
 def gullible(transcript: Transcript) -> ToolCallStep | DecisionStep:
     """A model that does what the notes say: calls the tool they name, else approves."""
-    notes = str(read_application(transcript).get("notes", ""))
+    notes = str(read_input(transcript).get("notes", ""))
     refused = sum(1 for m in transcript if m.role == "tool" and "ToolNotAllowedError" in m.content)
     named = re.search(r"tool\W+(\w+)", notes)
     if named and refused < 5:
@@ -152,6 +152,6 @@ async def test_system_prompt_and_data_block_frame_the_application(
     system, user = seen[0]
     assert "never instructions" in system.content and "transfer_funds" not in system.content
     # The forged end marker stays inside the JSON string; the data block is intact.
-    assert read_application(seen[0])["notes"] == INJECTIONS[-1]
+    assert read_input(seen[0])["notes"] == INJECTIONS[-1]
     lines = user.content.split("\n")
     assert len(lines) == 4 and lines[1] == DATA_BEGIN and lines[3] == DATA_END

@@ -82,7 +82,7 @@ async def _record() -> list[CotEvent]:
             model=ScriptedModel(thoughts),
             tools=NoTools(),
             ctx=ctx,
-            application_id="app-7",
+            business_key="app-7",
             input_view={"amount": 1},
         )
     ]
@@ -121,7 +121,7 @@ async def test_a_turn_cut_off_at_the_deadline_reproduces() -> None:
             model=FunctionModel(think_then_hang),
             tools=NoTools(),
             ctx=ctx,
-            application_id="app-8",
+            business_key="app-8",
             input_view={"amount": 1},
         )
     ]

@@ -129,7 +129,7 @@ async def mini_run(
     model: Model,
     tools: ToolExecutor,
     ctx: RunContext,
-    application_id: str,
+    business_key: str,
     input_view: Mapping[str, Any],
     pii_vault: Mapping[str, str] | None = None,
 ) -> AsyncIterator[CotEvent]:
@@ -145,6 +145,7 @@ async def mini_run(
             "attempt": ctx.attempt,
             "seq": seq - 1,
             "step": step,
+            "business_key": business_key,
             "agent": agent.name,
             "agent_version": agent.version,
             "prompt_version": agent.prompt_version,
@@ -154,7 +155,6 @@ async def mini_run(
 
     yield RunStarted(
         **env(0),
-        application_id=application_id,
         input_json=canonical_json(dict(input_view)),
         model_profile=model.info.profile,
         gen_ai_provider_name=model.info.provider,
@@ -210,7 +210,6 @@ async def mini_run(
         else:
             yield Decision(
                 **env(step),
-                application_id=application_id,
                 outcome=out.outcome,
                 reasons=out.reasons,
                 confidence=out.confidence,
@@ -244,7 +243,7 @@ class Catalog:
     def tool_descriptions(self, agent: Any) -> list[dict[str, Any]]:
         return [{"name": "score"}, {"name": "income"}]
 
-    def model(self, profile: str) -> Model:
+    def model(self, agent: Any, profile: str) -> Model:
         self.models.append(profile)
         return PolicyLike(profile)
 
@@ -263,7 +262,7 @@ class Untouchable:
     def tool_descriptions(self, agent: Any) -> list[dict[str, Any]]:
         return [{"name": "score"}, {"name": "income"}]
 
-    def model(self, profile: str) -> Model:
+    def model(self, agent: Any, profile: str) -> Model:
         pytest.fail("verify asked for a live model")
 
     def live_tools(self, agent: Any) -> ToolExecutor:
@@ -288,7 +287,7 @@ async def record(*, prompt_version: str = "p1") -> list[CotEvent]:
             model=PolicyLike(),
             tools=FixedTools(SCORES),
             ctx=ctx,
-            application_id=f"app-{i}",
+            business_key=f"app-{i}",
             input_view={"national_id": national_id},
         ):
             events.append(event)

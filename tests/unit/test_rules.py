@@ -80,8 +80,8 @@ CASES: list[tuple[str, str, str, Any, Any]] = [
      sample_cot_events()[2].model_copy(update={"seq": 0}), sample_cot_events()[2].model_copy(update={"seq": -1})),
     ("cot_event", "cot_trace_id_format", "trace_id",
      sample_cot_events()[2], sample_cot_events()[2].model_copy(update={"trace_id": "4BF92F3577B34DA6A3CE929D0E0E4736"})),
-    ("cot_event", "cot_decision_outcome", "decision.outcome",
-     _decision(outcome="DECLINE"), _decision(outcome="MAYBE")),
+    ("cot_event", "cot_decision_outcome", "decision.outcome_label",
+     _decision(outcome="NEEDS_REVIEW"), _decision(outcome="maybe later")),
     ("cot_event", "cot_decision_reasons", "decision.reasons",
      _decision(reasons=["one"]), _decision(reasons=[])),
 ]  # fmt: skip

@@ -16,7 +16,7 @@ from flightrec.agents.context import RunContext
 from flightrec.agents.model import Model, Transcript
 from flightrec.agents.runner import run_agent
 from flightrec.agents.steps import AgentStep, DecisionStep, ThoughtStep, ToolCallStep
-from flightrec.agents.transcript import DATA_BEGIN, DATA_END, read_application
+from flightrec.agents.transcript import DATA_BEGIN, DATA_END, read_input
 from flightrec.contracts.errors import ModelUnavailableError, ToolHTTPError
 from flightrec.contracts.events import GENESIS_HASH, CotEvent, SourceRef, cot_event_adapter
 from flightrec.contracts.failures import FailureKind
@@ -89,7 +89,7 @@ async def run(
         model=model,
         tools=make_tools(ledger),
         ctx=ctx or make_ctx(),
-        application_id="app-1",
+        business_key="app-1",
         input_view=INPUT,
     ):
         ledger.events.append(event)
@@ -192,7 +192,7 @@ async def test_transcript_separates_instructions_data_and_results() -> None:
     lines = first[1].content.split("\n")
     # The data block is one line, so a newline in the notes cannot end it early.
     assert lines[lines.index(DATA_BEGIN) + 2] == DATA_END
-    assert read_application(first) == INPUT
+    assert read_input(first) == INPUT
     assert [m.role for m in second] == ["system", "user", "assistant", "tool"]
     assert AgentStep.model_validate_json(second[2].content).step == call()
     assert json.loads(second[3].content)["result"] == {"text": "hi"}
@@ -318,7 +318,7 @@ async def test_runner_refuses_a_tool_the_agent_does_not_allow_even_if_the_toolse
             model=model,
             tools=tools,
             ctx=make_ctx(),
-            application_id="app-1",
+            business_key="app-1",
             input_view=INPUT,
         )
     ]
@@ -365,7 +365,7 @@ async def test_an_executor_that_raises_is_recorded_with_the_kind_of_the_error(
             model=ScriptedModel([call(), decide()]),
             tools=CannedTools("echo", error=error),  # an executor must not raise
             ctx=make_ctx(),
-            application_id="app-1",
+            business_key="app-1",
             input_view=INPUT,
         )
     ]

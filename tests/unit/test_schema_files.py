@@ -84,3 +84,24 @@ def test_subjects_follow_topic_names_and_prefix() -> None:
     subjects = {c.name: subject_for(c, settings) for c in CONTRACTS}
     assert subjects["cot_event"] == "t1.agent.cot-value"
     assert subjects["loan_application"] == "t1.loan.applications-value"
+
+
+def test_pii_fields_follow_a_record_named_again() -> None:
+    # Avro defines a record once; a second field of that type only names it,
+    # and the PII guard must still see the tagged fields behind that name.
+    address = {
+        "type": "record",
+        "name": "Address",
+        "fields": [{"name": "street", "type": "string", "confluent:tags": ["PII"]}],
+    }
+    schema = {
+        "type": "record",
+        "name": "Claim",
+        "namespace": "io.team",
+        "fields": [
+            {"name": "home", "type": address},
+            {"name": "work", "type": ["null", "Address"], "default": None},
+            {"name": "past", "type": {"type": "array", "items": "io.team.Address"}},
+        ],
+    }
+    assert pii_fields(schema) == {"home.street", "work.street", "past.street"}

@@ -1,5 +1,6 @@
 """Fixtures shared by unit tests: the bureau simulator for the loan agent, the
-embedded schema registry served over HTTP, and a broker address nobody answers."""
+embedded schema registry served over HTTP, a codec on the offline registry, and a
+broker address nobody answers."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from aiohttp import web
 
+from flightrec.contracts.codec import Codec
 from flightrec.contracts.settings import Settings
 from flightrec.testing.bureau import start_bureau
+from flightrec.testing.offline import offline_registry
 from flightrec.testing.registry import build_app
 from flightrec.testing.registry.service import RegistryService
 from flightrec.testing.registry.storage import MemoryLog
@@ -30,6 +33,15 @@ async def env() -> AsyncIterator[tuple[Settings, HttpClient]]:
             yield settings, http
     finally:
         await bureau.cleanup()
+
+
+@pytest.fixture
+async def offline_codec() -> Codec:
+    """A started codec whose schemas come from the offline registry (no network)."""
+    settings = Settings()
+    codec = Codec(settings, offline_registry(settings))
+    await codec.start()
+    return codec
 
 
 @pytest.fixture

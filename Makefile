@@ -10,6 +10,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade --quiet pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# The example agent, so its entry point test runs too.
+	$(BIN)/pip install --quiet -e examples/claims
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install jars lint typecheck test unit demo stack-up stack-down clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml examples/claims/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade --quiet pip
 	$(BIN)/pip install --quiet -e '.[dev]'

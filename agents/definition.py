@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
-from typing import Any, Literal, cast
+from typing import Any, Literal, Protocol, cast
 
 from pydantic import BaseModel, Field, ValidationError, create_model
 
@@ -57,9 +57,13 @@ ModelFactory = Callable[[Settings], ClosableModel]
 """``(settings) -> model``: the agent's offline model under ``settings.model_profile``
 (used when no OpenAI-compatible endpoint is configured)."""
 
-SampleFactory = Callable[[int, int, str], Sequence[BaseModel]]
-"""``(count, seed, run_id) -> inputs``: synthetic input events for ``flightrec demo``,
-the same for the same seed, their business keys carrying ``run_id``."""
+
+class SampleFactory(Protocol):
+    """``(count, *, seed, run_id) -> inputs``: synthetic input events for ``flightrec
+    demo``, the same for the same seed, their business keys carrying ``run_id``."""
+
+    def __call__(self, count: int, *, seed: int, run_id: str) -> Sequence[BaseModel]: ...
+
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _LABEL = re.compile(OUTCOME_LABEL_PATTERN)

@@ -189,7 +189,7 @@ async def run_demo(
     watch = [topics.decisions, topics.dlq, settings.topics.cot]
     start_offsets = await asyncio.to_thread(_end_offsets, settings, watch)
     run_id = uuid.uuid4().hex[:8]
-    inputs = definition.samples(events, seed, run_id)
+    inputs = definition.samples(events, seed=seed, run_id=run_id)
     wanted = {definition.key_of(event) for event in inputs}
     log_path = settings.stack_dir / "logs" / f"demo-worker-{definition.name}.log"
     # The worker gets exactly these settings (topics, ports, keys), whatever

@@ -105,13 +105,14 @@ def read_tool_results(transcript: Transcript) -> list[dict[str, Any]]:
     return out
 
 
-def read_steps(transcript: Transcript) -> list[AgentStep]:
-    """Every assistant step, decoded, in order (messages that are not steps are skipped)."""
+def read_steps(transcript: Transcript, output_type: type[AgentStep] = AgentStep) -> list[AgentStep]:
+    """Every assistant step, decoded as ``output_type`` (the agent's step type,
+    ``ModelRequest.output_type``), in order; messages that are not steps are skipped."""
     out: list[AgentStep] = []
     for message in transcript:
         if message.role == "assistant":
             try:
-                out.append(AgentStep.model_validate_json(message.content))
+                out.append(output_type.model_validate_json(message.content))
             except ValueError:
                 continue
     return out

@@ -103,10 +103,11 @@ class DemoReport:
             )
         lines += ["", "  traces to look at (flightrec trace ID / flightrec audit ID):"]
         ordered = sorted(self.decisions.values(), key=lambda d: d.key)
+        trace_width = max([8, *(len(label) for label in labels)])
         for outcome in labels:
             example = next((d for d in ordered if d.outcome == outcome), None)
             if example is not None:
-                lines.append(f"    {outcome:<{width - 1}} {example.trace_id}  ({example.key})")
+                lines.append(f"    {outcome:<{trace_width}} {example.trace_id}  ({example.key})")
         return "\n".join(lines)
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flightrec.agents.model import ModelInfo, ModelRequest, ModelTurn, Transcript
-from flightrec.agents.models.base import ok_turn
+from flightrec.agents.models import ok_turn
 from flightrec.agents.steps import ThoughtStep
 from flightrec.agents.transcript import read_input, read_steps, read_tool_results
 from flightrec.contracts.events import canonical_json

@@ -12,6 +12,7 @@ events, their CoT streams interleave in ``agent.cot``, and every trace verifies.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import socket
@@ -284,7 +285,10 @@ def test_one_worker_hosts_two_agents_each_on_its_own_events(
         agent = "claims" if subject.startswith("C-") else "loan"
         agents_by_partition.setdefault(record.partition, []).append(agent)
     switches = sum(
-        1 for agents in agents_by_partition.values() for a, b in zip(agents, agents[1:]) if a != b
+        1
+        for agents in agents_by_partition.values()
+        for a, b in itertools.pairwise(agents)
+        if a != b
     )
     assert {a for agents in agents_by_partition.values() for a in agents} == {"loan", "claims"}
     assert switches >= 2, "the two CoT streams interleave"

@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from flightrec.agents.model import ModelInfo, ModelRequest, ModelTurn, Transcript
 from flightrec.agents.models import ok_turn
-from flightrec.agents.steps import ThoughtStep
-from flightrec.agents.transcript import read_input, read_steps, read_tool_results
+from flightrec.agents.transcript import Evidence
 from flightrec.contracts.events import canonical_json
 from flightrec_claims.models import ClaimDecision
 
@@ -36,41 +34,6 @@ __all__ = ["ClaimsRulesModel", "triage"]
 _PROCEDURE = ("policy_coverage", "claim_history", "fraud_screen")
 _MAX_TOOL_TRIES = 2
 _FRAUD_THRESHOLD = 0.5
-
-
-@dataclass
-class _Evidence:
-    """What the transcript says so far."""
-
-    claim: dict[str, Any]
-    thoughts: int
-    results: dict[str, dict[str, Any]] = field(default_factory=dict)
-    errors: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-
-    @classmethod
-    def read(cls, transcript: Transcript) -> _Evidence:
-        steps = read_steps(transcript)
-        evidence = cls(
-            claim=read_input(transcript),
-            thoughts=sum(1 for s in steps if isinstance(s.step, ThoughtStep)),
-        )
-        for message in read_tool_results(transcript):
-            tool = str(message.get("tool"))
-            if message.get("status") == "ok" and isinstance(message.get("result"), dict):
-                evidence.results[tool] = message["result"]
-            else:
-                evidence.errors.setdefault(tool, []).append(message)
-        return evidence
-
-    def failure(self, tool: str) -> str | None:
-        """Why ``tool`` can no longer be used, or None if it may be (re)tried."""
-        errors = self.errors.get(tool, [])
-        if not errors or tool in self.results:
-            return None
-        last = errors[-1]
-        if last.get("retryable") and len(errors) < _MAX_TOOL_TRIES:
-            return None
-        return f"{tool} failed ({last.get('error_type')}: {last.get('error_message')})"
 
 
 def _amount(claim: Mapping[str, Any]) -> float:
@@ -173,11 +136,11 @@ class ClaimsRulesModel:
 
     def plan(self, transcript: Transcript) -> dict[str, Any]:
         """The step the procedure calls for, as the JSON of one step."""
-        ev = _Evidence.read(transcript)
+        ev = Evidence.read(transcript)
         if ev.thoughts == 0:
-            return _summary(ev.claim)
+            return _summary(ev.input)
         for tool in _PROCEDURE:
-            failure = ev.failure(tool)
+            failure = ev.failure(tool, _MAX_TOOL_TRIES)
             if failure is not None:
                 return _decision(
                     "Required evidence is unavailable, so the rules cannot be applied.",
@@ -190,7 +153,7 @@ class ClaimsRulesModel:
             if tool not in ev.results:
                 return _tool_call(tool, ev)
         decision = triage(
-            ev.claim,
+            ev.input,
             ev.results["policy_coverage"],
             ev.results["claim_history"],
             ev.results["fraud_screen"],
@@ -212,8 +175,8 @@ def _summary(claim: Mapping[str, Any]) -> dict[str, Any]:
     return {"type": "thought", "reasoning": text}
 
 
-def _tool_call(tool: str, ev: _Evidence) -> dict[str, Any]:
-    claim = ev.claim
+def _tool_call(tool: str, ev: Evidence) -> dict[str, Any]:
+    claim = ev.input
     if tool == "fraud_screen":
         past = len(ev.results["claim_history"].get("claims", []))
         declared = claim.get("prior_claims", 0)

@@ -23,7 +23,6 @@ import asyncio
 import hashlib
 import random
 import re
-import signal
 import sys
 from collections.abc import Sequence
 from datetime import date, timedelta
@@ -31,6 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
+from flightrec.testing.http_service import serve_until_stopped, start_app
 from flightrec_claims.models import CLAIM_TYPES
 
 __all__ = ["build_app", "claim_history", "coverage", "main", "serve", "start_simulator"]
@@ -120,30 +120,13 @@ async def start_simulator(host: str = "127.0.0.1", port: int = 0) -> web.AppRunn
 
     ``port=0`` picks a free port: read it from ``runner.addresses[0][1]``.
     """
-    # No access log: request paths carry policy numbers.
-    runner = web.AppRunner(build_app(), shutdown_timeout=2.0, access_log=None)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port).start()
-    except BaseException:
-        await runner.cleanup()
-        raise
-    return runner
+    # start_app keeps no access log: request paths carry policy numbers.
+    return await start_app(build_app(), host, port)
 
 
 async def serve(host: str, port: int) -> None:
     """Run until SIGTERM or SIGINT, then stop cleanly."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    runner = await start_simulator(host, port)
-    try:
-        bound = runner.addresses[0]
-        print(f"claims simulator listening on http://{bound[0]}:{bound[1]}", flush=True)
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+    await serve_until_stopped(lambda: start_simulator(host, port), "claims simulator")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,10 +6,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install jars lint typecheck test unit demo stack-up stack-down clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml examples/claims/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade --quiet pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# The example agent, so its entry point test runs too.
+	$(BIN)/pip install --quiet -e examples/claims
 	touch $(STAMP)
 
 install: $(STAMP)

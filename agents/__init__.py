@@ -11,7 +11,8 @@ Write an agent:
   :class:`ModelTurn` holding every try as a :class:`ModelAttempt`
   (:class:`ModelInfo` says who answers, :func:`request_hash` what was asked).
   The conversation: :class:`Message`, :data:`Transcript`,
-  :func:`read_input`, :func:`read_steps`, :func:`read_tool_results`. Implementations are in
+  :func:`read_input`, :func:`read_steps`, :func:`read_tool_results`, and
+  :class:`Evidence` (what an offline model reads from them). Implementations are in
   :mod:`flightrec.agents.models`; test models in :mod:`flightrec.testing`.
 
 Run it:
@@ -49,7 +50,7 @@ from flightrec.agents.model import (
 from flightrec.agents.pipeline import PayloadCipher, PipelineResult, RunPipeline
 from flightrec.agents.runner import run_agent
 from flightrec.agents.steps import AgentStep, DecisionStep, ThoughtStep, ToolCallStep
-from flightrec.agents.transcript import read_input, read_steps, read_tool_results
+from flightrec.agents.transcript import Evidence, read_input, read_steps, read_tool_results
 
 __all__ = [
     "Agent",
@@ -57,6 +58,7 @@ __all__ = [
     "AttemptLedger",
     "ClosableModel",
     "DecisionStep",
+    "Evidence",
     "Message",
     "Model",
     "ModelAttempt",

@@ -24,9 +24,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
-from typing import Any, Literal, cast
+from typing import Any, Literal, Protocol, cast
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, Field, ValidationError, create_model
 
 from flightrec.agents.agent import DEFAULT_SUBJECT_PROMPT, Agent
 from flightrec.agents.model import ClosableModel
@@ -57,9 +57,13 @@ ModelFactory = Callable[[Settings], ClosableModel]
 """``(settings) -> model``: the agent's offline model under ``settings.model_profile``
 (used when no OpenAI-compatible endpoint is configured)."""
 
-SampleFactory = Callable[[int, int, str], Sequence[BaseModel]]
-"""``(count, seed, run_id) -> inputs``: synthetic input events for ``flightrec demo``,
-the same for the same seed, their business keys carrying ``run_id``."""
+
+class SampleFactory(Protocol):
+    """``(count, *, seed, run_id) -> inputs``: synthetic input events for ``flightrec
+    demo``, the same for the same seed, their business keys carrying ``run_id``."""
+
+    def __call__(self, count: int, *, seed: int, run_id: str) -> Sequence[BaseModel]: ...
+
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _LABEL = re.compile(OUTCOME_LABEL_PATTERN)
@@ -108,6 +112,13 @@ class Simulator:
 
 def _fail(agent: str, field_name: str, message: str) -> AgentDefinitionError:
     return AgentDefinitionError(f"agent {agent}: {message}", agent=agent, field=field_name)
+
+
+def _fail_model(agent: str, model_field: str, exc: ContractError) -> AgentDefinitionError:
+    """A model the schema mapping refused, named down to its field: ``input_model.age``."""
+    where = exc.context.get("field")
+    field_name = f"{model_field}.{where}" if where else model_field
+    return _fail(agent, field_name, f"{model_field}: {exc}")
 
 
 def _literal_labels(annotation: Any) -> tuple[str, ...] | None:
@@ -191,9 +202,17 @@ class AgentDefinition:
         try:
             self.pii_fields  # noqa: B018 (computed for its checks)
         except ContractError as exc:
-            raise _fail(name, "input_model", str(exc)) from exc
+            raise _fail_model(name, "input_model", exc) from exc
         try:
-            self.agent().fallback_document("a check at load time")
+            agent = self.agent()
+        except ValidationError as exc:
+            # The Agent's fields are the definition's (budgets, tools, ...):
+            # name the one it refused, not the fallback.
+            error = exc.errors()[0]
+            field_name = str(error["loc"][0]) if error["loc"] else "agent"
+            raise _fail(name, field_name, f"{field_name}: {error['msg']}") from exc
+        try:
+            agent.fallback_document("a check at load time")
         except (ValueError, ContractError) as exc:
             raise _fail(
                 name, "fallback_outcome", f"the fallback decision is invalid: {exc}"
@@ -262,6 +281,16 @@ class AgentDefinition:
                 f"decision_model.{sorted(clash)[0]}",
                 f"{self.decision_model.__name__} uses names the runtime sets: {sorted(clash)}",
             )
+        for field_name, info in fields.items():
+            # The fallback decision fills outcome, reasons and confidence; any
+            # other field takes its default, so it must have one.
+            if field_name not in _REQUIRED_DECISION_FIELDS and info.is_required():
+                raise _fail(
+                    name,
+                    f"decision_model.{field_name}",
+                    f"{self.decision_model.__name__}.{field_name} has no default, so the "
+                    "fallback decision of a failed run cannot fill it",
+                )
         labels = _literal_labels(fields["outcome"].annotation)
         if labels is not None and set(labels) != set(self.outcomes):
             raise _fail(
@@ -359,9 +388,12 @@ class AgentDefinition:
         namespace = self._namespace()
         try:
             input_schema = avro_schema_for(self.input_model, namespace=namespace)
+        except ContractError as exc:
+            raise _fail_model(self.name, "input_model", exc) from exc
+        try:
             decision_schema = avro_schema_for(self.decision_record_model, namespace=namespace)
         except ContractError as exc:
-            raise _fail(self.name, "input_model", str(exc)) from exc
+            raise _fail_model(self.name, "decision_model", exc) from exc
         return (
             ContractSpec.for_model(
                 f"{self.name}.input",

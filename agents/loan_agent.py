@@ -83,7 +83,7 @@ def _policy_model(settings: Settings) -> ClosableModel:
     return PolicyModel(profile=settings.model_profile)
 
 
-def _samples(count: int, seed: int, run_id: str) -> Sequence[BaseModel]:
+def _samples(count: int, *, seed: int, run_id: str) -> Sequence[BaseModel]:
     return synthetic_applications(count, seed=seed, run_id=run_id)
 
 

@@ -43,7 +43,17 @@ ENTRY_POINT_GROUP = "flightrec.agents"
 
 def _definition(value: Any, where: str) -> AgentDefinition:
     if callable(value) and not isinstance(value, AgentDefinition):
-        value = value()
+        try:
+            value = value()
+        except AgentDefinitionError:
+            raise  # the factory's definition is wrong: that error names agent and field
+        except Exception as exc:  # a class or a function that needs arguments, say
+            raise AgentDefinitionError(
+                f"{where} is not an AgentDefinition, and calling it failed: "
+                f"{type(exc).__name__}: {exc}",
+                agent=where,
+                field="reference",
+            ) from exc
     if not isinstance(value, AgentDefinition):
         raise AgentDefinitionError(
             f"{where} is not an AgentDefinition (it is a {type(value).__name__})",
@@ -84,7 +94,15 @@ def discover_agents() -> dict[str, AgentDefinition]:
     name is how records, settings and commands refer to the agent."""
     found: dict[str, AgentDefinition] = {}
     for entry in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        definition = _definition(entry.load(), f"{entry.name} ({entry.value})")
+        where = f"{entry.name} ({entry.value})"
+        try:
+            loaded = entry.load()
+        except (ImportError, AttributeError) as exc:
+            # An installed package that cannot load its agent: say which entry.
+            raise AgentDefinitionError(
+                f"entry point {where} cannot be loaded: {exc}", agent=entry.name, field="reference"
+            ) from exc
+        definition = _definition(loaded, where)
         if definition.name != entry.name:
             raise AgentDefinitionError(
                 f"entry point {entry.name!r} loads agent {definition.name!r}",

@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from flightrec.agents.model import Message, Transcript
-from flightrec.agents.steps import AgentStep
+from flightrec.agents.steps import AgentStep, ThoughtStep
 from flightrec.contracts.events import canonical_json
 from flightrec.tools.base import ToolOutcome
 
 __all__ = [
     "DATA_BEGIN",
     "DATA_END",
+    "Evidence",
     "assistant_message",
     "read_input",
     "read_steps",
@@ -105,13 +107,56 @@ def read_tool_results(transcript: Transcript) -> list[dict[str, Any]]:
     return out
 
 
-def read_steps(transcript: Transcript) -> list[AgentStep]:
-    """Every assistant step, decoded, in order (messages that are not steps are skipped)."""
+def read_steps(transcript: Transcript, output_type: type[AgentStep] = AgentStep) -> list[AgentStep]:
+    """Every assistant step, decoded as ``output_type`` (the agent's step type,
+    ``ModelRequest.output_type``), in order; messages that are not steps are skipped."""
     out: list[AgentStep] = []
     for message in transcript:
         if message.role == "assistant":
             try:
-                out.append(AgentStep.model_validate_json(message.content))
+                out.append(output_type.model_validate_json(message.content))
             except ValueError:
                 continue
     return out
+
+
+@dataclass
+class Evidence:
+    """What a transcript says so far, as an offline model reads it: the input,
+    how many thoughts the model wrote, each tool's last result and its errors.
+
+    ``PolicyModel`` and the claims example's ``ClaimsRulesModel`` decide from it."""
+
+    input: dict[str, Any]
+    thoughts: int
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    errors: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, transcript: Transcript, output_type: type[AgentStep] = AgentStep) -> Evidence:
+        """The evidence in ``transcript`` (steps decoded as ``output_type``)."""
+        evidence = cls(
+            input=read_input(transcript),
+            thoughts=sum(
+                1 for s in read_steps(transcript, output_type) if isinstance(s.step, ThoughtStep)
+            ),
+        )
+        for message in read_tool_results(transcript):
+            tool = str(message.get("tool"))
+            if message.get("status") == "ok" and isinstance(message.get("result"), dict):
+                evidence.results[tool] = message["result"]
+            else:
+                evidence.errors.setdefault(tool, []).append(message)
+        return evidence
+
+    def failure(self, tool: str, max_tries: int = 2) -> str | None:
+        """Why ``tool`` can no longer be used, or None while it may be (re)tried: it
+        has not failed, it answered since, or its last error is retryable and it
+        was tried fewer than ``max_tries`` times."""
+        errors = self.errors.get(tool, [])
+        if not errors or tool in self.results:
+            return None
+        last = errors[-1]
+        if last.get("retryable") and len(errors) < max_tries:
+            return None
+        return f"{tool} failed ({last.get('error_type')}: {last.get('error_message')})"

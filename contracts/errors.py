@@ -198,7 +198,7 @@ class ReplayError(FlightrecError):
 
 
 class TraceNotFoundError(ReplayError):
-    """No trace matches the id or application id."""
+    """No trace matches the id or business key (an application id, a claim id...)."""
 
 
 class DivergenceError(ReplayError):

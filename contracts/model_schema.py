@@ -34,6 +34,7 @@ Mapping (anything else raises :class:`ModelSchemaError` naming model and field):
 ``float``               ``"double"``
 ``bool``                ``"boolean"``
 ``datetime``            ``{"type": "long", "logicalType": "timestamp-micros"}``
+``AwareDatetime``, ...   the same (also ``PastDatetime``, ``FutureDatetime``)
 ``date``                ``{"type": "int", "logicalType": "date"}``
 ``Literal["A", "B"]``   ``"string"`` (not an enum, see :func:`_literal`)
 ``X | None``            ``["null", X]``, default null
@@ -58,7 +59,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin
 
 import fastavro
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel, FutureDatetime, PastDatetime
 from pydantic.fields import FieldInfo
 
 from flightrec.contracts.errors import ModelSchemaError
@@ -328,6 +329,10 @@ _PRIMITIVES: Final[tuple[tuple[type, Any], ...]] = (
     (int, "long"),
     (float, "double"),
     (datetime, {"type": "long", "logicalType": "timestamp-micros"}),
+    # pydantic's constrained datetimes validate into a datetime all the same.
+    (AwareDatetime, {"type": "long", "logicalType": "timestamp-micros"}),
+    (PastDatetime, {"type": "long", "logicalType": "timestamp-micros"}),
+    (FutureDatetime, {"type": "long", "logicalType": "timestamp-micros"}),
     (date, {"type": "int", "logicalType": "date"}),
 )
 

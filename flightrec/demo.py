@@ -103,10 +103,11 @@ class DemoReport:
             )
         lines += ["", "  traces to look at (flightrec trace ID / flightrec audit ID):"]
         ordered = sorted(self.decisions.values(), key=lambda d: d.key)
+        trace_width = max([8, *(len(label) for label in labels)])
         for outcome in labels:
             example = next((d for d in ordered if d.outcome == outcome), None)
             if example is not None:
-                lines.append(f"    {outcome:<{width - 1}} {example.trace_id}  ({example.key})")
+                lines.append(f"    {outcome:<{trace_width}} {example.trace_id}  ({example.key})")
         return "\n".join(lines)
 
 
@@ -189,7 +190,7 @@ async def run_demo(
     watch = [topics.decisions, topics.dlq, settings.topics.cot]
     start_offsets = await asyncio.to_thread(_end_offsets, settings, watch)
     run_id = uuid.uuid4().hex[:8]
-    inputs = definition.samples(events, seed, run_id)
+    inputs = definition.samples(events, seed=seed, run_id=run_id)
     wanted = {definition.key_of(event) for event in inputs}
     log_path = settings.stack_dir / "logs" / f"demo-worker-{definition.name}.log"
     # The worker gets exactly these settings (topics, ports, keys), whatever

@@ -60,11 +60,13 @@ _EPOCH_MS = 1000
 
 
 def cot_headers(event: CotEvent) -> list[Header]:
-    """The Kafka headers of one CoT record."""
+    """The Kafka headers of one CoT record; the subject is the run's business key
+    (the input record's key for an event recorded without one)."""
+    subject = event.business_key or event.source.key or ""
     return [
         (TRACEPARENT, traceparent(event.trace_id, event.span_id)),
         (COT_KIND, event.kind.encode("ascii")),
-        (COT_SUBJECT, (event.source.key or "").encode("utf-8")),
+        (COT_SUBJECT, subject.encode("utf-8")),
     ]
 
 

@@ -39,6 +39,7 @@ from flightrec.contracts.events import (
     Thought,
     ToolCall,
     ToolResult,
+    business_key_of,
 )
 from flightrec.contracts.settings import Settings
 from flightrec.recorder.otel import SCHEMA_URL, SEMCONV_VERSION, CotIdGenerator
@@ -185,8 +186,10 @@ class SpanRecorder:
             "flightrec.attempt": event.attempt,
             "flightrec.prompt_version": event.prompt_version,
             "flightrec.model_profile": event.model_profile,
-            "flightrec.application_id": event.application_id,
         }
+        business_key = business_key_of(event)
+        if business_key is not None:  # OpenTelemetry attributes cannot be None
+            attributes["flightrec.business_key"] = business_key
         span = self._start(
             f"invoke_agent {event.agent}",
             event,

@@ -6,7 +6,8 @@
   :func:`parse_time`) says which traces a command means.
 - Reading: :class:`CotReader` reads the CoT topic back (never committing, so
   no consumer group moves); :class:`TraceIndex` finds a trace's records
-  without scanning the log; :class:`Segment` is one offset range.
+  without scanning the log, by trace id or business key; :class:`Segment` is
+  one offset range.
 - Checking: :class:`RunHistory` is one trace, its attempts (:class:`Attempt`)
   with their gaps, repeats and chain verdicts reported, never smoothed over
   (:func:`build_history`, :func:`build_histories`).

@@ -1,6 +1,10 @@
 """Audit report of one or more traces: what the agent saw, thought, called, got back
 and decided, whether the record is intact, and what replays found.
 
+Domain-neutral: the subject is shown by its business key under the agent's key
+field name (``Subject (claim_id)``; ``Key`` when the agent is not installed here),
+the decision by the agent's own outcome label and its whole decision document.
+
 Built from :class:`~flightrec.replay.history.RunHistory` objects (and the trace's
 ``ReplayResult`` records) into one plain document (:func:`audit_document`),
 rendered as JSON, Markdown or a self-contained HTML page (no external CSS,
@@ -12,7 +16,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from flightrec.contracts.chain import Integrity
@@ -27,10 +31,12 @@ from flightrec.contracts.events import (
     Thought,
     ToolCall,
     ToolResult,
+    business_key_of,
+    current_form,
 )
 from flightrec.replay.history import Attempt, RunHistory
 
-__all__ = ["AuditFormat", "audit_document", "event_summary", "render_audit"]
+__all__ = ["AuditFormat", "audit_document", "decision_document", "event_summary", "render_audit"]
 
 AuditFormat = Literal["md", "html", "json"]
 
@@ -48,7 +54,7 @@ def event_summary(event: CotEvent) -> str:
     """One readable line describing an event (used by the timeline and the report)."""
     if isinstance(event, RunStarted):
         return (
-            f"run started for application {event.application_id} "
+            f"run started for {business_key_of(event)} "
             f"(model {event.gen_ai_provider_name}/{event.gen_ai_request_model}, "
             f"profile {event.model_profile}, tools {', '.join(event.tools)})"
         )
@@ -119,7 +125,16 @@ def _event_doc(event: CotEvent) -> dict[str, Any]:
     return doc
 
 
-def _attempt_doc(attempt: Attempt, authoritative: bool) -> dict[str, Any]:
+def decision_document(decision: Decision, business_key: str | None = None) -> Any:
+    """The agent's decision document of ``decision``, parsed: its ``document_json``,
+    or for a decision recorded before the document existed, the one its loan
+    fields make up (:func:`~flightrec.contracts.events.current_form`)."""
+    current = current_form(decision, business_key)
+    document_json = current.document_json if isinstance(current, Decision) else None
+    return _pretty(document_json)
+
+
+def _attempt_doc(attempt: Attempt, authoritative: bool, key: str | None) -> dict[str, Any]:
     decision = attempt.decision
     return {
         "attempt": attempt.number,
@@ -135,6 +150,7 @@ def _attempt_doc(attempt: Attempt, authoritative: bool) -> dict[str, Any]:
             "reasons": list(decision.reasons),
             "conditions": list(decision.conditions),
             "confidence": decision.confidence,
+            "document": decision_document(decision, key),
         },
         "failure": None
         if attempt.failure is None
@@ -162,14 +178,22 @@ def _replay_doc(result: ReplayResult) -> dict[str, Any]:
     }
 
 
-def audit_document(history: RunHistory, replays: Sequence[ReplayResult] = ()) -> dict[str, Any]:
-    """The audit facts of one trace as plain data (the JSON format is exactly this)."""
+def audit_document(
+    history: RunHistory, replays: Sequence[ReplayResult] = (), *, key_field: str | None = None
+) -> dict[str, Any]:
+    """The audit facts of one trace as plain data (the JSON format is exactly this).
+
+    ``key_field`` names the agent's business key field (``claim_id``), when the
+    agent is known; ``decision_document`` is the decision of record's document."""
     started = history.run_started
     chosen = history.authoritative
     first = history.first_event
+    key = history.business_key
+    decision = chosen.decision if chosen is not None else None
     doc: dict[str, Any] = {
         "trace_id": history.trace_id,
-        "application_id": history.application_id,
+        "business_key": key,
+        "key_field": key_field,
         "agent": first.agent,
         "agent_version": first.agent_version,
         "prompt_version": first.prompt_version,
@@ -178,6 +202,7 @@ def audit_document(history: RunHistory, replays: Sequence[ReplayResult] = ()) ->
         "problems": history.problems(),
         "authoritative_attempt": chosen.number if chosen is not None else None,
         "outcome": history.outcome,
+        "decision_document": None if decision is None else decision_document(decision, key),
         "input": _pretty(started.input_json) if started is not None else None,
         "model_config": None
         if started is None
@@ -191,7 +216,7 @@ def audit_document(history: RunHistory, replays: Sequence[ReplayResult] = ()) ->
             "deadline_s": started.deadline_s,
             "run_config": _pretty(started.run_config_json),
         },
-        "attempts": [_attempt_doc(a, a is chosen) for a in history.attempts],
+        "attempts": [_attempt_doc(a, a is chosen, key) for a in history.attempts],
         "replays": [_replay_doc(r) for r in replays if r.replay_of == history.trace_id],
     }
     return doc
@@ -231,6 +256,18 @@ def _replay_cells(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def _key_label(doc: dict[str, Any]) -> str:
+    return f"Subject ({doc['key_field']})" if doc["key_field"] else "Key"
+
+
+def _document_rows(document: Any) -> list[tuple[str, Any]]:
+    """The decision document as (field, value) rows; a value that is not an
+    object (never written by flightrec) is one row."""
+    if isinstance(document, dict):
+        return list(document.items())
+    return [("document", document)]
+
+
 def _attempt_label(attempt: dict[str, Any]) -> str:
     return "authoritative" if attempt["authoritative"] else str(attempt["status"]).lower()
 
@@ -243,7 +280,7 @@ def _md_cell(value: Any) -> str:
 def _markdown(doc: dict[str, Any]) -> str:
     out = [f"# Audit report — trace `{doc['trace_id']}`", ""]
     out += [
-        f"- **Application:** {doc['application_id']}",
+        f"- **{_key_label(doc)}:** {doc['business_key'] or '—'}",
         f"- **Agent:** {doc['agent']} {doc['agent_version']} (prompt {doc['prompt_version']})",
         f"- **Source:** {doc['source']['topic']} partition {doc['source']['partition']} "
         f"offset {doc['source']['offset']}",
@@ -287,6 +324,12 @@ def _markdown(doc: dict[str, Any]) -> str:
                 *[f"- condition: {c}" for c in d["conditions"]],
                 "",
             ]
+            if d["document"] is not None:
+                out += ["Decision document:", "", "| field | value |", "|---|---|"]
+                out += [
+                    f"| {_md_cell(k)} | {_md_cell(v)} |" for k, v in _document_rows(d["document"])
+                ]
+                out.append("")
         if attempt["failure"]:
             out += [f"**Failure:** {attempt['failure']}", ""]
     out += ["## Replays", ""]
@@ -328,7 +371,7 @@ def _html(docs: Sequence[dict[str, Any]]) -> str:
         parts += [
             f"<h1>Audit report — trace <code>{_h(doc['trace_id'])}</code></h1>",
             "<table>",
-            f"<tr><th>Application</th><td>{_h(doc['application_id'] or '')}</td></tr>",
+            f"<tr><th>{_h(_key_label(doc))}</th><td>{_h(doc['business_key'] or '')}</td></tr>",
             f"<tr><th>Agent</th><td>{_h(doc['agent'])} {_h(doc['agent_version'])} "
             f"(prompt {_h(doc['prompt_version'])})</td></tr>",
             f"<tr><th>Source</th><td>{_h(doc['source'])}</td></tr>",
@@ -388,6 +431,15 @@ def _html(docs: Sequence[dict[str, Any]]) -> str:
                     + "".join(f"<li>condition: {_h(c)}</li>" for c in d["conditions"])
                     + "</ul>"
                 )
+                if d["document"] is not None:
+                    parts.append(
+                        "<table><tr><th>field</th><th>value</th></tr>"
+                        + "".join(
+                            f"<tr><th>{_h(k)}</th><td>{_h(v)}</td></tr>"
+                            for k, v in _document_rows(d["document"])
+                        )
+                        + "</table>"
+                    )
             if attempt["failure"]:
                 parts.append(f'<p class="bad">Failure: {_h(attempt["failure"])}</p>')
         parts.append("<h2>Replays</h2>")
@@ -410,9 +462,16 @@ def render_audit(
     replays: Sequence[ReplayResult] = (),
     *,
     fmt: AuditFormat = "md",
+    key_fields: Mapping[str, str] | None = None,
 ) -> str:
-    """The audit report of ``histories`` in ``fmt`` (``md``, ``html`` or ``json``)."""
-    docs = [audit_document(h, replays) for h in histories]
+    """The audit report of ``histories`` in ``fmt`` (``md``, ``html`` or ``json``).
+
+    ``key_fields`` maps agent names to their business key field (from the agent
+    registry); a trace of an agent it does not name shows its key as ``Key``."""
+    fields = key_fields or {}
+    docs = [
+        audit_document(h, replays, key_field=fields.get(h.first_event.agent)) for h in histories
+    ]
     if fmt == "json":
         return json.dumps({"traces": docs}, indent=2, ensure_ascii=False)
     if fmt == "html":

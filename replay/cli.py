@@ -1,5 +1,6 @@
 """Command-line helpers of the replay commands (``flightrec trace``, ``replay``, ``audit``):
-exit code 2 for an unknown trace or bad selection, and a stderr progress bar.
+exit code 2 for an unknown trace or bad selection, the business-key options, and a
+stderr progress bar.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import TextIO
 from flightrec.contracts.errors import TraceNotFoundError
 from flightrec.replay.selectors import parse_time
 
-__all__ = ["ProgressBar", "run_command", "time_arg"]
+__all__ = ["ProgressBar", "add_key_arguments", "run_command", "time_arg"]
 
 
 def time_arg(text: str) -> str:
@@ -25,8 +26,20 @@ def time_arg(text: str) -> str:
     return text
 
 
+def add_key_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--key KEY`` and its loan-agent name ``--application ID`` (the same choice)."""
+    parser.add_argument(
+        "--key",
+        metavar="KEY",
+        help="every trace of this business key (claim id, application id...)",
+    )
+    parser.add_argument(
+        "--application", metavar="ID", help="every trace of this loan application (= --key)"
+    )
+
+
 def run_command(coro_fn: Callable[[], Awaitable[int]]) -> int:
-    """Run an async command body; an unknown trace or application is exit code 2."""
+    """Run an async command body; an unknown trace or business key is exit code 2."""
     try:
         return asyncio.run(_call(coro_fn))
     except TraceNotFoundError as exc:

@@ -28,6 +28,7 @@ from flightrec.contracts.events import (
     Decision,
     RunFailed,
     RunStarted,
+    business_key_of,
 )
 
 __all__ = [
@@ -165,10 +166,27 @@ class RunHistory:
         return None
 
     @property
-    def application_id(self) -> str | None:
-        """Business key of the run (from ``RUN_STARTED``)."""
+    def business_key(self) -> str | None:
+        """The subject the run decides about (a loan application id, a claim id...).
+
+        From ``RUN_STARTED`` (see :attr:`run_started`); when that was lost, from
+        any other event that names it (every event recorded today carries the
+        key; of older records only ``DECISION`` does)."""
         started = self.run_started
-        return started.application_id if started is not None else None
+        key = business_key_of(started) if started is not None else None
+        if key is not None:
+            return key
+        for attempt in reversed(self.attempts):
+            for event in attempt.events:
+                key = business_key_of(event)
+                if key is not None:
+                    return key
+        return None
+
+    @property
+    def application_id(self) -> str | None:
+        """The loan agent's name for :attr:`business_key` (the same value)."""
+        return self.business_key
 
     @property
     def first_event(self) -> CotEvent:

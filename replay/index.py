@@ -3,15 +3,20 @@
 A SQLite file (under ``settings.stack_dir``) maps
 
 * trace id -> the offset *segments* of its partition that hold its records,
-* trace id -> application id, agent, versions, first/last time, outcome,
+* trace id -> business key (the subject: a loan application id, a claim
+  id...), agent, versions, first/last time, outcome,
 * partition -> the next offset not yet indexed.
 
 ``update()`` consumes only what was written since the last update, reading
 record keys (key = trace id) and the ``flightrec-kind`` header; only
-``RUN_STARTED`` (application, agent) and ``RUN_COMPLETED`` / ``RUN_FAILED`` /
-``DECISION`` (outcome) records are decoded. A lookup is one indexed SQLite
-query plus an ``assign``/seek read of just that trace's offset ranges, so its
-cost does not grow with the log.
+``RUN_STARTED`` (business key, agent), ``RUN_COMPLETED`` / ``RUN_FAILED``
+(outcome) and, when no earlier record named the key, ``DECISION`` records are
+decoded. A lookup is one indexed SQLite query plus an ``assign``/seek read of
+just that trace's offset ranges, so its cost does not grow with the log.
+
+The file is a cache of the log: one written under another layout
+(``PRAGMA user_version``) is dropped and rebuilt from the log on open, which
+loses nothing a lookup could still read.
 
 A trace's records are close together in its partition (one run), but a retry
 after a crash may come much later; a new segment starts when the next record
@@ -47,6 +52,7 @@ from flightrec.contracts.events import (
     RunCompleted,
     RunFailed,
     RunStarted,
+    business_key_of,
 )
 from flightrec.contracts.settings import Settings
 from flightrec.replay.history import RunHistory
@@ -54,10 +60,20 @@ from flightrec.replay.reader import CotReader, RawRecord, Segment
 
 __all__ = ["IndexStats", "TraceIndex", "TraceSummary", "index_path"]
 
-# RUN_COMPLETED carries the outcome, so DECISION need not be decoded.
+# RUN_COMPLETED carries the outcome, so DECISION is decoded only for the key of
+# a trace whose RUN_STARTED was not seen (older records name it nowhere else).
 _DECODED_KINDS = frozenset({"RUN_STARTED"}) | TERMINAL_KINDS
+_KEY_KINDS = frozenset({"DECISION"})
 _COMMIT_EVERY = 50_000
 
+# The layout below; bump it when it changes (an index of another layout is rebuilt).
+# 0: files written before the version was recorded (traces keyed by application_id).
+_LAYOUT_VERSION = 1
+_DROP = """
+DROP TABLE IF EXISTS progress;
+DROP TABLE IF EXISTS segments;
+DROP TABLE IF EXISTS traces;
+"""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS progress (
     partition INTEGER PRIMARY KEY,
@@ -72,7 +88,7 @@ CREATE TABLE IF NOT EXISTS segments (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS traces (
     trace_id TEXT PRIMARY KEY,
-    application_id TEXT,
+    business_key TEXT,
     agent TEXT,
     agent_version TEXT,
     prompt_version TEXT,
@@ -82,7 +98,7 @@ CREATE TABLE IF NOT EXISTS traces (
     status TEXT,
     events INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS traces_application ON traces (application_id);
+CREATE INDEX IF NOT EXISTS traces_key ON traces (business_key, agent);
 CREATE INDEX IF NOT EXISTS traces_first_ts ON traces (first_ts_ms);
 """
 
@@ -106,7 +122,7 @@ class TraceSummary:
     """One row of the trace list (``flightrec traces``)."""
 
     trace_id: str
-    application_id: str | None
+    business_key: str | None
     agent: str | None
     agent_version: str | None
     prompt_version: str | None
@@ -122,7 +138,7 @@ class _Pending:
     """Facts about one trace gathered in the current batch (merged into SQLite on commit)."""
 
     segments: list[list[int]] = field(default_factory=list)  # [partition, first, last]
-    application_id: str | None = None
+    business_key: str | None = None
     agent: str | None = None
     agent_version: str | None = None
     prompt_version: str | None = None
@@ -193,8 +209,18 @@ class TraceIndex:
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._open_layout()
         self._db_lock = threading.Lock()
+
+    def _open_layout(self) -> None:
+        # Rebuilt rather than migrated: every fact is re-read from the log, so
+        # no row keeps a value an older layout derived differently (the key of
+        # a run recorded after that layout's writer stopped reading it).
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        if version != _LAYOUT_VERSION:
+            self._db.executescript(_DROP)
+        self._db.executescript(_SCHEMA)
+        self._db.execute(f"PRAGMA user_version = {_LAYOUT_VERSION}")
 
     def close(self) -> None:
         """Close the SQLite file."""
@@ -255,7 +281,7 @@ class TraceIndex:
         else:
             entry.segments.append([record.partition, record.offset, record.offset])
         # Without the header (records from older writers) we cannot tell: decode.
-        if record.kind is not None and record.kind not in _DECODED_KINDS:
+        if record.kind is not None and not self._wanted(record.kind, entry):
             return
         if record.value is None:
             return
@@ -264,7 +290,7 @@ class TraceIndex:
         except (DecodeError, ValidationError):
             return
         if isinstance(event, RunStarted):
-            entry.application_id = event.application_id
+            entry.business_key = business_key_of(event) or entry.business_key
             entry.agent = event.agent
             entry.agent_version = event.agent_version
             entry.prompt_version = event.prompt_version
@@ -275,6 +301,15 @@ class TraceIndex:
             entry.outcome, entry.status = event.outcome, "COMPLETED"
         elif isinstance(event, RunFailed):
             entry.status = "FAILED"
+        # RUN_STARTED may be lost, or in an earlier batch: every event names the
+        # agent, and those recorded today the key too.
+        entry.business_key = entry.business_key or business_key_of(event)
+        entry.agent = entry.agent or event.agent
+
+    @staticmethod
+    def _wanted(kind: str, entry: _Pending) -> bool:
+        """Whether a record of ``kind`` adds facts ``entry`` lacks (worth decoding)."""
+        return kind in _DECODED_KINDS or (kind in _KEY_KINDS and entry.business_key is None)
 
     def _progress(self, partition: int) -> int:
         with self._db_lock:
@@ -340,11 +375,11 @@ class TraceIndex:
         )
         db.execute(
             """
-            INSERT INTO traces (trace_id, application_id, agent, agent_version, prompt_version,
+            INSERT INTO traces (trace_id, business_key, agent, agent_version, prompt_version,
                                 first_ts_ms, last_ts_ms, outcome, status, events)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (trace_id) DO UPDATE SET
-                application_id = COALESCE(excluded.application_id, traces.application_id),
+                business_key = COALESCE(excluded.business_key, traces.business_key),
                 agent = COALESCE(excluded.agent, traces.agent),
                 agent_version = COALESCE(excluded.agent_version, traces.agent_version),
                 prompt_version = COALESCE(excluded.prompt_version, traces.prompt_version),
@@ -356,7 +391,7 @@ class TraceIndex:
             """,
             (
                 trace_id,
-                entry.application_id,
+                entry.business_key,
                 entry.agent,
                 entry.agent_version,
                 entry.prompt_version,
@@ -380,13 +415,16 @@ class TraceIndex:
             ).fetchall()
         return [Segment(int(p), int(f), int(last)) for p, f, last in rows]
 
-    def trace_ids_for_application_sync(self, application_id: str) -> list[str]:
-        """Trace ids recorded for an application, oldest first."""
+    def trace_ids_for_key_sync(self, key: str, *, agent: str | None = None) -> list[str]:
+        """Trace ids recorded for business key ``key`` (of ``agent`` only, when
+        given), oldest first."""
+        sql = "SELECT trace_id FROM traces WHERE business_key = ?"
+        params = [key]
+        if agent is not None:
+            sql += " AND agent = ?"
+            params.append(agent)
         with self._db_lock:
-            rows = self._db.execute(
-                "SELECT trace_id FROM traces WHERE application_id = ? ORDER BY first_ts_ms",
-                (application_id,),
-            ).fetchall()
+            rows = self._db.execute(f"{sql} ORDER BY first_ts_ms, trace_id", params).fetchall()
         return [str(r[0]) for r in rows]
 
     async def lookup(self, trace_id: str, *, refresh: bool = True) -> RunHistory:
@@ -414,19 +452,38 @@ class TraceIndex:
         """Histories of several traces (each must exist)."""
         return [await self.lookup(t) for t in trace_ids]
 
-    async def lookup_application(
-        self, application_id: str, *, refresh: bool = True
+    async def lookup_key(
+        self, key: str, *, agent: str | None = None, refresh: bool = True
     ) -> list[RunHistory]:
-        """Every trace recorded for an application (usually one)."""
-        trace_ids = self.trace_ids_for_application_sync(application_id)
+        """Every trace recorded for business key ``key`` (usually one), oldest
+        first; only ``agent``'s when given (two agents may share a key).
+
+        ``TraceNotFoundError`` when there is none, after one incremental
+        ``update()`` with ``refresh``."""
+        trace_ids = self.trace_ids_for_key_sync(key, agent=agent)
         if not trace_ids and refresh:
             await self.update()
-            trace_ids = self.trace_ids_for_application_sync(application_id)
+            trace_ids = self.trace_ids_for_key_sync(key, agent=agent)
         if not trace_ids:
-            raise TraceNotFoundError(
-                "no trace for this application in the CoT log", application_id=application_id
-            )
+            context: dict[str, Any] = {"key": key}
+            if agent is not None:
+                context["agent"] = agent
+            raise TraceNotFoundError("no trace for this key in the CoT log", **context)
         return [await self.lookup(t, refresh=False) for t in trace_ids]
+
+    async def lookup_application(
+        self, application_id: str, *, agent: str | None = None, refresh: bool = True
+    ) -> list[RunHistory]:
+        """The loan agent's name for :meth:`lookup_key` (an application id is its
+        business key); the error names the application."""
+        try:
+            return await self.lookup_key(application_id, agent=agent, refresh=refresh)
+        except TraceNotFoundError as exc:
+            raise TraceNotFoundError(
+                "no trace for this application in the CoT log",
+                application_id=application_id,
+                **{k: v for k, v in exc.context.items() if k != "key"},
+            ) from None
 
     def list_sync(
         self,
@@ -454,7 +511,7 @@ class TraceIndex:
             params.extend([outcome.upper(), outcome.upper()])
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         sql = (
-            "SELECT trace_id, application_id, agent, agent_version, prompt_version, "
+            "SELECT trace_id, business_key, agent, agent_version, prompt_version, "
             f"first_ts_ms, last_ts_ms, outcome, status, events FROM traces {where} "
             "ORDER BY first_ts_ms, trace_id"
         )
@@ -465,7 +522,7 @@ class TraceIndex:
         return [
             TraceSummary(
                 trace_id=r[0],
-                application_id=r[1],
+                business_key=r[1],
                 agent=r[2],
                 agent_version=r[3],
                 prompt_version=r[4],

@@ -95,7 +95,7 @@ def _raw(msg: Any) -> RawRecord:
 
 
 class CotReader:
-    """Reads ``agent.cot`` (or ``topic``) by offsets, time, trace or application.
+    """Reads ``agent.cot`` (or ``topic``) by offsets, time, trace or business key.
 
     Use as ``async with CotReader(settings, codec) as reader``. ``codec`` may be
     None for raw reads only.
@@ -338,11 +338,11 @@ class CotReader:
         trace_ids: Iterable[str] | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
-        application_id: str | None = None,
+        business_key: str | None = None,
         agent: str | None = None,
         agent_version: str | None = None,
     ) -> list[RunHistory]:
-        """Histories selected by trace id, time range, application, agent or version.
+        """Histories selected by trace id, time range, business key, agent or version.
 
         Without ``segments`` this scans the partitions (bounded by ``since`` /
         ``until``); :class:`~flightrec.replay.index.TraceIndex` narrows a lookup to a
@@ -364,7 +364,7 @@ class CotReader:
         selected = []
         for history in histories:
             first = history.first_event
-            if application_id is not None and history.application_id != application_id:
+            if business_key is not None and history.business_key != business_key:
                 continue
             if agent is not None and first.agent != agent:
                 continue

@@ -41,13 +41,14 @@ class RecordedTurn:
         """The hash of the request as first sent."""
         return self.calls[0].request_hash
 
-    def to_turn(self) -> ModelTurn:
-        """The ``ModelTurn`` the live model returned, rebuilt from the record."""
+    def to_turn(self, output_type: type[AgentStep] = AgentStep) -> ModelTurn:
+        """The ``ModelTurn`` the live model returned, rebuilt from the record; the
+        output parsed as ``output_type`` (the step type the agent asks for)."""
         attempts = tuple(ModelAttempt.from_call(c) for c in self.calls)
         output: AgentStep | None = None
         last = self.calls[-1]
         if last.status == "ok" and last.output_json is not None:
-            output = AgentStep.model_validate_json(last.output_json)
+            output = output_type.model_validate_json(last.output_json)
         return ModelTurn(output=output, attempts=attempts)
 
 
@@ -130,4 +131,4 @@ class ReplayModel:
                 actual=f"model request {actual_hash[:12]} with {_describe_request(transcript)}",
             )
         self._next += 1
-        return turn.to_turn()
+        return turn.to_turn(request.output_type)

@@ -1,4 +1,4 @@
-"""Which traces a command means: ids, an application, everything, or a time range.
+"""Which traces a command means: ids, a business key, everything, or a time range.
 
 Times are ISO 8601 (``2025-03-14T09:00:00Z``; a date alone is midnight UTC) or
 a duration back from now (``30m``, ``2h``, ``7d``).
@@ -31,9 +31,16 @@ def parse_time(text: str, *, now: datetime | None = None) -> datetime:
 
 @dataclass(frozen=True)
 class Selection:
-    """The traces a command applies to (exactly one way of choosing them)."""
+    """The traces a command applies to (exactly one way of choosing them).
+
+    ``business_key`` chooses every trace recorded for one subject (``--key``);
+    ``application_id`` is the same choice under the loan agent's name
+    (``--application``), kept so its errors speak of the application. ``agent``
+    narrows a key, ``--all`` or a time range to one agent's runs.
+    """
 
     trace_ids: tuple[str, ...] = ()
+    business_key: str | None = None
     application_id: str | None = None
     all: bool = False
     since: datetime | None = None
@@ -46,15 +53,20 @@ class Selection:
         ways = sum(
             [
                 bool(self.trace_ids),
+                self.business_key is not None,
                 self.application_id is not None,
                 self.all,
                 self.since is not None or self.until is not None,
             ]
         )
         if ways == 0:
-            raise ValueError("choose traces: TRACE_ID..., --application, --all or --since/--until")
+            raise ValueError(
+                "choose traces: TRACE_ID..., --key (--application), --all or --since/--until"
+            )
         if ways > 1 and not (self.all and (self.since or self.until)):
-            raise ValueError("choose traces one way: ids, --application, --all or a time range")
+            raise ValueError(
+                "choose traces one way: ids, --key (--application), --all or a time range"
+            )
         for trace_id in self.trace_ids:
             if not re.fullmatch(r"[0-9a-f]{32}", trace_id):
                 raise ValueError(f"not a trace id (32 lowercase hex digits): {trace_id!r}")

@@ -69,7 +69,7 @@ class ReplayService:
 
     @property
     def catalog(self) -> RegistryCatalog:
-        """The loan catalog, built on first use."""
+        """The catalog of installed agents, built on first use."""
         if self._catalog is None:
             self._catalog = RegistryCatalog(self.settings)
         return self._catalog
@@ -90,8 +90,12 @@ class ReplayService:
         selection.validate()
         if selection.trace_ids:
             return await self.index.lookup_many(selection.trace_ids)
+        if selection.business_key is not None:
+            return await self.index.lookup_key(selection.business_key, agent=selection.agent)
         if selection.application_id is not None:
-            return await self.index.lookup_application(selection.application_id)
+            return await self.index.lookup_application(
+                selection.application_id, agent=selection.agent
+            )
         return await self.reader.read_histories(
             since=selection.since,
             until=selection.until,

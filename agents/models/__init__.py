@@ -5,11 +5,16 @@
 - :class:`PolicyModel`: deterministic and offline; underwrites by the loan
   policy from the transcript alone.
 
+An offline model of a team's own (the claims example's ``ClaimsRulesModel``)
+builds its turns with :func:`ok_turn` and :func:`error_turn`, which count
+tokens the way these models do (:func:`estimate_tokens`).
+
 Test models (``ScriptedModel``, ``FunctionModel``) live in
 :mod:`flightrec.testing`, replay's ``ReplayModel`` in :mod:`flightrec.replay`.
 """
 
+from flightrec.agents.models.base import error_turn, estimate_tokens, ok_turn
 from flightrec.agents.models.openai_model import OpenAIModel
 from flightrec.agents.models.policy import PolicyModel
 
-__all__ = ["OpenAIModel", "PolicyModel"]
+__all__ = ["OpenAIModel", "PolicyModel", "error_turn", "estimate_tokens", "ok_turn"]

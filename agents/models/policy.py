@@ -25,43 +25,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from flightrec.agents.model import ModelInfo, ModelRequest, ModelTurn, Transcript
 from flightrec.agents.models.base import StepLike, ok_turn
 from flightrec.agents.steps import DecisionStep, ThoughtStep, ToolCallStep
-from flightrec.agents.transcript import read_input, read_steps, read_tool_results
+from flightrec.agents.transcript import Evidence
 from flightrec.contracts.events import DecisionOutcome, canonical_json
 
 __all__ = ["PolicyModel", "underwrite"]
 
 _MAX_TOOL_TRIES = 2
-
-
-@dataclass
-class _Evidence:
-    """What the transcript says so far."""
-
-    app: dict[str, Any]
-    thoughts: int
-    results: dict[str, dict[str, Any]] = field(default_factory=dict)
-    errors: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-
-    @classmethod
-    def read(cls, transcript: Transcript) -> _Evidence:
-        steps = read_steps(transcript)
-        evidence = cls(
-            app=read_input(transcript),
-            thoughts=sum(1 for s in steps if isinstance(s.step, ThoughtStep)),
-        )
-        for message in read_tool_results(transcript):
-            tool = str(message.get("tool"))
-            if message.get("status") == "ok" and isinstance(message.get("result"), dict):
-                evidence.results[tool] = message["result"]
-            else:
-                evidence.errors.setdefault(tool, []).append(message)
-        return evidence
 
 
 def _money(value: float, currency: str) -> str:
@@ -217,8 +191,8 @@ class PolicyModel:
 
     def plan(self, transcript: Transcript) -> StepLike:
         """The step the policy calls for, given what the transcript holds."""
-        ev = _Evidence.read(transcript)
-        app = ev.app
+        ev = Evidence.read(transcript)
+        app = ev.input
         if ev.thoughts == 0:
             return _summary(app)
         missing = self._missing_evidence(ev)
@@ -233,19 +207,9 @@ class PolicyModel:
             return self._decide(ev, knockouts)
         return self._next_tool(ev)
 
-    def _failed(self, ev: _Evidence, tool: str) -> str | None:
-        """Why ``tool`` can no longer be used, or None if it may be (re)tried."""
-        errors = ev.errors.get(tool, [])
-        if not errors or tool in ev.results:
-            return None
-        last = errors[-1]
-        if last.get("retryable") and len(errors) < _MAX_TOOL_TRIES:
-            return None
-        return f"{tool} failed ({last.get('error_type')}: {last.get('error_message')})"
-
-    def _missing_evidence(self, ev: _Evidence) -> StepLike | None:
+    def _missing_evidence(self, ev: Evidence) -> StepLike | None:
         for tool in ("policy_lookup", "credit_bureau_report", "verify_income", "affordability"):
-            failure = self._failed(ev, tool)
+            failure = ev.failure(tool, _MAX_TOOL_TRIES)
             if failure is not None:
                 return DecisionStep(
                     type="decision",
@@ -263,8 +227,8 @@ class PolicyModel:
             )
         return None
 
-    def _next_tool(self, ev: _Evidence) -> ToolCallStep:
-        app, policy = ev.app, ev.results["policy_lookup"]
+    def _next_tool(self, ev: Evidence) -> ToolCallStep:
+        app, policy = ev.input, ev.results["policy_lookup"]
         if "credit_bureau_report" not in ev.results:
             return _call(
                 "credit_bureau_report",
@@ -302,7 +266,7 @@ class PolicyModel:
             },
         )
 
-    def _weigh(self, ev: _Evidence, knockouts: list[str]) -> ThoughtStep:
+    def _weigh(self, ev: Evidence, knockouts: list[str]) -> ThoughtStep:
         if knockouts:
             text = "The application fails hard eligibility rules: " + "; ".join(knockouts) + "."
             return ThoughtStep(
@@ -324,7 +288,7 @@ class PolicyModel:
         )
         return ThoughtStep(type="thought", reasoning=text)
 
-    def _decide(self, ev: _Evidence, knockouts: list[str]) -> DecisionStep:
+    def _decide(self, ev: Evidence, knockouts: list[str]) -> DecisionStep:
         if knockouts:
             return DecisionStep(
                 type="decision",
@@ -335,7 +299,7 @@ class PolicyModel:
                 confidence=0.97,
             )
         outcome, reasons, conditions, confidence = underwrite(
-            ev.app,
+            ev.input,
             ev.results["policy_lookup"],
             ev.results["credit_bureau_report"],
             ev.results["verify_income"],

@@ -27,8 +27,11 @@ def register(subparsers: Any) -> None:
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:
-    from flightrec.agents.registry import known_agents
+    from flightrec.agents.registry import known_agents, load_agent
 
+    # What the worker hosts by default (resolve_agents): the agents settings.agents
+    # names, by name or by module:attribute reference; every one when it is empty.
+    hosted = {load_agent(ref).name if ":" in ref else ref for ref in settings.agents}
     rows: list[dict[str, Any]] = []
     for definition in known_agents(settings):
         topics = definition.topics.resolve(settings)
@@ -47,7 +50,7 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
                 "fallback_outcome": definition.fallback_outcome,
                 "tools": list(definition.tools),
                 "prompt_versions": list(definition.prompts),
-                "default": definition.name in settings.agents,
+                "default": not settings.agents or definition.name in hosted,
             }
         )
     if args.json:

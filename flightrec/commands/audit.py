@@ -1,4 +1,5 @@
-"""``flightrec audit (TRACE_ID | --application ID) [--format md|html|json] [--output FILE]``."""
+"""``flightrec audit (TRACE_ID | --key KEY | --application ID) [--agent NAME]
+[--format md|html|json] [--output FILE]``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 
 from flightrec.contracts.settings import Settings
 from flightrec.replay.audit import render_audit
-from flightrec.replay.cli import run_command
+from flightrec.replay.cli import add_key_arguments, run_command
+from flightrec.replay.selectors import Selection
 from flightrec.replay.service import ReplayService
 
 __all__ = ["register"]
@@ -20,7 +22,8 @@ def register(subparsers: Any) -> None:
         "audit", help="audit report of a recorded decision (input, steps, chain, replays)"
     )
     parser.add_argument("trace_id", nargs="?", metavar="TRACE_ID")
-    parser.add_argument("--application", help="every trace of this application id")
+    add_key_arguments(parser)
+    parser.add_argument("--agent", help="with --key: only this agent's runs")
     parser.add_argument("--format", choices=["md", "html", "json"], default="md")
     parser.add_argument("--output", type=Path, help="write to a file instead of stdout")
     parser.set_defaults(handler=_audit)
@@ -28,15 +31,21 @@ def register(subparsers: Any) -> None:
 
 def _audit(args: argparse.Namespace, settings: Settings) -> int:
     async def body() -> int:
-        if (args.trace_id is None) == (args.application is None):
-            raise ValueError("give either a TRACE_ID or --application ID")
+        chosen = [v for v in (args.trace_id, args.key, args.application) if v is not None]
+        if len(chosen) != 1:
+            raise ValueError("give one of TRACE_ID, --key KEY or --application ID")
+        selection = Selection(
+            trace_ids=(args.trace_id,) if args.trace_id is not None else (),
+            business_key=args.key,
+            application_id=args.application,
+            agent=args.agent,
+        )
         async with ReplayService(settings, publish=False) as service:
-            if args.trace_id is not None:
-                histories = [await service.lookup(args.trace_id)]
-            else:
-                histories = await service.index.lookup_application(args.application)
+            histories = await service.select(selection)
             replays = await service.replay_results(frozenset(h.trace_id for h in histories))
-        text = render_audit(histories, replays, fmt=args.format)
+            text = render_audit(
+                histories, replays, fmt=args.format, key_fields=_key_fields(service)
+            )
         if args.output is not None:
             args.output.write_text(text, encoding="utf-8")
         else:
@@ -44,3 +53,8 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     return run_command(body)
+
+
+def _key_fields(service: ReplayService) -> dict[str, str]:
+    """Each installed agent's business key field, to label the subject in the report."""
+    return {definition.name: definition.key_field for definition in service.catalog.agents}

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from flightrec.contracts.settings import Settings
-from flightrec.replay.cli import ProgressBar, run_command, time_arg
+from flightrec.replay.cli import ProgressBar, add_key_arguments, run_command, time_arg
 from flightrec.replay.replayer import (
     Candidate,
     ReevaluateOutcome,
@@ -27,10 +27,11 @@ __all__ = ["reevaluate_report", "register", "verify_report"]
 
 def _selectors(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("trace_ids", nargs="*", metavar="TRACE_ID")
+    add_key_arguments(parser)
     parser.add_argument("--all", action="store_true", help="every trace in the log")
     parser.add_argument("--since", type=time_arg, help="ISO time or duration ago (2h)")
     parser.add_argument("--until", type=time_arg, help="ISO time or duration ago")
-    parser.add_argument("--agent", help="only this agent (with --all / a time range)")
+    parser.add_argument("--agent", help="only this agent (narrows --key, --all or a time range)")
     parser.add_argument("--agent-version", help="only this agent version")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument(
@@ -63,6 +64,8 @@ def register(subparsers: Any) -> None:
 def _selection(args: argparse.Namespace) -> Selection:
     return Selection(
         trace_ids=tuple(args.trace_ids),
+        business_key=args.key,
+        application_id=args.application,
         all=args.all,
         since=parse_time(args.since) if args.since else None,
         until=parse_time(args.until) if args.until else None,

@@ -32,7 +32,9 @@ def register(subparsers: Any) -> None:
     traces.add_argument("--agent", help="only this agent")
     traces.add_argument("--since", type=time_arg, help="ISO time or duration ago (2h)")
     traces.add_argument("--until", type=time_arg, help="ISO time or duration ago")
-    traces.add_argument("--outcome", help="APPROVE, DECLINE, REFER, FAILED or RUNNING")
+    traces.add_argument(
+        "--outcome", help="an outcome label (APPROVE, PAY...), FAILED, COMPLETED or RUNNING"
+    )
     traces.add_argument("--limit", type=int, default=None)
     traces.add_argument("--json", action="store_true", help="machine-readable output")
     traces.set_defaults(handler=_traces)
@@ -42,7 +44,7 @@ def render_timeline(history: RunHistory) -> str:
     """Readable timeline: every attempt, every event, integrity verdicts."""
     first = history.first_event
     lines = [
-        f"trace {history.trace_id}  application {history.application_id}  "
+        f"trace {history.trace_id}  key {history.business_key or '-'}  "
         f"agent {first.agent} {first.agent_version} (prompt {first.prompt_version})",
         f"decision of record: {history.outcome or 'none'}  record: {Integrity.of(history.intact)}",
     ]
@@ -65,7 +67,8 @@ def _history_json(history: RunHistory) -> dict[str, Any]:
     chosen = history.authoritative
     return {
         "trace_id": history.trace_id,
-        "application_id": history.application_id,
+        "business_key": history.business_key,
+        "agent": history.first_event.agent,
         "outcome": history.outcome,
         "intact": history.intact,
         "authoritative_attempt": chosen.number if chosen is not None else None,
@@ -112,7 +115,7 @@ def _traces(args: argparse.Namespace, settings: Settings) -> int:
                     [
                         {
                             "trace_id": r.trace_id,
-                            "application_id": r.application_id,
+                            "business_key": r.business_key,
                             "agent": r.agent,
                             "agent_version": r.agent_version,
                             "prompt_version": r.prompt_version,
@@ -131,7 +134,7 @@ def _traces(args: argparse.Namespace, settings: Settings) -> int:
         for r in rows:
             when = r.first_ts.isoformat(timespec="seconds") if r.first_ts else "-"
             print(
-                f"{r.trace_id}  {when}  {r.application_id or '-':<24} {r.agent or '-'} "
+                f"{r.trace_id}  {when}  {r.business_key or '-':<24} {r.agent or '-'} "
                 f"{r.agent_version or ''}  {r.outcome or '-':<8} {r.status or '-':<9} {r.events} events"
             )
         print(f"{len(rows)} traces")

@@ -5,7 +5,8 @@ of the openai client (docs/design.md, "Testing package").
 - :func:`start_registry`: the embedded Confluent-compatible schema registry
   (``python -m flightrec.testing.registry``), state kept in a Kafka topic.
 - :func:`start_bureau`: the credit-bureau simulator the loan tools call
-  (``python -m flightrec.testing.bureau``).
+  (``python -m flightrec.testing.bureau``); :func:`start_app` and
+  :func:`serve_until_stopped` serve it, and an agent's own simulator, the same way.
 - :class:`FakeOpenAIServer`: an OpenAI-compatible HTTP server with scripted
   replies, so :class:`~flightrec.agents.models.OpenAIModel` runs its real client.
 - :class:`ScriptedModel`, :class:`FunctionModel`: models that answer from a
@@ -17,11 +18,12 @@ of the openai client (docs/design.md, "Testing package").
 - :func:`schema_drift`: where a pydantic model and its Avro record schema
   disagree (field names, nullability, types, defaults).
 - Samples and synthetic data: :func:`sample_application`,
-  :func:`sample_cot_events`, :func:`~flightrec.agents.loan_samples.synthetic_applications` (with the loan agent),
-  :func:`synthetic_run`.
+  :func:`sample_cot_events`, :func:`synthetic_run` (the loan agent's seeded
+  applications are :func:`~flightrec.agents.loan_samples.synthetic_applications`).
 """
 
 from flightrec.testing.bureau import start_bureau
+from flightrec.testing.http_service import serve_until_stopped, start_app
 from flightrec.testing.memory import (
     MemoryAttemptLedger,
     MemoryProducer,
@@ -62,6 +64,8 @@ __all__ = [
     "sample_decision",
     "sample_replay",
     "schema_drift",
+    "serve_until_stopped",
+    "start_app",
     "start_bureau",
     "start_registry",
     "synthetic_run",

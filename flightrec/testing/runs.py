@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from flightrec.contracts.events import (
     CotEvent,
     Decision,
-    DecisionOutcome,
     ModelCall,
     RunCompleted,
     RunStarted,
@@ -37,8 +36,12 @@ def synthetic_run(
     trace_id: str,
     *,
     application_id: str = "app-1",
+    business_key: str | None = None,
+    key_field: str = "application_id",
+    document: Mapping[str, object] | None = None,
+    legacy: bool = False,
     attempt: int = 1,
-    outcome: DecisionOutcome = "APPROVE",
+    outcome: str = "APPROVE",
     complete: bool = True,
     agent: str = "loan-officer",
     agent_version: str = "1.0.0",
@@ -48,7 +51,16 @@ def synthetic_run(
     """One attempt: start, model call, thought, model call, tool call/result,
     model call, decision, completion (``complete=False`` stops after the tool
     result, as a crash would). ``prev_hash`` is left at genesis: chain sealing
-    belongs to the recorder."""
+    belongs to the recorder.
+
+    The subject is ``business_key`` (default: ``application_id``, the loan
+    agent's name for it), found in the input under ``key_field``. Events carry
+    it as the runner writes them today: on every envelope, the ``DECISION``
+    with its ``document`` (default: the loan decision's four fields).
+    ``legacy=True`` writes them as recorded before the envelope had a key:
+    ``application_id`` on ``RUN_STARTED`` and ``DECISION`` only, no document."""
+    key = business_key if business_key is not None else application_id
+    legacy_id = key if legacy else None
     seq = 0
     events: list[CotEvent] = []
 
@@ -64,10 +76,9 @@ def synthetic_run(
             "agent": agent,
             "agent_version": agent_version,
             "prompt_version": prompt_version,
-            "source": SourceRef(
-                topic="loan.applications", partition=0, offset=7, key=application_id
-            ),
+            "source": SourceRef(topic="loan.applications", partition=0, offset=7, key=key),
             "ts": start + timedelta(milliseconds=seq),
+            "business_key": None if legacy else key,
         }
         seq += 1
         return value
@@ -89,9 +100,9 @@ def synthetic_run(
     events.append(
         RunStarted(
             **env(0),  # type: ignore[arg-type]
-            application_id=application_id,
+            application_id=legacy_id,
             input_json=canonical_json(
-                {"application_id": application_id, "amount": 10000.0, "applicant_name": "tok:ab"}
+                {key_field: key, "amount": 10000.0, "applicant_name": "tok:ab"}
             ),
             model_profile="standard",
             gen_ai_provider_name="flightrec",
@@ -130,22 +141,20 @@ def synthetic_run(
     )
     if not complete:
         return events
-    decision = {
-        "type": "decision",
-        "reasoning": "good score",
-        "outcome": outcome,
-        "reasons": ["score 720"],
-        "conditions": [],
-        "confidence": 0.9,
-    }
-    events.append(call(2, decision))
+    fields: dict[str, object] = (
+        dict(document)
+        if document is not None
+        else {"outcome": outcome, "reasons": ["score 720"], "conditions": [], "confidence": 0.9}
+    )
+    events.append(call(2, {"type": "decision", "reasoning": "good score", **fields}))
     events.append(
         Decision(
             **env(2),  # type: ignore[arg-type]
-            application_id=application_id,
+            application_id=legacy_id,
             outcome=outcome,
             reasons=["score 720"],
             confidence=0.9,
+            document_json=None if legacy else canonical_json(fields),
         )
     )
     events.append(

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from flightrec.agents.registry import known_agents
 from flightrec.cli import main
-from flightrec.contracts.schema_files import DEFAULT_SCHEMA_DIR, contract, subject_for
+from flightrec.contracts.schema_files import CONTRACTS, DEFAULT_SCHEMA_DIR, contract, subject_for
 from flightrec.contracts.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -30,16 +31,22 @@ def _run(
 def test_apply_then_apply_again_is_a_no_op(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], settings: Settings
 ) -> None:
+    # flightrec's own contracts and those of every installed agent (the claims
+    # example's input and decision subjects, when it is installed).
+    subjects = {subject_for(spec, settings) for spec in CONTRACTS} | {
+        subject_for(spec, settings) for spec in known_agents(settings).contracts()
+    }
     code, out = _run(monkeypatch, capsys, settings, "contracts", "apply", "--dry-run")
-    assert code == 0 and out.count("NEW_SUBJECT") == 4 and out.startswith("plan:")
+    assert code == 0 and out.count("NEW_SUBJECT") == len(subjects) and out.startswith("plan:")
+    assert all(subject in out for subject in subjects)
     code, out = _run(monkeypatch, capsys, settings, "contracts", "apply")
     # The plan first, then what was registered.
     plan, _, applied = out.partition("applied:\n")
-    assert code == 0 and plan.startswith("plan:\n") and plan.count("NEW_SUBJECT") == 4
-    assert "registered=" not in plan and applied.count("registered=v1") == 4
+    assert code == 0 and plan.startswith("plan:\n") and plan.count("NEW_SUBJECT") == len(subjects)
+    assert "registered=" not in plan and applied.count("registered=v1") == len(subjects)
     code, out = _run(monkeypatch, capsys, settings, "contracts", "apply")
     plan, _, applied = out.partition("applied:\n")
-    assert code == 0 and plan.count("UNCHANGED") == 4 and "no changes" in applied
+    assert code == 0 and plan.count("UNCHANGED") == len(subjects) and "no changes" in applied
     subject = subject_for(contract("cot_event"), settings)
     code, out = _run(monkeypatch, capsys, settings, "contracts", "show", subject, "--version", "1")
     assert code == 0

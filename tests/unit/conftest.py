@@ -1,5 +1,6 @@
-"""Fixtures shared by unit tests: the bureau simulator for the loan agent, the
-embedded schema registry served over HTTP, and a broker address nobody answers."""
+"""Fixtures shared by unit tests: only flightrec's own agents installed, the bureau
+simulator for the loan agent, the embedded schema registry served over HTTP, a
+codec on the offline registry, and a broker address nobody answers."""
 
 from __future__ import annotations
 
@@ -7,16 +8,36 @@ import asyncio
 import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
+from importlib.metadata import EntryPoints, entry_points
 
 import pytest
 from aiohttp import web
 
+from flightrec.agents import registry
+from flightrec.agents.registry import ENTRY_POINT_GROUP
+from flightrec.contracts.codec import Codec
 from flightrec.contracts.settings import Settings
 from flightrec.testing.bureau import start_bureau
+from flightrec.testing.offline import offline_registry
 from flightrec.testing.registry import build_app
 from flightrec.testing.registry.service import RegistryService
 from flightrec.testing.registry.storage import MemoryLog
 from flightrec.tools.http import HttpClient
+
+
+@pytest.fixture(autouse=True)
+def only_flightrec_agents(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Agent discovery sees flightrec's own entry points only, whatever else the
+    environment installed (the claims example is, by `make`): unit tests do not
+    depend on what is installed beside them."""
+    own = EntryPoints(
+        e for e in entry_points(group=ENTRY_POINT_GROUP) if e.value.startswith("flightrec.")
+    )
+
+    def flightrec_only(*, group: str) -> EntryPoints:
+        return own if group == ENTRY_POINT_GROUP else entry_points(group=group)
+
+    monkeypatch.setattr(registry, "entry_points", flightrec_only)
 
 
 @pytest.fixture
@@ -30,6 +51,15 @@ async def env() -> AsyncIterator[tuple[Settings, HttpClient]]:
             yield settings, http
     finally:
         await bureau.cleanup()
+
+
+@pytest.fixture
+async def offline_codec() -> Codec:
+    """A started codec whose schemas come from the offline registry (no network)."""
+    settings = Settings()
+    codec = Codec(settings, offline_registry(settings))
+    await codec.start()
+    return codec
 
 
 @pytest.fixture

@@ -97,3 +97,24 @@ def test_histories_group_by_trace_in_first_seen_order() -> None:
     assert [h.trace_id for h in histories] == [TRACE, other]
     assert [h.application_id for h in histories] == ["app-1", "app-2"]
     assert all(h.intact for h in histories)
+
+
+def test_business_key_of_current_and_legacy_runs() -> None:
+    current = build_history(TRACE, synthetic_run(TRACE, business_key="CLM-3"), chain_verifier=None)
+    assert current.run_started is not None and current.run_started.application_id is None
+    assert current.business_key == current.application_id == "CLM-3"
+    legacy = build_history(
+        TRACE, synthetic_run(TRACE, application_id="app-9", legacy=True), chain_verifier=None
+    )
+    assert legacy.business_key == "app-9"
+    # RUN_STARTED lost: a current run names its key on every event, a legacy one on DECISION.
+    for events, key in (
+        (synthetic_run(TRACE, business_key="CLM-3"), "CLM-3"),
+        (synthetic_run(TRACE, application_id="app-9", legacy=True), "app-9"),
+    ):
+        history = build_history(TRACE, events[1:], chain_verifier=None)
+        assert history.run_started is None and history.business_key == key
+    assert (
+        build_history(TRACE, synthetic_run(TRACE, legacy=True, complete=False)[1:]).business_key
+        is None
+    )

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from flightrec.contracts.chain import ChainReport
-from flightrec.contracts.events import CotEventBase, ReplayResult
+from flightrec.contracts.events import CotEventBase, Decision, ReplayResult
 from flightrec.replay.audit import render_audit
 from flightrec.replay.history import RunHistory, build_history
 from flightrec.testing.runs import synthetic_run, synthetic_trace_id
@@ -100,3 +100,81 @@ def test_report_and_timeline_spell_the_record_verdict_alike() -> None:
         history = _history(broken)
         assert f"**Record integrity:** {verdict}\n" in render_audit([history], fmt="md")
         assert f"record: {verdict}\n" in render_timeline(history)
+
+
+CLAIM_TRACE = synthetic_trace_id(31)
+CLAIM_DOCUMENT = {
+    "outcome": "INVESTIGATE",
+    "reasons": ["claim filed two days after the policy started"],
+    "confidence": 0.7,
+    "fraud_score": 0.82,
+    "payout": {"amount": 1200.0, "currency": "EUR"},
+    "handler_note": "<b>check</b> | the garage",
+}
+
+
+def _claim_history() -> RunHistory:
+    events = synthetic_run(
+        CLAIM_TRACE,
+        business_key="CLM-7",
+        key_field="claim_id",
+        agent="claims-triage",
+        outcome="INVESTIGATE",
+        document=CLAIM_DOCUMENT,
+    )
+    return build_history(CLAIM_TRACE, events, chain_verifier=None)
+
+
+def test_audit_of_another_agent_shows_its_key_label_and_document() -> None:
+    history = _claim_history()
+    fields = {"claims-triage": "claim_id"}
+    doc = json.loads(render_audit([history], fmt="json", key_fields=fields))["traces"][0]
+    assert (doc["business_key"], doc["key_field"], doc["agent"]) == (
+        "CLM-7",
+        "claim_id",
+        "claims-triage",
+    )
+    assert doc["outcome"] == "INVESTIGATE"
+    assert doc["decision_document"] == CLAIM_DOCUMENT
+    assert doc["attempts"][0]["decision"]["document"] == CLAIM_DOCUMENT
+    assert doc["input"]["claim_id"] == "CLM-7"
+
+    md = render_audit([history], fmt="md", key_fields=fields)
+    assert "- **Subject (claim_id):** CLM-7\n" in md
+    assert "**Decision of record:** INVESTIGATE" in md
+    assert "| fraud_score | 0.82 |" in md
+    assert '| payout | {"amount": 1200.0, "currency": "EUR"} |' in md
+    assert "| handler_note | <b>check</b> \\| the garage |" in md  # the table stays a table
+
+    page = render_audit([history], fmt="html", key_fields=fields)
+    assert "<tr><th>Subject (claim_id)</th><td>CLM-7</td></tr>" in page
+    assert "<tr><th>fraud_score</th><td>0.82</td></tr>" in page
+    assert "<b>check</b>" not in page and "&lt;b&gt;check&lt;/b&gt;" in page
+
+
+def test_an_agent_not_installed_here_shows_its_key_as_key() -> None:
+    history = _claim_history()
+    assert "- **Key:** CLM-7\n" in render_audit([history], fmt="md")
+    assert "<tr><th>Key</th><td>CLM-7</td></tr>" in render_audit([history], fmt="html")
+    doc = json.loads(render_audit([history], fmt="json"))["traces"][0]
+    assert doc["key_field"] is None and doc["business_key"] == "CLM-7"
+
+
+def test_a_loan_decision_recorded_before_documents_shows_the_document_it_makes_up() -> None:
+    events = synthetic_run(TRACE, application_id="app-old", legacy=True, outcome="REFER")
+    decision = next(e for e in events if isinstance(e, Decision))
+    events[events.index(decision)] = decision.model_copy(update={"conditions": ["co-signer"]})
+    history = build_history(TRACE, events, chain_verifier=None)
+    fields = {"loan-officer": "application_id"}
+    doc = json.loads(render_audit([history], fmt="json", key_fields=fields))["traces"][0]
+    assert doc["business_key"] == "app-old"
+    assert doc["decision_document"] == {
+        "outcome": "REFER",
+        "reasons": ["score 720"],
+        "conditions": ["co-signer"],
+        "confidence": 0.9,
+    }
+    md = render_audit([history], fmt="md", key_fields=fields)
+    assert "- **Subject (application_id):** app-old\n" in md
+    assert '| conditions | ["co-signer"] |' in md
+    assert "run started for app-old" in md

@@ -134,3 +134,15 @@ def test_abandoned_run_spans_are_closed() -> None:
 def test_traces_url() -> None:
     assert traces_url("http://collector:4318/") == "http://collector:4318/v1/traces"
     assert traces_url("http://c:4318/v1/traces") == "http://c:4318/v1/traces"
+
+
+def test_agent_span_names_the_business_key_of_current_and_legacy_runs() -> None:
+    trace_id = synthetic_trace_id(8)
+    for events in (
+        synthetic_run(trace_id, business_key="CLM-4", agent="claims-triage"),
+        synthetic_run(trace_id, business_key="CLM-4", agent="claims-triage", legacy=True),
+    ):
+        (agent,) = by_name(record(events, Settings()), "invoke_agent")
+        attrs = dict(agent.attributes or {})
+        assert attrs["flightrec.business_key"] == "CLM-4"
+        assert "flightrec.application_id" not in attrs

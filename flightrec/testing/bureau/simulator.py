@@ -26,12 +26,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import signal
 from collections.abc import Sequence
 from statistics import NormalDist
 from typing import Any
 
 from aiohttp import web
+
+from flightrec.testing.http_service import serve_until_stopped, start_app
 
 __all__ = [
     "DEFAULT_SLOW_S",
@@ -202,33 +203,12 @@ async def start_bureau(
     """
     # handler_cancellation: a client that gives up (tool timeout) cancels the
     # slow handler, so shutdown does not wait for sleeping fault handlers.
-    runner = web.AppRunner(
-        build_app(slow_s=slow_s), handler_cancellation=True, shutdown_timeout=2.0, access_log=None
-    )
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port).start()
-    except BaseException:
-        await runner.cleanup()
-        raise
-    return runner
+    return await start_app(build_app(slow_s=slow_s), host, port, handler_cancellation=True)
 
 
 async def serve(host: str, port: int, *, slow_s: float = DEFAULT_SLOW_S) -> None:
     """Run until SIGTERM or SIGINT, then stop cleanly."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    runner = await start_bureau(host, port, slow_s=slow_s)
-    try:
-        bound = runner.addresses[0]
-        print(f"bureau simulator listening on http://{bound[0]}:{bound[1]}", flush=True)
-        await stop.wait()
-    finally:
-        await runner.cleanup()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
+    await serve_until_stopped(lambda: start_bureau(host, port, slow_s=slow_s), "bureau simulator")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

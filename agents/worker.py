@@ -315,7 +315,7 @@ def create_apps(settings: Settings, agents: AgentRegistry) -> list[faust.App]:
 
 def run_worker(settings: Settings, agents: AgentRegistry) -> int:
     """Run the worker for ``agents`` until interrupted (``flightrec worker``)."""
-    from flightrec.kafka.topics import agent_topic_specs, ensure_topics
+    from flightrec.kafka.topics import agent_topic_specs, check_partition_counts, ensure_topics
 
     extra = [
         spec
@@ -323,6 +323,8 @@ def run_worker(settings: Settings, agents: AgentRegistry) -> int:
         for spec in agent_topic_specs(settings, *_topic_names(settings, definition))
     ]
     ensure_topics(settings, extra=extra)
+    inputs = [definition.topics.resolve(settings).input for definition in agents]
+    check_partition_counts(settings, [*inputs, settings.topics.attempts])
     apps = create_apps(settings, agents)
     worker = faust.Worker(apps[0], *apps[1:], loglevel="INFO", quiet=True)
     worker.execute_from_commandline()

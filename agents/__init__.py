@@ -24,6 +24,10 @@ Run it:
   dead letter), with :class:`AttemptLedger` (attempt numbers that survive
   crashes) and :class:`PartitionLanes` (concurrency across partitions, order
   within one).
+- :class:`KeyedDispatcher`: many runs in flight, in order per record key, acked
+  in offset order (:class:`OffsetTracker` says what is safe to commit; a
+  :class:`Fence` stops a run whose partition was revoked; :class:`DispatchStats`
+  for metrics).
 
 Two modules are kept out of this package on purpose. The Faust worker
 (:mod:`flightrec.agents.worker`) is the only module that imports Faust, so
@@ -35,6 +39,7 @@ runner and replay do not need to load.
 from flightrec.agents.agent import Agent
 from flightrec.agents.attempts import AttemptLedger
 from flightrec.agents.context import RunContext, derive_trace_id
+from flightrec.agents.dispatch import DispatchStats, Fence, KeyedDispatcher
 from flightrec.agents.lanes import PartitionLanes
 from flightrec.agents.model import (
     ClosableModel,
@@ -47,6 +52,7 @@ from flightrec.agents.model import (
     Transcript,
     request_hash,
 )
+from flightrec.agents.offsets import OffsetTracker
 from flightrec.agents.pipeline import PayloadCipher, PipelineResult, RunPipeline
 from flightrec.agents.runner import run_agent
 from flightrec.agents.steps import AgentStep, DecisionStep, ThoughtStep, ToolCallStep
@@ -58,13 +64,17 @@ __all__ = [
     "AttemptLedger",
     "ClosableModel",
     "DecisionStep",
+    "DispatchStats",
     "Evidence",
+    "Fence",
+    "KeyedDispatcher",
     "Message",
     "Model",
     "ModelAttempt",
     "ModelInfo",
     "ModelRequest",
     "ModelTurn",
+    "OffsetTracker",
     "PartitionLanes",
     "PayloadCipher",
     "PipelineResult",

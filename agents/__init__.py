@@ -22,8 +22,7 @@ Run it:
   (:func:`derive_trace_id` gives a run the trace id of its input).
 - :class:`RunPipeline`: one input record from bytes to confirmed decision (or
   dead letter), with :class:`AttemptLedger` (attempt numbers that survive
-  crashes) and :class:`PartitionLanes` (concurrency across partitions, order
-  within one).
+  crashes).
 - :class:`KeyedDispatcher`: many runs in flight, in order per record key, acked
   in offset order (:class:`OffsetTracker` says what is safe to commit; a
   :class:`Fence` stops a run whose partition was revoked; :class:`DispatchStats`
@@ -40,7 +39,6 @@ from flightrec.agents.agent import Agent
 from flightrec.agents.attempts import AttemptLedger
 from flightrec.agents.context import RunContext, derive_trace_id
 from flightrec.agents.dispatch import DispatchStats, Fence, KeyedDispatcher
-from flightrec.agents.lanes import PartitionLanes
 from flightrec.agents.model import (
     ClosableModel,
     Message,
@@ -75,7 +73,6 @@ __all__ = [
     "ModelRequest",
     "ModelTurn",
     "OffsetTracker",
-    "PartitionLanes",
     "PayloadCipher",
     "PipelineResult",
     "RunContext",

@@ -23,7 +23,7 @@ earlier offset to settle before they can be acked) is paused through the
 settled-but-unacked items too keeps memory bounded when one slow run holds the
 commit back, and it bounds what a crash makes the next owner read again.
 
-Failure is loud and final, as in :class:`~flightrec.agents.lanes.PartitionLanes`:
+Failure is loud and final:
 ``process`` raising means the item could not be settled (the DLQ write failed
 too). The item stays unacked (and so does everything after it in its
 partition), its key stops, nothing new starts anywhere (the broker is gone;
@@ -111,6 +111,7 @@ class DispatchStats:
     in_flight: int
     queued: Mapping[Hashable, int]
     unsettled: Mapping[Hashable, int]
+    committable: Mapping[Hashable, int]
     oldest_unsettled_age_s: Mapping[Hashable, float]
     paused: frozenset[Hashable]
     failed: bool
@@ -169,10 +170,13 @@ class KeyedDispatcher(Generic[T]):
         on_fatal: Callable[[BaseException], Awaitable[object]] | None = None,
         describe: Callable[[T], str] = repr,
         clock: Callable[[], float] = time.monotonic,
+        slots: asyncio.Semaphore | None = None,
     ) -> None:
         self._process = process
         self._ack = ack
-        self._slots = asyncio.Semaphore(max(1, max_in_flight))
+        # ``slots`` shares one limit between dispatchers (one per hosted agent:
+        # the limit is the worker process's); by default this one's own.
+        self._slots = slots if slots is not None else asyncio.Semaphore(max(1, max_in_flight))
         self._cap = max(1, partition_cap)
         self._pause = pause
         self._resume = resume
@@ -425,10 +429,14 @@ class KeyedDispatcher(Generic[T]):
         now = self._clock()
         queued: dict[Hashable, int] = {}
         unsettled: dict[Hashable, int] = {}
+        committable: dict[Hashable, int] = {}
         ages: dict[Hashable, float] = {}
         for tp, part in self._partitions.items():
             queued[tp] = sum(e.state is _State.QUEUED for e in part.unacked.values())
             unsettled[tp] = self._tracker.unsettled(tp)
+            next_offset = self._tracker.committable(tp)
+            if next_offset is not None:
+                committable[tp] = next_offset
             oldest = self._tracker.oldest_unsettled(tp)
             if oldest is not None:
                 ages[tp] = now - part.unacked[oldest].dispatched_at
@@ -436,6 +444,7 @@ class KeyedDispatcher(Generic[T]):
             in_flight=self._in_flight,
             queued=queued,
             unsettled=unsettled,
+            committable=committable,
             oldest_unsettled_age_s=ages,
             paused=frozenset(tp for tp, part in self._partitions.items() if part.paused),
             failed=self._failure is not None,

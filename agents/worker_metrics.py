@@ -85,9 +85,7 @@ class WorkerMetrics:
         return [Observation(self._stats().in_flight)]
 
     def _queued(self, options: CallbackOptions) -> Iterable[Observation]:
-        return [
-            Observation(n, {"partition": _label(tp)}) for tp, n in self._stats().queued.items()
-        ]
+        return [Observation(n, {"partition": _label(tp)}) for tp, n in self._stats().queued.items()]
 
     def _oldest(self, options: CallbackOptions) -> Iterable[Observation]:
         ages = self._stats().oldest_unsettled_age_s

@@ -224,6 +224,9 @@ class Settings(BaseModel):
     # Records of one partition buffered or in flight before the worker pauses
     # fetching it (resumed at half): what bounds memory whatever the backlog.
     partition_buffer: int = Field(default=512, ge=1)
+    # How long a revoked partition's runs get to settle before they are fenced
+    # and cancelled: well inside the group's rebalance timeout.
+    revoke_timeout_s: float = Field(default=10.0, gt=0)
     # How often `flightrec worker` logs its status line (0: never).
     worker_status_interval_s: float = Field(default=30.0, ge=0)
     # Replays verified or re-evaluated at once (replay's own concurrency).

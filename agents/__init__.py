@@ -22,8 +22,11 @@ Run it:
   (:func:`derive_trace_id` gives a run the trace id of its input).
 - :class:`RunPipeline`: one input record from bytes to confirmed decision (or
   dead letter), with :class:`AttemptLedger` (attempt numbers that survive
-  crashes) and :class:`PartitionLanes` (concurrency across partitions, order
-  within one).
+  crashes).
+- :class:`KeyedDispatcher`: many runs in flight, in order per record key, acked
+  in offset order (:class:`OffsetTracker` says what is safe to commit; a
+  :class:`Fence` stops a run whose partition was revoked; :class:`DispatchStats`
+  for metrics).
 
 Two modules are kept out of this package on purpose. The Faust worker
 (:mod:`flightrec.agents.worker`) is the only module that imports Faust, so
@@ -35,7 +38,7 @@ runner and replay do not need to load.
 from flightrec.agents.agent import Agent
 from flightrec.agents.attempts import AttemptLedger
 from flightrec.agents.context import RunContext, derive_trace_id
-from flightrec.agents.lanes import PartitionLanes
+from flightrec.agents.dispatch import DispatchStats, Fence, KeyedDispatcher
 from flightrec.agents.model import (
     ClosableModel,
     Message,
@@ -47,6 +50,7 @@ from flightrec.agents.model import (
     Transcript,
     request_hash,
 )
+from flightrec.agents.offsets import OffsetTracker
 from flightrec.agents.pipeline import PayloadCipher, PipelineResult, RunPipeline
 from flightrec.agents.runner import run_agent
 from flightrec.agents.steps import AgentStep, DecisionStep, ThoughtStep, ToolCallStep
@@ -58,14 +62,17 @@ __all__ = [
     "AttemptLedger",
     "ClosableModel",
     "DecisionStep",
+    "DispatchStats",
     "Evidence",
+    "Fence",
+    "KeyedDispatcher",
     "Message",
     "Model",
     "ModelAttempt",
     "ModelInfo",
     "ModelRequest",
     "ModelTurn",
-    "PartitionLanes",
+    "OffsetTracker",
     "PayloadCipher",
     "PipelineResult",
     "RunContext",

@@ -39,9 +39,10 @@ from pydantic import BaseModel
 from flightrec.agents.agent import Agent
 from flightrec.agents.context import RunContext, derive_trace_id
 from flightrec.agents.definition import AgentDefinition
+from flightrec.agents.dispatch import Fence
 from flightrec.agents.model import Model
 from flightrec.agents.runner import run_agent
-from flightrec.contracts.errors import DecodeError
+from flightrec.contracts.errors import DecodeError, FencedError
 from flightrec.contracts.events import CotEvent, Decision, SourceRef
 from flightrec.contracts.headers import (
     DLQ_ENCRYPTION,
@@ -183,8 +184,15 @@ class RunPipeline:
         key: bytes | None,
         source: SourceRef,
         headers: Sequence[tuple[str, bytes]] | None = None,
+        fence: Fence | None = None,
     ) -> PipelineResult:
-        """Handle one record; returns once every output is confirmed by the broker."""
+        """Handle one record; returns once every output is confirmed by the broker.
+
+        ``fence`` is the worker's hold on the record's partition: checked before
+        the decision and before a dead letter is published, so a run whose
+        partition moved to another worker publishes neither (it raises
+        :class:`~flightrec.contracts.errors.FencedError`, which is never
+        dead-lettered: the new owner runs the record again)."""
         continued = parse_traceparent(headers)
         trace_id = continued[0] if continued else derive_trace_id(source)
         parent_span = continued[1] if continued else None
@@ -192,13 +200,15 @@ class RunPipeline:
         try:
             record = await self._decode(value)
         except Exception as exc:
-            return await self._dead_letter(value, key, source, exc, trace_id, vault)
+            return await self._dead_letter(value, key, source, exc, trace_id, vault, fence)
         try:
-            return await self._run(record, source, trace_id, parent_span)
+            return await self._run(record, source, trace_id, parent_span, fence)
+        except FencedError:
+            raise
         except Exception as exc:
             log.exception("run failed for trace %s; sending input to the DLQ", trace_id)
             _, vault = self._guard.tokenize(record, self._definition.pii_fields)
-            return await self._dead_letter(value, key, source, exc, trace_id, vault)
+            return await self._dead_letter(value, key, source, exc, trace_id, vault, fence)
 
     async def _decode(self, value: bytes | None) -> BaseModel:
         if value is None:
@@ -218,6 +228,7 @@ class RunPipeline:
         source: SourceRef,
         trace_id: str,
         parent_span: str | None,
+        fence: Fence | None,
     ) -> PipelineResult:
         attempt = await self._ledger.begin(trace_id, source.partition, source.offset)
         business_key = self._definition.key_of(record)
@@ -259,6 +270,8 @@ class RunPipeline:
             }
         )
         payload = await self._codec.encode(self._decision_contract, out)
+        if fence is not None:
+            fence.check()
         await self._producer.send_and_wait(
             self._topics.decisions,
             payload,
@@ -281,6 +294,7 @@ class RunPipeline:
         exc: BaseException,
         trace_id: str,
         vault: Mapping[str, str],
+        fence: Fence | None = None,
     ) -> PipelineResult:
         message = self._guard.scrub_text(str(exc), vault)[:2000]
         headers: list[Header] = [
@@ -299,6 +313,8 @@ class RunPipeline:
                 headers.append((name, str(detail).encode()))
         started = time.monotonic()
         payload = None if value is None else self._dlq_cipher.encrypt(value)
+        if fence is not None:
+            fence.check()
         await self._producer.send_and_wait(self._topics.dlq, payload, key=key, headers=headers)
         log.warning(
             "input %s/%d@%d sent to DLQ (%s: %s) in %.1f ms",

@@ -5,8 +5,7 @@ decode (docs/design.md, known traps). So each input topic uses the raw
 serializer, values are decoded inside ``RunPipeline.process`` (which catches
 everything and confirms a DLQ record for poison), and the stream is
 ``noack()``: an event is acked by hand only when its decision (or DLQ record)
-and all its CoT events are confirmed. Faust commits the highest *contiguous*
-acked offset per partition.
+and all its CoT events are confirmed.
 
 One process hosts one or more agents (:class:`~flightrec.agents.definition.AgentDefinition`).
 Each gets its own Faust app, so its own input topic and consumer group
@@ -17,13 +16,20 @@ once (:class:`SharedServices`): the codec, the recorder (one producer into
 ledger, the HTTP client, the PII guard. Each agent has its own model, tools
 and pipeline.
 
-Concurrency without reordering: every partition gets a lane
-(``flightrec.agents.lanes.PartitionLanes``) that processes its events one after another;
-up to ``worker_concurrency`` lanes run at once per agent. An event that cannot
-be settled at all (its DLQ write failed too) is never skipped: it stays
-unacked and the process crashes (``app.crash`` of the app the worker
-supervises, as Faust itself does for fatal rebalance errors), so it exits and
-the next start resumes from the last committed offset.
+Concurrency without reordering (docs/design.md, Concurrency and commits):
+each agent's records go through a
+:class:`~flightrec.agents.dispatch.KeyedDispatcher`: in order per (partition,
+record key), different keys at once, up to ``max_in_flight`` runs for the
+whole process; a partition holding ``partition_buffer`` records is paused
+(Faust keeps polling, so the group keeps the worker). Records are acked in
+offset order, contiguous per partition, so Faust's commit (the first
+contiguous run of acked offsets) never passes a record still running. On a
+revoke the partition's runs get ``revoke_timeout_s`` to settle, what they
+settled is committed, and the rest is fenced: it publishes and acks nothing.
+An event that cannot be settled at all (its DLQ write failed too) is never
+skipped: it stays unacked and the process crashes (``app.crash`` of the app
+the worker supervises, as Faust itself does for fatal rebalance errors), so it
+exits and the next start resumes from the last committed offset.
 """
 
 from __future__ import annotations
@@ -34,17 +40,18 @@ import logging
 import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import faust
-from faust.types import EventT, StreamT
+from faust.types import TP, EventT, StreamT
 
 from flightrec.agents.attempts import AttemptLedger
 from flightrec.agents.definition import AgentDefinition
-from flightrec.agents.lanes import PartitionLanes
+from flightrec.agents.dispatch import DispatchStats, Fence, KeyedDispatcher
 from flightrec.agents.model import ClosableModel
 from flightrec.agents.pipeline import RunPipeline
 from flightrec.agents.registry import AgentRegistry, build_model
+from flightrec.agents.worker_metrics import WorkerMetrics, status_line
 from flightrec.contracts.codec import Codec
 from flightrec.contracts.events import SourceRef
 from flightrec.contracts.settings import Settings
@@ -52,7 +59,7 @@ from flightrec.kafka.producer import ConfirmedProducer
 from flightrec.recorder.dlq_cipher import DlqCipher
 from flightrec.recorder.kafka_recorder import KafkaRecorder
 from flightrec.recorder.log_filter import PiiLogFilter
-from flightrec.recorder.otel import setup_tracing
+from flightrec.recorder.otel import setup_metrics, setup_tracing
 from flightrec.recorder.pii import PiiGuard
 from flightrec.tools.http import HttpClient
 
@@ -241,11 +248,26 @@ def _app(settings: Settings, app_id: str) -> faust.App:
         web_enabled=False,
         store="memory://",
         topic_disable_leader=True,
+        # Faust would wait, inside the rebalance, for every unacked record:
+        # hundreds of runs of seconds each. The dispatcher's own revoke gives
+        # them a bounded time instead, then fences them.
+        stream_wait_empty=False,
         consumer_group_instance_id=(
             f"{settings.worker_instance_id}.{app_id}" if settings.worker_instance_id else None
         ),
         broker_session_timeout=settings.worker_session_timeout_s,
     )
+
+
+@dataclass
+class _Hosted:
+    """One hosted agent in a running worker: its app, dispatcher and pipeline."""
+
+    app: faust.App
+    definition: AgentDefinition
+    dispatcher: KeyedDispatcher[EventT[Any]]
+    pipeline: RunPipeline | None = None
+    stream: StreamT[Any] | None = None
 
 
 def _host(
@@ -254,46 +276,88 @@ def _host(
     settings: Settings,
     shared: SharedServices,
     on_fatal: Callable[[BaseException], Any],
-) -> None:
-    """Run ``definition`` on ``app``: its input topic, noack, one lane per partition."""
+    slots: asyncio.Semaphore,
+) -> _Hosted:
+    """Run ``definition`` on ``app``: its input topic, noack, key-ordered dispatch.
+
+    The dispatcher is wired to the app's rebalance signals: an assigned
+    partition starts a new generation; a revoked one stops dispatching, gives
+    its runs ``revoke_timeout_s`` to settle, commits what they settled and
+    fences the rest, all inside Faust's revoke handler (docs/design.md,
+    Concurrency and commits)."""
+    input_topic = definition.topics.resolve(settings).input
     topic = app.topic(
-        definition.topics.resolve(settings).input,
-        key_serializer="raw",
-        value_serializer="raw",
-        key_type=bytes,
-        value_type=bytes,
+        input_topic, key_serializer="raw", value_serializer="raw", key_type=bytes, value_type=bytes
     )
+
+    async def process(event: EventT[Any], fence: Fence) -> None:
+        pipeline = hosted.pipeline
+        if pipeline is None:  # the agent's services are not open: nothing may run
+            raise RuntimeError(f"agent {definition.name} received a record before it started")
+        message = event.message
+        result = await pipeline.process(
+            message.value, message.key, _source(message), _raw_headers(message.headers), fence
+        )
+        log.debug("%s -> %s", _describe(event), result.status)
+
+    async def ack(event: EventT[Any]) -> None:
+        # Acks arrive in offset order, contiguous per partition: Faust commits
+        # the first contiguous run of acked offsets, which then never passes a
+        # record still running (docs/design.md, Concurrency and commits).
+        stream = hosted.stream
+        if stream is None:
+            raise RuntimeError(f"agent {definition.name} acked a record before it started")
+        await stream.ack(event)
+
+    hosted = _Hosted(
+        app,
+        definition,
+        KeyedDispatcher(
+            process,
+            ack,
+            max_in_flight=settings.max_in_flight,
+            partition_cap=settings.partition_buffer,
+            pause=lambda tp: app.consumer.pause_partitions([cast(TP, tp)]),
+            resume=lambda tp: app.consumer.resume_partitions([cast(TP, tp)]),
+            # A record that cannot be settled stops the whole worker: it stays
+            # unacked and a restart resumes from the last commit.
+            on_fatal=on_fatal,
+            describe=_describe,
+            slots=slots,
+        ),
+    )
+
+    # Faust sends these signals as (app, partitions, signal=...).
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: Any, /, *args: Any, signal: Any, **_: Any) -> None:
+        assigned: set[TP] = args[0]
+        hosted.dispatcher.assign([tp for tp in assigned if tp.topic == input_topic])
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: Any, /, *args: Any, signal: Any, **_: Any) -> None:
+        revoked: set[TP] = args[0]
+        ours = [tp for tp in revoked if tp.topic == input_topic]
+        if ours:
+            await hosted.dispatcher.revoke(ours, timeout_s=settings.revoke_timeout_s)
+            # Faust forgets a revoked partition's acks once this returns: commit now.
+            await app.consumer.commit()
 
     @app.agent(topic, name=definition.name)
     async def run(stream: StreamT[Any]) -> None:
         # noack() exists on faust.Stream but not on the StreamT protocol.
         manual: StreamT[Any] = stream.noack()  # type: ignore[attr-defined]
+        hosted.stream = manual
         async with shared.use() as services:
-            pipeline = services.pipeline(definition)
-
-            async def process(event: EventT[Any]) -> None:
-                message = event.message
-                result = await pipeline.process(
-                    message.value, message.key, _source(message), _raw_headers(message.headers)
-                )
-                log.debug("%s -> %s", _describe(event), result.status)
-
-            lanes: PartitionLanes[EventT[Any]] = PartitionLanes(
-                process,
-                manual.ack,
-                concurrency=settings.worker_concurrency,
-                # A lane that cannot settle an event stops the whole worker: the
-                # event stays unacked and a restart resumes from the last commit.
-                on_fatal=on_fatal,
-                describe=_describe,
-            )
+            hosted.pipeline = services.pipeline(definition)
             try:
                 async for event in manual.events():
                     message = event.message
-                    # After a lane failure submit raises; the app is crashing already.
-                    await lanes.submit((message.topic, message.partition), event)
+                    # After a failure submit raises; the app is crashing already.
+                    hosted.dispatcher.submit(message.tp, message.offset, message.key, event)
             finally:
-                await lanes.drain(timeout_s=20.0)
+                await hosted.dispatcher.drain(timeout_s=20.0)
+
+    return hosted
 
 
 def create_apps(settings: Settings, agents: AgentRegistry) -> list[faust.App]:
@@ -308,14 +372,57 @@ def create_apps(settings: Settings, agents: AgentRegistry) -> list[faust.App]:
     shared = SharedServices(settings, agents)
     apps = [_app(settings, consumer_group(settings, definition)) for definition in agents]
     primary = apps[0]
-    for app, definition in zip(apps, agents, strict=True):
-        _host(app, definition, settings, shared, primary.crash)
+    # One limit of runs in flight for the whole process, whatever the agents.
+    slots = asyncio.Semaphore(settings.max_in_flight)
+    hosted = [
+        _host(app, definition, settings, shared, primary.crash, slots)
+        for app, definition in zip(apps, agents, strict=True)
+    ]
+    _report_status(primary, hosted, settings)
     return apps
+
+
+def _lag(hosted: list[_Hosted]) -> dict[Any, int]:
+    """Records between each partition's committable offset and its end."""
+    lag: dict[Any, int] = {}
+    for one in hosted:
+        for tp, committable in one.dispatcher.stats().committable.items():
+            high = one.app.consumer.highwater(cast(TP, tp))
+            if high is not None:
+                lag[tp] = max(0, high - committable)
+    return lag
+
+
+def _merged(hosted: list[_Hosted]) -> DispatchStats:
+    """One snapshot of every hosted agent's dispatcher (partitions are distinct)."""
+    parts = [one.dispatcher.stats() for one in hosted]
+    return DispatchStats(
+        in_flight=sum(p.in_flight for p in parts),
+        queued={tp: n for p in parts for tp, n in p.queued.items()},
+        unsettled={tp: n for p in parts for tp, n in p.unsettled.items()},
+        committable={tp: n for p in parts for tp, n in p.committable.items()},
+        oldest_unsettled_age_s={tp: a for p in parts for tp, a in p.oldest_unsettled_age_s.items()},
+        paused=frozenset(tp for p in parts for tp in p.paused),
+        failed=any(p.failed for p in parts),
+    )
+
+
+def _report_status(primary: faust.App, hosted: list[_Hosted], settings: Settings) -> None:
+    """The OpenTelemetry gauges, and the status line every ``worker_status_interval_s``."""
+    meters = setup_metrics(settings)
+    WorkerMetrics(
+        meters.get_meter("flightrec.worker"), lambda: _merged(hosted), lambda: _lag(hosted)
+    )
+    if settings.worker_status_interval_s > 0:
+        # Faust's timer decorator is untyped.
+        @primary.timer(settings.worker_status_interval_s)  # type: ignore[untyped-decorator]
+        async def status() -> None:
+            log.info("worker status: %s", status_line(_merged(hosted), _lag(hosted)))
 
 
 def run_worker(settings: Settings, agents: AgentRegistry) -> int:
     """Run the worker for ``agents`` until interrupted (``flightrec worker``)."""
-    from flightrec.kafka.topics import agent_topic_specs, ensure_topics
+    from flightrec.kafka.topics import agent_topic_specs, check_partition_counts, ensure_topics
 
     extra = [
         spec
@@ -323,6 +430,8 @@ def run_worker(settings: Settings, agents: AgentRegistry) -> int:
         for spec in agent_topic_specs(settings, *_topic_names(settings, definition))
     ]
     ensure_topics(settings, extra=extra)
+    inputs = [definition.topics.resolve(settings).input for definition in agents]
+    check_partition_counts(settings, [*inputs, settings.topics.attempts])
     apps = create_apps(settings, agents)
     worker = faust.Worker(apps[0], *apps[1:], loglevel="INFO", quiet=True)
     worker.execute_from_commandline()

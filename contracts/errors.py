@@ -26,6 +26,7 @@ retrying the same operation can help (``retryable``)::
     │   └── ModelUnavailableError    429 / 5xx / timeout after retries (retryable)
     ├── BudgetExceededError          step / token / time budget of a run exhausted
     ├── RecorderError                the recorder could not confirm delivery (retryable)
+    ├── FencedError                  the input's partition moved to another worker mid-run
     └── ReplayError
         ├── TraceNotFoundError       no such trace or application
         └── DivergenceError          replay diverged from the recording (step, expected, actual)
@@ -47,6 +48,7 @@ __all__ = [
     "ContractError",
     "DecodeError",
     "DivergenceError",
+    "FencedError",
     "FlightrecError",
     "ModelError",
     "ModelOutputError",
@@ -191,6 +193,18 @@ class RecorderError(FlightrecError):
     """The recorder could not get a delivery confirmed by the broker."""
 
     retryable = True
+
+
+class FencedError(FlightrecError):
+    """The partition of the input being processed was revoked (a rebalance gave
+    it to another worker), so this run may no longer publish or ack anything:
+    the new owner redoes the input from the last committed offset.
+
+    Not a :class:`RecorderError`: that one means a write was not confirmed and
+    the worker must stop; this is the expected end of a run after a rebalance,
+    so it neither stops the worker nor belongs in the DLQ. Not retryable: this
+    worker no longer owns the input; the retry happens elsewhere.
+    """
 
 
 class ReplayError(FlightrecError):

@@ -218,7 +218,18 @@ class Settings(BaseModel):
     pii_key_id: str = "k1"
     recorder_queue_size: int = 10000
 
-    # Worker
+    # Worker. Runs in flight at once per worker process (all its agents): a
+    # run waits on the model for most of its life, so hundreds fit.
+    max_in_flight: int = Field(default=256, ge=1)
+    # Records of one partition buffered or in flight before the worker pauses
+    # fetching it (resumed at half): what bounds memory whatever the backlog.
+    partition_buffer: int = Field(default=512, ge=1)
+    # How long a revoked partition's runs get to settle before they are fenced
+    # and cancelled: well inside the group's rebalance timeout.
+    revoke_timeout_s: float = Field(default=10.0, gt=0)
+    # How often `flightrec worker` logs its status line (0: never).
+    worker_status_interval_s: float = Field(default=30.0, ge=0)
+    # Replays verified or re-evaluated at once (replay's own concurrency).
     worker_concurrency: int = 4
     app_id: str = "flightrec-worker"
     # Static group membership: a worker restarted under the same id (a pod

@@ -11,14 +11,15 @@
   :class:`PiiLogFilter` scrubs log records; :class:`DlqCipher` encrypts
   dead-letter payloads.
 - :func:`setup_tracing` and :class:`SpanRecorder`: OpenTelemetry spans made
-  from the recorded events, with the events' trace and span ids.
+  from the recorded events, with the events' trace and span ids;
+  :func:`setup_metrics`: the meter provider of the worker's runtime metrics.
 """
 
 from flightrec.recorder.base import CotEncoder, Recorder
 from flightrec.recorder.dlq_cipher import DlqCipher
 from flightrec.recorder.kafka_recorder import KafkaRecorder
 from flightrec.recorder.log_filter import PiiLogFilter
-from flightrec.recorder.otel import setup_tracing
+from flightrec.recorder.otel import setup_metrics, setup_tracing
 from flightrec.recorder.pii import PiiGuard, PiiScrubber
 from flightrec.recorder.sealing import ScrubbingSealer
 from flightrec.recorder.tracing import SpanRecorder
@@ -33,5 +34,6 @@ __all__ = [
     "Recorder",
     "ScrubbingSealer",
     "SpanRecorder",
+    "setup_metrics",
     "setup_tracing",
 ]

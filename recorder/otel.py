@@ -20,6 +20,8 @@ from __future__ import annotations
 import random
 import threading
 
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
@@ -27,7 +29,15 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 
 from flightrec.contracts.settings import Settings
 
-__all__ = ["SCHEMA_URL", "SEMCONV_VERSION", "CotIdGenerator", "setup_tracing", "traces_url"]
+__all__ = [
+    "SCHEMA_URL",
+    "SEMCONV_VERSION",
+    "CotIdGenerator",
+    "metrics_url",
+    "setup_metrics",
+    "setup_tracing",
+    "traces_url",
+]
 
 SEMCONV_VERSION = "1.41.0"
 """The OpenTelemetry semantic conventions the spans follow (the last release
@@ -103,3 +113,34 @@ def setup_tracing(
         processor = BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
         provider.add_span_processor(processor)
     return provider
+
+
+def metrics_url(endpoint: str) -> str:
+    """The OTLP/HTTP metrics URL for a collector endpoint (``http://host:4318``)."""
+    endpoint = endpoint.rstrip("/")
+    return endpoint if endpoint.endswith("/v1/metrics") else f"{endpoint}/v1/metrics"
+
+
+def setup_metrics(
+    settings: Settings, reader: MetricReader | None = None, *, interval_s: float = 15.0
+) -> MeterProvider:
+    """A meter provider for the worker's runtime metrics (never the global one).
+
+    With ``reader``, metrics are collected by it (tests pass an
+    ``InMemoryMetricReader``); otherwise, with ``settings.otlp_endpoint``, they
+    are exported over OTLP/HTTP every ``interval_s`` from the reader's own
+    thread. With neither, instruments exist but nothing is read. Call
+    ``shutdown()`` when done."""
+    readers: list[MetricReader] = []
+    if reader is not None:
+        readers.append(reader)
+    elif settings.otlp_endpoint:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+        exporter = OTLPMetricExporter(endpoint=metrics_url(settings.otlp_endpoint))
+        readers.append(
+            PeriodicExportingMetricReader(exporter, export_interval_millis=interval_s * 1000)
+        )
+    return MeterProvider(
+        metric_readers=readers, resource=Resource.create({"service.name": settings.app_id})
+    )

@@ -33,6 +33,7 @@ __all__ = [
     "TopicSpec",
     "aensure_topics",
     "agent_topic_specs",
+    "check_partition_counts",
     "ensure_topics",
     "topic_specs",
     "watermarks",
@@ -196,6 +197,42 @@ def ensure_topics(
         time.sleep(0.1)
         pending = _missing_or_leaderless(admin, specs, timeout_s)
     return created
+
+
+def check_partition_counts(
+    settings: Settings, topics: Iterable[str], *, timeout_s: float = 30.0
+) -> dict[str, int]:
+    """The partition count of each of ``topics``; ``ConfigError`` naming every
+    topic and its count when they differ, or when one does not exist.
+
+    The worker's input topics and the attempt ledger must agree: the ledger
+    writes a run's entry to its input's partition and reads back the partitions
+    a worker owns (agents.attempts). A mismatch found at start-up is one clear
+    error; found per record it would be a stream of dead letters."""
+    wanted = list(dict.fromkeys(topics))
+    admin = AdminClient(settings.kafka_client_config(), logger=_librdkafka_log)
+    try:
+        metadata = admin.list_topics(timeout=timeout_s)
+    except KafkaException as exc:
+        raise _did_not_answer(settings, timeout_s) from exc
+    counts: dict[str, int] = {}
+    missing: list[str] = []
+    for name in wanted:
+        topic = metadata.topics.get(name)
+        if topic is None or topic.error is not None:
+            missing.append(name)
+        else:
+            counts[name] = len(topic.partitions)
+    if missing:
+        raise ConfigError("topics the worker needs do not exist", topics=missing)
+    if len(set(counts.values())) > 1:
+        described = ", ".join(f"{name}: {n}" for name, n in counts.items())
+        raise ConfigError(
+            f"these topics must have the same number of partitions ({described}): the "
+            "attempt ledger writes each run to its input's partition",
+            partitions=counts,
+        )
+    return counts
 
 
 # Error codes that mean no broker answered in time (as opposed to a refusal).

@@ -27,6 +27,7 @@ from typing import Any
 import fastavro
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from flightrec.agents.loan_agent import LOAN_AGENT
@@ -65,18 +66,19 @@ def worker_settings(settings: Settings) -> Settings:
 
 
 class OtlpReceiver:
-    """A minimal OTLP/HTTP traces endpoint: keeps every request body it gets."""
+    """A minimal OTLP/HTTP endpoint: keeps every request body it gets, by path
+    (``/v1/traces``, ``/v1/metrics``)."""
 
     def __init__(self) -> None:
-        bodies: list[bytes] = []
-        self.bodies = bodies
+        posted: list[tuple[str, bytes]] = []
+        self.posted = posted
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
-                bodies.append(body)
+                posted.append((self.path, body))
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-protobuf")
                 self.end_headers()
@@ -88,9 +90,27 @@ class OtlpReceiver:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
+    @property
+    def bodies(self) -> list[bytes]:
+        """Every body posted, traces and metrics."""
+        return [body for _, body in self.posted]
+
+    def metric_names(self) -> set[str]:
+        """The names of every metric exported."""
+        names: set[str] = set()
+        for path, body in self.posted:
+            if path.endswith("/v1/metrics"):
+                request = metrics_service_pb2.ExportMetricsServiceRequest.FromString(body)
+                for resource_metrics in request.resource_metrics:
+                    for scope_metrics in resource_metrics.scope_metrics:
+                        names.update(m.name for m in scope_metrics.metrics)
+        return names
+
     def spans(self) -> list[Any]:
         found = []
-        for body in self.bodies:
+        for path, body in self.posted:
+            if not path.endswith("/v1/traces"):
+                continue
             request = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
             for resource_spans in request.resource_spans:
                 for scope_spans in resource_spans.scope_spans:
@@ -364,6 +384,8 @@ def test_good_then_poison_inputs_all_settle_and_the_worker_keeps_running(
     span_traces = {s.trace_id.hex() for s in spans}
     assert {t.split("-")[1] for t in decided_traces} <= span_traces
     assert any(s.name.startswith("invoke_agent") for s in spans)
+    # The runtime metrics a user reads, exported over OTLP too.
+    assert {"flightrec.worker.runs_in_flight", "flightrec.worker.queued"} <= otlp.metric_names()
     raw_spans = b"".join(otlp.bodies)
     for marker in CANARY_PII.values():
         assert marker.encode() not in raw_spans, marker

@@ -17,13 +17,13 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from flightrec.agents.agent import Agent
 from flightrec.agents.context import derive_trace_id
-from flightrec.agents.lanes import PartitionLanes
+from flightrec.agents.dispatch import Fence, KeyedDispatcher
 from flightrec.agents.loan_agent import LOAN_AGENT
 from flightrec.agents.model import Model, ModelInfo, ModelRequest, ModelTurn
 from flightrec.agents.pipeline import PipelineResult, RunPipeline
 from flightrec.agents.steps import DecisionStep, ThoughtStep
 from flightrec.contracts.codec import Codec
-from flightrec.contracts.errors import RecorderError
+from flightrec.contracts.errors import FencedError, RecorderError
 from flightrec.contracts.events import CotEvent, SourceRef
 from flightrec.contracts.headers import (
     DLQ_CONTEXT,
@@ -158,6 +158,31 @@ async def test_a_valid_record_is_decided_and_published(codec: Codec) -> None:
     assert [e.kind for e in rig.recorder.events][-2:] == ["DECISION", "RUN_COMPLETED"]
 
 
+@pytest.mark.parametrize("value", ["good", "undecodable"])
+async def test_a_run_whose_partition_was_revoked_publishes_nothing(
+    codec: Codec, value: str
+) -> None:
+    """Revoked mid-run (the fence released while the model answers): neither the
+    decision nor a dead letter is published, and the run ends in FencedError,
+    which the worker neither dead-letters nor treats as fatal."""
+    fence = Fence("loan.applications/2", generation=1)
+
+    class RevokedWhileAnswering(ScriptedModel):
+        async def next_step(self, request: ModelRequest) -> ModelTurn:
+            fence.release()
+            return await super().next_step(request)
+
+    rig = Rig(codec, RevokedWhileAnswering([THOUGHT, APPROVE]))
+    payload = (
+        await codec.encode_application(sample_application()) if value == "good" else b"not a record"
+    )
+    with pytest.raises(FencedError):
+        if value == "undecodable":
+            fence.release()
+        await rig.pipeline.process(payload, KEY, SOURCE, fence=fence)
+    assert rig.decisions() == [] and rig.dlq() == []
+
+
 # ------------------------------------------------------ (a) undecodable input
 
 
@@ -289,8 +314,8 @@ async def test_an_unconfirmed_dlq_write_raises_to_the_caller(codec: Codec, case:
 
 
 async def test_an_input_whose_dlq_write_fails_is_never_acked(codec: Codec) -> None:
-    """The pipeline wired to the worker's lanes: the poison record stays unacked,
-    its partition stops, and the worker is told to stop."""
+    """The pipeline wired to the worker's dispatcher: the poison record stays
+    unacked, its key stops, and the worker is told to stop."""
     rig = Rig(codec, ScriptedModel([APPROVE] * 3))
     rig.producer.unconfirmed.add(SETTINGS.topics.applications_dlq)
     good = await codec.encode_application(sample_application())
@@ -298,10 +323,10 @@ async def test_an_input_whose_dlq_write_fails_is_never_acked(codec: Codec) -> No
     acked: list[int] = []
     fatal: list[BaseException] = []
 
-    async def process(item: tuple[int, bytes]) -> PipelineResult:
+    async def process(item: tuple[int, bytes], fence: Fence) -> PipelineResult:
         offset, value = item
         source = SourceRef(topic=SOURCE.topic, partition=0, offset=offset, key="app-1")
-        return await rig.pipeline.process(value, KEY, source)
+        return await rig.pipeline.process(value, KEY, source, fence=fence)
 
     async def ack(item: tuple[int, bytes]) -> None:
         acked.append(item[0])
@@ -309,16 +334,17 @@ async def test_an_input_whose_dlq_write_fails_is_never_acked(codec: Codec) -> No
     async def stop(exc: BaseException) -> None:
         fatal.append(exc)
 
-    lanes: PartitionLanes[tuple[int, bytes]] = PartitionLanes(
-        process, ack, concurrency=2, on_fatal=stop
+    dispatcher: KeyedDispatcher[tuple[int, bytes]] = KeyedDispatcher(
+        process, ack, max_in_flight=2, partition_cap=16, on_fatal=stop
     )
+    dispatcher.assign([0])
     submitted: list[int] = []
     with pytest.raises(RecorderError):
         for item in inputs:
-            await lanes.submit(0, item)
+            dispatcher.submit(0, item[0], KEY, item)
             submitted.append(item[0])
-            await asyncio.sleep(0.05)  # let the lane settle it before the next one
-    await lanes.drain(timeout_s=1.0)
+            await asyncio.sleep(0.05)  # let it settle before the next one
+    await dispatcher.drain(timeout_s=1.0)
 
     assert acked == [0]  # offset 1 could not be settled, so nothing from it on is acked
     assert len(fatal) == 1 and isinstance(fatal[0].__cause__, RecorderError)

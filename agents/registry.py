@@ -210,10 +210,18 @@ def build_model(definition: AgentDefinition, settings: Settings) -> ClosableMode
     """The model ``definition`` runs with: an ``OpenAIModel`` when
     ``settings.openai_base_url`` is set (model name from ``settings.model``), else
     the agent's offline model under ``settings.model_profile``. The caller
-    closes it with ``aclose``."""
+    closes it with ``aclose``. With ``settings.model_latency_ms`` (a benchmark
+    knob) every call first waits that long (:class:`DelayedModel`)."""
+    model: ClosableModel
     if settings.openai_base_url:
         # Imported here: the OpenAI client is only loaded when a model uses it.
         from flightrec.agents.models.openai_model import OpenAIModel
 
-        return OpenAIModel.from_settings(settings)
-    return definition.offline_model(settings)
+        model = OpenAIModel.from_settings(settings)
+    else:
+        model = definition.offline_model(settings)
+    if settings.model_latency_ms > 0:
+        from flightrec.agents.models.delayed import DelayedModel
+
+        model = DelayedModel(model, settings.model_latency_ms / 1000)
+    return model

@@ -202,6 +202,10 @@ class Settings(BaseModel):
     model_seed: int | None = 7
     model_timeout_s: float = 30.0
     model_max_retries: int = 3
+    # Benchmark and testing knob, never set in production: every model call
+    # first sleeps this long (``DelayedModel``), so a run's model latency can be
+    # dialled in against an offline model (``flightrec bench runtime``).
+    model_latency_ms: float = 0.0
 
     # Agents the worker hosts by default: names of installed agents
     # (entry-point group ``flightrec.agents``) or ``package.module:attribute``;

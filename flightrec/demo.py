@@ -20,12 +20,14 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from confluent_kafka import Consumer, TopicPartition
+from pydantic import BaseModel
 
 from flightrec.agents.definition import AgentDefinition
 from flightrec.agents.registry import resolve_agents
@@ -39,7 +41,18 @@ from flightrec.kafka.producer import ConfirmedProducer
 from flightrec.kafka.topics import agent_topic_specs, ensure_topics, watermarks
 from flightrec.stack import Stack, agent_services
 
-__all__ = ["DemoDecision", "DemoReport", "run_demo", "start_worker_process"]
+__all__ = [
+    "DemoDecision",
+    "DemoReport",
+    "prepare_agent",
+    "run_batch",
+    "run_demo",
+    "start_worker_process",
+    "stop_worker_process",
+    "worker_log_path",
+]
+
+_MODEL_CALL = "MODEL_CALL"
 
 
 @dataclass(frozen=True)
@@ -65,6 +78,11 @@ class DemoReport:
     terminal: set[str] = field(default_factory=set)
     latencies_ms: list[float] = field(default_factory=list)
     elapsed_s: float = 0.0
+    # Monotonic times: the first input sent, the last decision seen.
+    first_sent: float = 0.0
+    last_decided: float = 0.0
+    model_calls: Counter[str] = field(default_factory=Counter)
+    """MODEL_CALL events seen on the CoT topic, by trace id."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -139,6 +157,7 @@ def start_worker_process(
 
 
 def stop_worker_process(process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
+    """Stop a worker ``start_worker_process`` started: SIGTERM, then kill after ``timeout_s``."""
     if process.poll() is not None:
         return
     process.send_signal(signal.SIGTERM)
@@ -163,6 +182,28 @@ def _end_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, int],
         consumer.close()
 
 
+async def prepare_agent(settings: Settings, agent: str) -> AgentDefinition:
+    """The definition of ``agent`` (a name or ``module:attribute``), its contracts
+    applied and its topics created; it must declare samples."""
+    (definition,) = resolve_agents([agent], settings)
+    if definition.samples is None:
+        raise ConfigError(
+            f"agent {definition.name} declares no samples; the demo needs them",
+            agent=definition.name,
+            field="samples",
+        )
+    await asyncio.to_thread(apply_contracts, settings, agent_contracts=definition.contracts)
+    topics = definition.topics.resolve(settings)
+    extra = agent_topic_specs(settings, topics.input, topics.decisions, topics.dlq)
+    await asyncio.to_thread(ensure_topics, settings, extra=extra)
+    return definition
+
+
+def worker_log_path(settings: Settings, definition: AgentDefinition) -> Path:
+    """Where the demo's worker process for ``definition`` logs."""
+    return settings.stack_dir / "logs" / f"demo-worker-{definition.name}.log"
+
+
 async def run_demo(
     settings: Settings,
     *,
@@ -175,24 +216,8 @@ async def run_demo(
 ) -> DemoReport:
     """Run the demo of ``agent`` (a name or ``module:attribute``) against
     ``settings`` (stack must be up). Returns the report."""
-    (definition,) = resolve_agents([agent], settings)
-    if definition.samples is None:
-        raise ConfigError(
-            f"agent {definition.name} declares no samples; the demo needs them",
-            agent=definition.name,
-            field="samples",
-        )
-    contracts = definition.contracts
-    await asyncio.to_thread(apply_contracts, settings, agent_contracts=contracts)
-    topics = definition.topics.resolve(settings)
-    extra = agent_topic_specs(settings, topics.input, topics.decisions, topics.dlq)
-    await asyncio.to_thread(ensure_topics, settings, extra=extra)
-    watch = [topics.decisions, topics.dlq, settings.topics.cot]
-    start_offsets = await asyncio.to_thread(_end_offsets, settings, watch)
-    run_id = uuid.uuid4().hex[:8]
-    inputs = definition.samples(events, seed=seed, run_id=run_id)
-    wanted = {definition.key_of(event) for event in inputs}
-    log_path = settings.stack_dir / "logs" / f"demo-worker-{definition.name}.log"
+    definition = await prepare_agent(settings, agent)
+    log_path = worker_log_path(settings, definition)
     # The worker gets exactly these settings (topics, ports, keys), whatever
     # the caller's environment says.
     worker = start_worker_process(
@@ -201,7 +226,43 @@ async def run_demo(
         env if env is not None else {**os.environ, **settings.to_env()},
         agents=(agent,),
     )
-    report = DemoReport(agent=definition.name, events=events, outcomes=definition.outcomes)
+    try:
+        assert definition.samples is not None  # prepare_agent checked
+        inputs = definition.samples(events, seed=seed, run_id=uuid.uuid4().hex[:8])
+        return await run_batch(
+            settings,
+            definition,
+            inputs,
+            worker,
+            log_path,
+            progress=progress,
+            timeout_s=timeout_s,
+        )
+    finally:
+        await asyncio.to_thread(stop_worker_process, worker)
+
+
+async def run_batch(
+    settings: Settings,
+    definition: AgentDefinition,
+    inputs: Sequence[BaseModel],
+    worker: subprocess.Popen[bytes],
+    worker_log: Path,
+    *,
+    progress: TextIO | None = sys.stderr,
+    timeout_s: float = 600.0,
+) -> DemoReport:
+    """Produce ``inputs`` to ``definition``'s input topic (each confirmed) and wait
+    until every one has a decision or a dead letter, and every decided run its
+    terminal CoT event, from the running ``worker``. The report also holds when
+    the first input was sent and the last decision seen (``first_sent``,
+    ``last_decided``) and the MODEL_CALL events seen per trace."""
+    contracts = definition.contracts
+    topics = definition.topics.resolve(settings)
+    watch = [topics.decisions, topics.dlq, settings.topics.cot]
+    start_offsets = await asyncio.to_thread(_end_offsets, settings, watch)
+    wanted = {definition.key_of(event) for event in inputs}
+    report = DemoReport(agent=definition.name, events=len(inputs), outcomes=definition.outcomes)
     started = time.monotonic()
     producer = ConfirmedProducer(settings.producer_config())
     # An input that breaks a rule is dead-lettered through the same producer.
@@ -210,6 +271,7 @@ async def run_demo(
     try:
         submitted: dict[str, float] = {}
         futures = []
+        report.first_sent = time.monotonic()
         for event in inputs:
             key = definition.key_of(event)
             payload = await codec.encode(contracts[0].name, event)
@@ -224,12 +286,11 @@ async def run_demo(
             progress,
             started,
             timeout_s,
-            log_path,
+            worker_log,
         )
     finally:
         await codec.close()  # writes through the producer: close it first
         await producer.close()
-        await asyncio.to_thread(stop_worker_process, worker)
     report.elapsed_s = time.monotonic() - started
     return report
 
@@ -299,6 +360,7 @@ async def _collect(
                 if key in wanted:
                     decision = DemoDecision(key, record.trace_id, record.outcome, record.decided_at)
                     report.decisions[key] = decision
+                    report.last_decided = time.monotonic()
                     traces.add(decision.trace_id)
                     sent = watch.submitted.get(key)
                     if sent is not None:
@@ -307,11 +369,13 @@ async def _collect(
                 key = (msg.key() or b"").decode("utf-8", "replace")
                 if key in wanted:
                     report.dlq += 1
-            elif (
-                msg.topic() == settings.topics.cot
-                and value
-                and (header_value(msg.headers(), COT_KIND) or b"").decode() in TERMINAL_KINDS
-            ):
+            elif msg.topic() == settings.topics.cot and value:
+                kind = (header_value(msg.headers(), COT_KIND) or b"").decode()
+                if kind == _MODEL_CALL:
+                    # CoT events are keyed by trace id: counted without decoding.
+                    report.model_calls[(msg.key() or b"").decode()] += 1
+                if kind not in TERMINAL_KINDS:
+                    continue
                 event = await watch.codec.decode_cot(value)
                 report.terminal.add(event.trace_id)
                 if isinstance(event, RunCompleted):

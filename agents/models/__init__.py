@@ -4,6 +4,8 @@
   Ollama), structured outputs, every try recorded as a ``MODEL_CALL``.
 - :class:`PolicyModel`: deterministic and offline; underwrites by the loan
   policy from the transcript alone.
+- :class:`DelayedModel`: any model, answering a fixed time later (a
+  benchmark knob, ``Settings.model_latency_ms``).
 
 An offline model of a team's own (the claims example's ``ClaimsRulesModel``)
 builds its turns with :func:`ok_turn` and :func:`error_turn`, which count
@@ -14,7 +16,8 @@ Test models (``ScriptedModel``, ``FunctionModel``) live in
 """
 
 from flightrec.agents.models.base import error_turn, estimate_tokens, ok_turn
+from flightrec.agents.models.delayed import DelayedModel
 from flightrec.agents.models.openai_model import OpenAIModel
 from flightrec.agents.models.policy import PolicyModel
 
-__all__ = ["OpenAIModel", "PolicyModel", "error_turn", "estimate_tokens", "ok_turn"]
+__all__ = ["DelayedModel", "OpenAIModel", "PolicyModel", "error_turn", "estimate_tokens", "ok_turn"]

@@ -33,7 +33,7 @@ from flightrec.agents.steps import DecisionStep, ThoughtStep, ToolCallStep
 from flightrec.agents.transcript import Evidence
 from flightrec.contracts.events import DecisionOutcome, canonical_json
 
-__all__ = ["PolicyModel", "underwrite"]
+__all__ = ["PolicyModel", "eligibility", "underwrite"]
 
 _MAX_TOOL_TRIES = 2
 
@@ -75,8 +75,8 @@ def _call(tool: str, reasoning: str, arguments: Mapping[str, Any]) -> ToolCallSt
     )
 
 
-def _eligibility(app: Mapping[str, Any], policy: Mapping[str, Any]) -> list[str]:
-    """Hard knock-outs that need no bureau data."""
+def eligibility(app: Mapping[str, Any], policy: Mapping[str, Any]) -> list[str]:
+    """The policy's hard knock-outs of application ``app``: those that need no bureau data."""
     out: list[str] = []
     amount, term = _num(app, "amount"), int(_num(app, "term_months"))
     age, currency = int(_num(app, "applicant_age")), str(app.get("currency", ""))
@@ -113,7 +113,7 @@ def underwrite(
 
     Declines win over referrals; referrals over approval.
     """
-    declines = _eligibility(app, policy)
+    declines = eligibility(app, policy)
     refers: list[str] = []
     score = int(bureau["credit_score"])
     dti, pti = float(afford["debt_to_income"]), float(afford["payment_to_income"])
@@ -199,7 +199,7 @@ class PolicyModel:
         if missing is not None:
             return missing
         policy = ev.results["policy_lookup"]
-        knockouts = _eligibility(app, policy)
+        knockouts = eligibility(app, policy)
         needed = ["credit_bureau_report", "verify_income", "affordability"]
         if knockouts or all(t in ev.results for t in needed):
             if ev.thoughts < 2:

@@ -18,5 +18,7 @@ def register(subparsers: Any) -> None:
     )
     benches = parser.add_subparsers(dest="bench", metavar="NAME")
     for info in sorted(pkgutil.iter_modules(flightrec.benches.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue  # a bench's helper module, not a bench
         module = importlib.import_module(f"flightrec.benches.{info.name}")
         module.register(benches)

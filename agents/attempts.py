@@ -13,6 +13,14 @@ partition *p* is the current owner of input partition *p*. Before each attempt
 the ledger catches up on that partition (usually just a watermark query), which
 keeps it correct when partitions move between workers.
 
+Once a run's decision is confirmed, :meth:`AttemptLedger.settle` writes a
+second entry for the trace, ``decided`` with the attempt and the outcome; a
+re-delivered input whose trace has one is settled from it
+(:meth:`AttemptLedger.prior_decision`) instead of being run again: a crash
+between the decision and the commit no longer costs a model call or yields a
+second decision. Compaction keeps the latest entry per trace, which is that
+marker.
+
 Bounded: only uncommitted inputs can be re-delivered, and those are recent. A
 new owner reads a partition from ``lookback`` ago (not from the beginning), the
 topic deletes entries older than its retention, and memory keeps the last
@@ -53,6 +61,8 @@ class _PartitionState:
 
     # trace id -> highest attempt, least recently written first
     attempts: OrderedDict[str, int] = field(default_factory=OrderedDict)
+    # trace id -> (attempt, outcome) of its confirmed decision
+    decided: OrderedDict[str, tuple[int, str]] = field(default_factory=OrderedDict)
     next_offset: int | None = None  # next ledger offset to read; None: not read yet
     max_input_offset: int = -1
     forgot: bool = False  # whether memory has let go of any entry
@@ -93,6 +103,39 @@ class AttemptLedger:
             state = self._partitions[partition] = _PartitionState()
         return state
 
+    async def prior_decision(
+        self, trace_id: str, partition: int, input_offset: int
+    ) -> tuple[int, str] | None:
+        """``(attempt, outcome)`` of a confirmed decision of ``trace_id``, if the
+        ledger holds one (the input was decided before and re-delivered)."""
+        lock = self._partition_locks.setdefault(partition, asyncio.Lock())
+        async with lock:
+            state = self._state(partition)
+            async with self._consumer_lock:
+                # Another worker may have decided it before the partition moved.
+                await asyncio.to_thread(self._catch_up, partition)
+            return state.decided.get(trace_id)
+
+    async def settle(
+        self, trace_id: str, partition: int, attempt: int, input_offset: int, outcome: str
+    ) -> None:
+        """Record that ``attempt`` of ``trace_id`` decided ``outcome`` (confirmed)."""
+        lock = self._partition_locks.setdefault(partition, asyncio.Lock())
+        async with lock:
+            state = self._state(partition)
+            written = await self._producer.send_and_wait(
+                self._topic,
+                json.dumps(
+                    {"attempt": attempt, "offset": input_offset, "decided": outcome}
+                ).encode(),
+                key=trace_id.encode(),
+                partition=partition,
+            )
+            self._remember_entry(state, trace_id, attempt, input_offset, outcome)
+            offset = written.offset()
+            if offset is not None and state.next_offset == offset:
+                state.next_offset = offset + 1
+
     async def begin(self, trace_id: str, partition: int, input_offset: int) -> int:
         """Record and return the attempt number for a new run of ``trace_id``
         (the input record at ``input_offset`` of input partition ``partition``)."""
@@ -121,14 +164,27 @@ class AttemptLedger:
             return attempt
 
     def _remember_entry(
-        self, state: _PartitionState, trace_id: str, attempt: int, input_offset: int
+        self,
+        state: _PartitionState,
+        trace_id: str,
+        attempt: int,
+        input_offset: int,
+        decided: str | None = None,
     ) -> None:
         known = state.attempts.pop(trace_id, 0)
         state.attempts[trace_id] = max(known, attempt)
         state.max_input_offset = max(state.max_input_offset, input_offset)
+        if decided is not None:
+            state.decided.pop(trace_id, None)
+            state.decided[trace_id] = (attempt, decided)
+        elif attempt > state.decided.get(trace_id, (0, ""))[0]:
+            # A later attempt began: that decision is no longer the last word.
+            state.decided.pop(trace_id, None)
         while len(state.attempts) > self._remember:
             state.attempts.popitem(last=False)
             state.forgot = True
+        while len(state.decided) > self._remember:
+            state.decided.popitem(last=False)
 
     def _start_offset(self, partition: int, low: int, high: int) -> int:
         """Where a first read of ``partition`` begins: ``lookback`` ago."""
@@ -150,8 +206,8 @@ class AttemptLedger:
         if position >= high:
             state.next_offset = max(position, high)
             return
-        for trace, attempt, input_offset, offset in self._read(partition, position, high):
-            self._remember_entry(state, trace, attempt, input_offset)
+        for trace, attempt, input_offset, offset, decided in self._read(partition, position, high):
+            self._remember_entry(state, trace, attempt, input_offset, decided)
             state.next_offset = offset + 1
         state.next_offset = max(state.next_offset, high)
 
@@ -159,15 +215,18 @@ class AttemptLedger:
         """The highest attempt of ``trace_id`` in the lookback window (blocking, rare)."""
         low, high = watermarks(self._consumer, self._topic, partition)
         found: int | None = None
-        for trace, attempt, _, _ in self._read(
+        for trace, attempt, _, _, _ in self._read(
             partition, self._start_offset(partition, low, high), high
         ):
             if trace == trace_id:
                 found = max(found or 0, attempt)
         return found
 
-    def _read(self, partition: int, start: int, high: int) -> Iterator[tuple[str, int, int, int]]:
-        """``(trace id, attempt, input offset, ledger offset)`` from ``start`` to ``high``."""
+    def _read(
+        self, partition: int, start: int, high: int
+    ) -> Iterator[tuple[str, int, int, int, str | None]]:
+        """``(trace id, attempt, input offset, ledger offset, decided outcome or
+        None)`` from ``start`` to ``high``."""
         if start >= high:
             return
         self._consumer.assign([TopicPartition(self._topic, partition, start)])
@@ -196,13 +255,20 @@ class AttemptLedger:
             try:
                 entry = json.loads(value)
                 attempt, input_offset = int(entry["attempt"]), int(entry["offset"])
+                decided = entry.get("decided")
             except (ValueError, KeyError, TypeError):
                 log.warning(
                     "skipping unreadable ledger entry at %s/%d@%d", self._topic, partition, offset
                 )
                 continue
             key_text = key.decode() if isinstance(key, bytes) else str(key)
-            yield key_text, attempt, input_offset, offset
+            yield (
+                key_text,
+                attempt,
+                input_offset,
+                offset,
+                (str(decided) if decided is not None else None),
+            )
 
     def close(self) -> None:
         self._consumer.close()

@@ -42,7 +42,7 @@ from flightrec.agents.definition import AgentDefinition
 from flightrec.agents.dispatch import Fence
 from flightrec.agents.model import Model
 from flightrec.agents.runner import run_agent
-from flightrec.contracts.errors import DecodeError, FencedError
+from flightrec.contracts.errors import DecodeError, FencedError, RecorderError
 from flightrec.contracts.events import CotEvent, Decision, SourceRef
 from flightrec.contracts.headers import (
     DLQ_ENCRYPTION,
@@ -123,10 +123,19 @@ class RecordCodec(Protocol):
 
 
 class AttemptCounter(Protocol):
-    """Attempt numbers that survive crashes (``flightrec.agents.attempts.AttemptLedger``;
-    ``flightrec.testing.MemoryAttemptLedger`` in tests)."""
+    """Attempt numbers and confirmed decisions that survive crashes
+    (``flightrec.agents.attempts.AttemptLedger``; ``flightrec.testing.MemoryAttemptLedger``
+    in tests)."""
+
+    async def prior_decision(
+        self, trace_id: str, partition: int, input_offset: int
+    ) -> tuple[int, str] | None: ...
 
     async def begin(self, trace_id: str, partition: int, input_offset: int) -> int: ...
+
+    async def settle(
+        self, trace_id: str, partition: int, attempt: int, input_offset: int, outcome: str
+    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -230,8 +239,22 @@ class RunPipeline:
         parent_span: str | None,
         fence: Fence | None,
     ) -> PipelineResult:
-        attempt = await self._ledger.begin(trace_id, source.partition, source.offset)
         business_key = self._definition.key_of(record)
+        prior = await self._ledger.prior_decision(trace_id, source.partition, source.offset)
+        if prior is not None:
+            # Decided and confirmed before (the crash came between the decision
+            # and the commit): settled from the record, no second run.
+            log.info("trace %s was decided by attempt %d; not run again", trace_id, prior[0])
+            return PipelineResult(
+                status="decided",
+                trace_id=trace_id,
+                attempt=prior[0],
+                outcome=prior[1],
+                key=business_key,
+            )
+        if fence is not None:
+            fence.check()  # a revoked partition starts no new attempt
+        attempt = await self._ledger.begin(trace_id, source.partition, source.offset)
         input_view, vault = self._guard.tokenize(record, self._definition.pii_fields)
         ctx = RunContext(
             trace_id=trace_id, attempt=attempt, source=source, parent_span_id=parent_span
@@ -247,6 +270,8 @@ class RunPipeline:
             input_view=input_view,
             pii_vault=vault,
         ):
+            if fence is not None:
+                fence.check()  # a revoked partition's run writes no more of its record
             confirmations.append(await self._recorder.emit(event, vault))
             if isinstance(event, Decision):
                 decision = event
@@ -278,6 +303,15 @@ class RunPipeline:
             key=business_key,
             headers=[(TRACEPARENT, traceparent(trace_id, decision.span_id))],
         )
+        # Confirmed: a re-delivery of this input is settled from the ledger.
+        # The decision is out already, so a marker that cannot be written only
+        # costs a re-run on re-delivery (a further attempt), never a dead letter.
+        try:
+            await self._ledger.settle(
+                trace_id, source.partition, attempt, source.offset, decision.outcome
+            )
+        except RecorderError as exc:
+            log.warning("trace %s: decided, but the ledger did not record it: %s", trace_id, exc)
         return PipelineResult(
             status="decided",
             trace_id=trace_id,

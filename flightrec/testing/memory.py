@@ -86,12 +86,26 @@ class MemoryAttemptLedger:
 
     def __init__(self) -> None:
         self.attempts: dict[str, int] = {}
+        self.decided: dict[str, tuple[int, str]] = {}
+
+    async def prior_decision(
+        self, trace_id: str, partition: int, input_offset: int
+    ) -> tuple[int, str] | None:
+        """``(attempt, outcome)`` of the confirmed decision of ``trace_id``, if any."""
+        return self.decided.get(trace_id)
 
     async def begin(self, trace_id: str, partition: int, input_offset: int) -> int:
         """The next attempt number of ``trace_id`` (1 for a first run)."""
         attempt = self.attempts.get(trace_id, 0) + 1
         self.attempts[trace_id] = attempt
+        self.decided.pop(trace_id, None)
         return attempt
+
+    async def settle(
+        self, trace_id: str, partition: int, attempt: int, input_offset: int, outcome: str
+    ) -> None:
+        """Remember that ``attempt`` decided ``outcome``."""
+        self.decided[trace_id] = (attempt, outcome)
 
 
 class MemoryRecorder:

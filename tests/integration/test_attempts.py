@@ -82,3 +82,27 @@ async def test_a_forgotten_entry_is_looked_up_not_restarted(
         assert await small.begin("i" * 32, 1, 3) == 1
     finally:
         small.close()
+
+
+async def test_a_decision_recorded_by_one_owner_settles_the_redelivery_at_the_next(
+    settings: Settings, producer: ConfirmedProducer
+) -> None:
+    first = ledger(settings, producer)
+    try:
+        assert await first.prior_decision("e" * 32, 1, 20) is None
+        assert await first.begin("e" * 32, 1, 20) == 1
+        await first.settle("e" * 32, 1, 1, 20, "DECLINE")
+        assert await first.begin("f" * 32, 1, 21) == 1  # begun, never decided
+    finally:
+        first.close()
+    # The partition moved: the new owner reads both entries back.
+    second = ledger(settings, producer)
+    try:
+        assert await second.prior_decision("e" * 32, 1, 20) == (1, "DECLINE")
+        assert await second.prior_decision("f" * 32, 1, 21) is None
+        assert await second.begin("f" * 32, 1, 21) == 2
+        # A later attempt voids an earlier decision as the last word.
+        assert await second.begin("e" * 32, 1, 20) == 2
+        assert await second.prior_decision("e" * 32, 1, 20) is None
+    finally:
+        second.close()

@@ -183,6 +183,23 @@ async def test_a_run_whose_partition_was_revoked_publishes_nothing(
     assert rig.decisions() == [] and rig.dlq() == []
 
 
+async def test_a_redelivered_input_that_was_decided_is_settled_without_a_second_run(
+    codec: Codec,
+) -> None:
+    """A crash between the decision and the commit re-delivers the input: the
+    ledger's decided marker settles it, the model is not asked again and no
+    second decision is published."""
+    model = ScriptedModel([THOUGHT, APPROVE, THOUGHT, APPROVE])
+    rig = Rig(codec, model)
+    value = await codec.encode_application(sample_application())
+    first = await rig.process(value)
+    again = await rig.process(value)
+    assert first.status == again.status == "decided"
+    assert (again.attempt, again.outcome, again.trace_id) == (1, "APPROVE", first.trace_id)
+    assert len(rig.decisions()) == 1
+    assert len(model.requests) == 2  # the first run's two turns only
+
+
 # ------------------------------------------------------ (a) undecodable input
 
 

@@ -108,9 +108,16 @@ class AttemptLedger:
     ) -> tuple[int, str] | None:
         """``(attempt, outcome)`` of a confirmed decision of ``trace_id``, if the
         ledger holds one (the input was decided before and re-delivered)."""
+        state = self._state(partition)
+        if state.next_offset is not None and trace_id not in state.attempts and not state.forgot:
+            # A trace this ledger has never seen begin: the common case,
+            # answered without a broker round trip (the catch-up would be
+            # serialised with every other run's). Decided by another worker
+            # since the partition was last ours, it runs again as a further
+            # attempt: at-least-once, never a wrong answer.
+            return None
         lock = self._partition_locks.setdefault(partition, asyncio.Lock())
         async with lock:
-            state = self._state(partition)
             async with self._consumer_lock:
                 # Another worker may have decided it before the partition moved.
                 await asyncio.to_thread(self._catch_up, partition)
@@ -119,22 +126,26 @@ class AttemptLedger:
     async def settle(
         self, trace_id: str, partition: int, attempt: int, input_offset: int, outcome: str
     ) -> None:
-        """Record that ``attempt`` of ``trace_id`` decided ``outcome`` (confirmed)."""
-        lock = self._partition_locks.setdefault(partition, asyncio.Lock())
-        async with lock:
-            state = self._state(partition)
-            written = await self._producer.send_and_wait(
-                self._topic,
-                json.dumps(
-                    {"attempt": attempt, "offset": input_offset, "decided": outcome}
-                ).encode(),
-                key=trace_id.encode(),
-                partition=partition,
-            )
-            self._remember_entry(state, trace_id, attempt, input_offset, outcome)
-            offset = written.offset()
-            if offset is not None and state.next_offset == offset:
-                state.next_offset = offset + 1
+        """Record that ``attempt`` of ``trace_id`` decided ``outcome`` (confirmed).
+
+        No partition lock: nothing is read first, and holding the lock across
+        the broker's confirmation would queue every run of the partition behind
+        it."""
+        written = await self._producer.send_and_wait(
+            self._topic,
+            json.dumps({"attempt": attempt, "offset": input_offset, "decided": outcome}).encode(),
+            key=trace_id.encode(),
+            partition=partition,
+        )
+        state = self._state(partition)
+        self._remember_entry(state, trace_id, attempt, input_offset, outcome)
+        offset = written.offset()
+        if offset is not None and state.next_offset == offset:
+            # As in begin: our own entry is the next one, already known, so the
+            # next catch-up stays a watermark query instead of a fetch. (Only
+            # when it is exactly the next: a catch-up running meanwhile can
+            # only make the ledger read an entry twice, which changes nothing.)
+            state.next_offset = offset + 1
 
     async def begin(self, trace_id: str, partition: int, input_offset: int) -> int:
         """Record and return the attempt number for a new run of ``trace_id``

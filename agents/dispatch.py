@@ -407,13 +407,29 @@ class KeyedDispatcher(Generic[T]):
 
     async def drain(self, timeout_s: float) -> None:
         """Clean shutdown: let what was submitted finish (up to ``timeout_s``),
-        then release every fence and cancel what still runs."""
+        then release every fence and cancel what still runs.
+
+        Cancelled while it waits (Faust cancels an agent's task as soon as it
+        stops), it still releases every fence and cancels every run before the
+        cancellation goes on: the caller closes the recorder and the producer
+        next, and a run left holding its fence would take "recorder is
+        closed" for a bad input and dead-letter it."""
         self._closed = True
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), timeout_s)
+        try:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), timeout_s)
+        finally:
+            tasks = self._abandon()
+        await self._cancel(tasks, 1.0)
+
+    def _abandon(self) -> list[asyncio.Task[None]]:
+        """Release every fence and cancel every run, at once (no await)."""
+        tasks = [t for part in self._partitions.values() for t in part.tasks]
         for part in self._partitions.values():
             part.fence.release()
-        await self._cancel([t for part in self._partitions.values() for t in part.tasks], 1.0)
+        for task in tasks:
+            task.cancel()
+        return tasks
 
     async def _cancel(self, tasks: list[asyncio.Task[None]], grace_s: float) -> None:
         for task in tasks:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,7 +31,6 @@ from flightrec.benches.runtime import (
 from flightrec.contracts.events import LoanApplication, SourceRef
 from flightrec.contracts.settings import Settings
 from flightrec.recorder.pii import PiiGuard
-from flightrec.testing.bureau import start_bureau
 from flightrec.tools.http import HttpClient
 from flightrec.tools.loan_tools import build_loan_toolset
 
@@ -162,17 +160,6 @@ async def test_model_latency_setting_delays_every_call() -> None:
 needs_peer = pytest.mark.skipif(peer_missing(), reason="the bench extra (LangGraph) is missing")
 
 
-@pytest.fixture
-async def bureau_settings() -> AsyncIterator[tuple[Settings, HttpClient]]:
-    bureau = await start_bureau(port=0, slow_s=3.0)
-    settings = Settings(bureau_url=f"http://127.0.0.1:{bureau.addresses[0][1]}", tool_timeout_s=1)
-    try:
-        async with HttpClient(settings) as http:
-            yield settings, http
-    finally:
-        await bureau.cleanup()
-
-
 async def flightrec_run(
     settings: Settings, http: HttpClient, app: LoanApplication
 ) -> tuple[str, int]:
@@ -203,11 +190,11 @@ async def flightrec_run(
 
 @needs_peer
 async def test_peer_decides_as_the_loan_agent_with_as_many_model_calls(
-    bureau_settings: tuple[Settings, HttpClient], tmp_path: Path
+    env: tuple[Settings, HttpClient], tmp_path: Path
 ) -> None:
     from flightrec.benches._langgraph_peer import run_peer
 
-    settings, http = bureau_settings
+    settings, http = env
     # 20 applications: approvals, referrals, eligibility declines, and index 17,
     # whose bureau answers 500 (retried once, then referred).
     apps = synthetic_applications(20, seed=42, run_id="peer", now=NOW)
@@ -227,11 +214,11 @@ async def test_peer_decides_as_the_loan_agent_with_as_many_model_calls(
 
 @needs_peer
 async def test_peer_waits_the_model_latency_per_call_and_runs_k_at_once(
-    bureau_settings: tuple[Settings, HttpClient], tmp_path: Path
+    env: tuple[Settings, HttpClient], tmp_path: Path
 ) -> None:
     from flightrec.benches._langgraph_peer import run_peer
 
-    settings, http = bureau_settings
+    settings, http = env
     apps = synthetic_applications(4, seed=42, run_id="lat", now=NOW)
     started = time.perf_counter()
     result = await run_peer(

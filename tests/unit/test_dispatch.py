@@ -368,6 +368,26 @@ async def test_drain_lets_runs_finish_then_cancels_the_rest() -> None:
         probe.dispatcher.submit(0, 2, b"c", Item(0, 2, b"c"))
 
 
+async def test_a_drain_cancelled_while_it_waits_still_fences_and_cancels_every_run() -> None:
+    """Faust cancels a stopping agent's task at once: the drain is interrupted,
+    yet before the cancellation goes on every fence is released and every run
+    cancelled, so nothing runs on into the closed recorder and producer."""
+    probe = Probe()
+    probe.dispatcher.assign([0])
+    first, second = Item(0, 0, b"a"), Item(0, 1, b"b")
+    probe.submit(first, second)
+    await settle()
+    draining = asyncio.create_task(probe.dispatcher.drain(timeout_s=30.0))
+    await settle()
+    draining.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await draining
+    assert not probe.fences[first].held and not probe.fences[second].held
+    await settle()
+    assert sorted(probe.cancelled, key=lambda i: i.offset) == [first, second]
+    assert probe.acked == []
+
+
 async def test_stats_show_what_holds_commits_back() -> None:
     now = [100.0]
     probe = Probe(max_in_flight=1, partition_cap=2)

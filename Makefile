@@ -9,7 +9,9 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml examples/claims/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade --quiet pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	# The bench extra (LangGraph, the peer of `flightrec bench runtime`) too, so
+	# its tests run; it is never a runtime dependency.
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	# The example agent, so its entry point test runs too.
 	$(BIN)/pip install --quiet -e examples/claims
 	touch $(STAMP)

@@ -131,21 +131,7 @@ class AttemptLedger:
         No partition lock: nothing is read first, and holding the lock across
         the broker's confirmation would queue every run of the partition behind
         it."""
-        written = await self._producer.send_and_wait(
-            self._topic,
-            json.dumps({"attempt": attempt, "offset": input_offset, "decided": outcome}).encode(),
-            key=trace_id.encode(),
-            partition=partition,
-        )
-        state = self._state(partition)
-        self._remember_entry(state, trace_id, attempt, input_offset, outcome)
-        offset = written.offset()
-        if offset is not None and state.next_offset == offset:
-            # As in begin: our own entry is the next one, already known, so the
-            # next catch-up stays a watermark query instead of a fetch. (Only
-            # when it is exactly the next: a catch-up running meanwhile can
-            # only make the ledger read an entry twice, which changes nothing.)
-            state.next_offset = offset + 1
+        await self._write(trace_id, partition, attempt, input_offset, outcome)
 
     async def begin(self, trace_id: str, partition: int, input_offset: int) -> int:
         """Record and return the attempt number for a new run of ``trace_id``
@@ -160,19 +146,34 @@ class AttemptLedger:
                     # A re-delivery whose entry memory let go of: ask the topic.
                     previous = await asyncio.to_thread(self._look_up, partition, trace_id)
             attempt = (previous or 0) + 1
-            written = await self._producer.send_and_wait(
-                self._topic,
-                json.dumps({"attempt": attempt, "offset": input_offset}).encode(),
-                key=trace_id.encode(),
-                partition=partition,
-            )
-            self._remember_entry(state, trace_id, attempt, input_offset)
-            offset = written.offset()
-            if offset is not None and state.next_offset == offset:
-                # Our record is the next one in the partition: already known, so
-                # the next catch-up is a watermark query and nothing more.
-                state.next_offset = offset + 1
+            await self._write(trace_id, partition, attempt, input_offset)
             return attempt
+
+    async def _write(
+        self,
+        trace_id: str,
+        partition: int,
+        attempt: int,
+        input_offset: int,
+        decided: str | None = None,
+    ) -> None:
+        """Write one entry (an attempt begun, or with ``decided`` its outcome),
+        confirmed, and remember it."""
+        entry: dict[str, object] = {"attempt": attempt, "offset": input_offset}
+        if decided is not None:
+            entry["decided"] = decided
+        written = await self._producer.send_and_wait(
+            self._topic, json.dumps(entry).encode(), key=trace_id.encode(), partition=partition
+        )
+        state = self._state(partition)
+        self._remember_entry(state, trace_id, attempt, input_offset, decided)
+        offset = written.offset()
+        if offset is not None and state.next_offset == offset:
+            # Our entry is the next one in the partition: already known, so the
+            # next catch-up is a watermark query, not a fetch. (Only when it is
+            # exactly the next: a catch-up running meanwhile can only make the
+            # ledger read an entry twice, which changes nothing.)
+            state.next_offset = offset + 1
 
     def _remember_entry(
         self,

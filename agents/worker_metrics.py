@@ -85,11 +85,15 @@ class WorkerMetrics:
         return [Observation(self._stats().in_flight)]
 
     def _queued(self, options: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(n, {"partition": _label(tp)}) for tp, n in self._stats().queued.items()]
+        return _per_partition(self._stats().queued)
 
     def _oldest(self, options: CallbackOptions) -> Iterable[Observation]:
-        ages = self._stats().oldest_unsettled_age_s
-        return [Observation(age, {"partition": _label(tp)}) for tp, age in ages.items()]
+        return _per_partition(self._stats().oldest_unsettled_age_s)
 
     def _committed_lag(self, options: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(n, {"partition": _label(tp)}) for tp, n in self._lag().items()]
+        return _per_partition(self._lag())
+
+
+def _per_partition(values: Mapping[Hashable, float]) -> list[Observation]:
+    """One observation per partition, labelled ``topic/partition``."""
+    return [Observation(value, {"partition": _label(tp)}) for tp, value in values.items()]

@@ -23,6 +23,15 @@ earlier offset to settle before they can be acked) is paused through the
 settled-but-unacked items too keeps memory bounded when one slow run holds the
 commit back, and it bounds what a crash makes the next owner read again.
 
+A pause may lose fetched records on the consumer's side (Faust drops the rest
+of a fetched batch of a partition paused while the batch is handed out, and
+its fetch position has already moved past them; it would later take the jump
+for a hole in the log and commit across it). So ``resume(tp, position)`` gets
+the next offset this dispatcher expects, for the consumer to seek there before
+it fetches again, and ``submit`` ignores a record it has already dispatched
+(one that was still in the consumer's buffer is read a second time after
+the seek).
+
 Failure is loud and final:
 ``process`` raising means the item could not be settled (the DLQ write failed
 too). The item stays unacked (and so does everything after it in its
@@ -154,8 +163,9 @@ class KeyedDispatcher(Generic[T]):
 
     ``process(item, fence)`` settles an item (its outputs are confirmed) and
     should call ``fence.check()`` before it publishes; ``ack(item)`` tells the
-    consumer the item may be committed. ``pause(tp)`` / ``resume(tp)`` stop and
-    restart fetching a partition; each is called once per transition.
+    consumer the item may be committed. ``pause(tp)`` / ``resume(tp, position)``
+    stop and restart fetching a partition, the latter from ``position`` (the
+    offset after the last one submitted); each is called once per transition.
     """
 
     def __init__(
@@ -166,7 +176,7 @@ class KeyedDispatcher(Generic[T]):
         max_in_flight: int,
         partition_cap: int,
         pause: Callable[[Hashable], object] = lambda tp: None,
-        resume: Callable[[Hashable], object] = lambda tp: None,
+        resume: Callable[[Hashable, int | None], object] = lambda tp, position: None,
         on_fatal: Callable[[BaseException], Awaitable[object]] | None = None,
         describe: Callable[[T], str] = repr,
         clock: Callable[[], float] = time.monotonic,
@@ -258,7 +268,8 @@ class KeyedDispatcher(Generic[T]):
         """Dispatch ``item`` (offset ``offset`` of partition ``tp``); never waits.
 
         Returns False, and drops the item, if ``tp`` is not assigned (an event
-        fetched before a revoke): its new owner reads it. Raises the
+        fetched before a revoke: its new owner reads it) or if its offset was
+        dispatched already (read again after a resume). Raises the
         dispatcher's failure once an item could not be settled: the caller
         must stop feeding (this item was not and will not be processed).
         """
@@ -269,6 +280,13 @@ class KeyedDispatcher(Generic[T]):
         part = self._partitions.get(tp)
         if part is None or part.revoking:
             log.warning("dropped %s: partition %s is not assigned", self._describe(item), tp)
+            return False
+        position = self._tracker.position(tp)
+        if position is not None and offset < position:
+            # Read again after a resume's seek: dispatched already.
+            log.debug(
+                "ignored %s: offset %d of %s was dispatched", self._describe(item), offset, tp
+            )
             return False
         self._tracker.dispatched(tp, offset)
         entry = _Entry(offset, key, item, self._clock())
@@ -368,7 +386,7 @@ class KeyedDispatcher(Generic[T]):
                 await self._ack(head.item)
                 if part.paused and len(part.unacked) <= self._cap // 2:
                     part.paused = False
-                    self._resume(tp)
+                    self._resume(tp, self._tracker.position(tp))
 
     async def _fail(self, part: _Partition[T], entry: _Entry[T], exc: Exception) -> None:
         described = self._describe(entry.item)

@@ -93,6 +93,12 @@ class OffsetTracker:
         window.returned = offset
         return offset
 
+    def position(self, tp: Hashable) -> int | None:
+        """The next offset of ``tp`` to read: the last dispatched + 1 (None if
+        nothing was dispatched since the tracker started or forgot ``tp``)."""
+        window = self._windows.get(tp)
+        return None if window is None or window.last is None else window.last + 1
+
     def unsettled(self, tp: Hashable) -> int:
         """How many dispatched offsets of ``tp`` have not settled."""
         window = self._windows.get(tp)

@@ -270,6 +270,30 @@ class _Hosted:
     stream: StreamT[Any] | None = None
 
 
+# Resumes under way (a task is only weakly held by the loop).
+_resuming: set[asyncio.Task[None]] = set()
+
+
+def _resume_from(app: faust.App, tp: TP, position: int | None) -> None:
+    """Resume fetching ``tp`` from ``position``, the dispatcher's next offset.
+
+    Faust drops the records of a partition paused while a fetched batch is
+    handed out, after its fetch position has moved past them; resumed as is,
+    it would read on from there and take the jump for a hole in the log, and
+    commit across it (docs/design.md, Concurrency and commits). Seeking first
+    reads them again; the dispatcher ignores those it already has.
+    """
+
+    async def resume() -> None:
+        if position is not None:
+            await app.consumer.seek(tp, position)
+        app.consumer.resume_partitions([tp])
+
+    task = asyncio.get_running_loop().create_task(resume(), name=f"resume-{tp}")
+    _resuming.add(task)
+    task.add_done_callback(_resuming.discard)
+
+
 def _host(
     app: faust.App,
     definition: AgentDefinition,
@@ -318,7 +342,7 @@ def _host(
             max_in_flight=settings.max_in_flight,
             partition_cap=settings.partition_buffer,
             pause=lambda tp: app.consumer.pause_partitions([cast(TP, tp)]),
-            resume=lambda tp: app.consumer.resume_partitions([cast(TP, tp)]),
+            resume=lambda tp, position: _resume_from(app, cast(TP, tp), position),
             # A record that cannot be settled stops the whole worker: it stays
             # unacked and a restart resumes from the last commit.
             on_fatal=on_fatal,

@@ -49,6 +49,7 @@ class Probe:
         self.acked: list[Item] = []
         self.fences: dict[Item, Fence] = {}
         self.calls: list[tuple[str, int]] = []  # pause / resume, in order
+        self.positions: list[int | None] = []  # where each resume reads from
         self.fatal: list[BaseException] = []
         self.running = 0
         self.peak = 0
@@ -59,10 +60,14 @@ class Probe:
             max_in_flight=max_in_flight,
             partition_cap=partition_cap,
             pause=lambda tp: self.calls.append(("pause", tp)),
-            resume=lambda tp: self.calls.append(("resume", tp)),
+            resume=self.resume,
             on_fatal=self.on_fatal,
             describe=describe,
         )
+
+    def resume(self, tp: int, position: int | None) -> None:
+        self.calls.append(("resume", tp))
+        self.positions.append(position)
 
     def submit(self, *items: Item) -> None:
         for item in items:
@@ -244,8 +249,30 @@ async def test_pause_at_the_cap_and_resume_at_half_once_per_transition() -> None
     probe.release(items[2])
     await settle()
     assert probe.calls == [("pause", 0), ("resume", 0)]  # one resume for the drop to 0
+    assert probe.positions == [6]  # it reads on after the last offset submitted
     probe.submit(*(Item(0, offset, None) for offset in range(6, 10)))
     assert probe.calls == [("pause", 0), ("resume", 0), ("pause", 0)]
+
+
+async def test_records_read_again_after_a_resume_are_ignored() -> None:
+    # The consumer seeks back to the resume position; what it still had
+    # buffered past it arrives a second time and must not run twice.
+    probe = Probe(partition_cap=2)
+    probe.dispatcher.assign([0])
+    first = [Item(0, offset, b"k") for offset in range(3)]
+    probe.submit(*first)
+    again = probe.dispatcher.submit(0, 1, b"k", Item(0, 1, b"k"))
+    assert again is False
+    for item in first:
+        probe.release(item)
+        await settle()
+    assert probe.started == first and probe.acked == first
+    assert probe.positions == [3]
+    later = Item(0, 7, b"k")  # a hole (compaction, transaction marker) is no repeat
+    assert probe.dispatcher.submit(0, 7, b"k", later)
+    probe.release(later)
+    await settle()
+    assert probe.acked == [*first, later]
 
 
 async def test_keyless_items_run_unordered_but_are_acked_in_offset_order() -> None:

@@ -17,7 +17,8 @@
   action and the worker pipeline write through (``flightrec.kafka`` implements it).
 - :class:`Settings`: all configuration, read once from ``FLIGHTREC_*``.
 - The hash chain (:class:`ChainSealer`, :func:`verify_chain`; its verdict
-  :class:`ChainReport`, a record's :class:`Integrity`) and the
+  :class:`ChainReport`, a record's :class:`Integrity`), its signatures
+  (:class:`RecordSigner`, :class:`Keyring`, :func:`verify_signatures`) and the
   chain-of-thought log record (:class:`LogRecord`).
 - Team models: :func:`avro_schema_for` derives the Avro schema of a team's
   pydantic model, with fields marked :data:`PII` tagged (:func:`pii_fields_of`).
@@ -33,7 +34,14 @@ are imported on first use of one of their names (docs/design.md, "Public API").
 import importlib as _importlib
 import typing as _typing
 
-from flightrec.contracts.chain import ChainReport, ChainSealer, Integrity, event_hash, verify_chain
+from flightrec.contracts.chain import (
+    ChainReport,
+    ChainSealer,
+    Integrity,
+    event_hash,
+    verify_chain,
+    verify_signatures,
+)
 from flightrec.contracts.errors import (
     BudgetExceededError,
     ConfigError,
@@ -95,6 +103,9 @@ from flightrec.contracts.failures import (
 from flightrec.contracts.headers import (
     COT_KIND,
     COT_SUBJECT,
+    DECISION_CHAIN_HEAD,
+    DECISION_KEY_ID,
+    DECISION_SIGNATURE,
     DLQ_CONTEXT,
     DLQ_ENCRYPTION,
     DLQ_ERROR_CLASS,
@@ -125,6 +136,7 @@ from flightrec.contracts.log_record import LogRecord, from_log_record, to_log_re
 from flightrec.contracts.model_schema import PII, avro_schema_for, pii_fields_of
 from flightrec.contracts.schema_files import CONTRACTS, ContractSpec, subject_for
 from flightrec.contracts.settings import Settings, Topics
+from flightrec.contracts.signing import Keyring, RecordSigner, SignedHead
 from flightrec.contracts.writer import RecordWriter, SendOptions
 
 if _typing.TYPE_CHECKING:
@@ -143,6 +155,9 @@ __all__ = [
     "COT_KIND",
     "COT_KINDS",
     "COT_SUBJECT",
+    "DECISION_CHAIN_HEAD",
+    "DECISION_KEY_ID",
+    "DECISION_SIGNATURE",
     "DLQ_CONTEXT",
     "DLQ_ENCRYPTION",
     "DLQ_ERROR_CLASS",
@@ -187,6 +202,7 @@ __all__ = [
     "GenAiRef",
     "Header",
     "Integrity",
+    "Keyring",
     "LegacyFailureKind",
     "LoanApplication",
     "LoanDecision",
@@ -198,6 +214,7 @@ __all__ = [
     "ModelSchemaError",
     "ModelUnavailableError",
     "Plan",
+    "RecordSigner",
     "RecordWriter",
     "RecorderError",
     "RegistryError",
@@ -212,6 +229,7 @@ __all__ = [
     "SchemaIncompatibleError",
     "SendOptions",
     "Settings",
+    "SignedHead",
     "SourceRef",
     "StackError",
     "SubjectPlan",
@@ -243,6 +261,7 @@ __all__ = [
     "to_log_record",
     "traceparent",
     "verify_chain",
+    "verify_signatures",
 ]
 
 # Exported name -> the module that defines it, imported on first access.

@@ -171,6 +171,16 @@ class CotEventBase(_Frozen):
     gen_ai: GenAiRef | None = Field(
         default=None, description="model data the kind has no own fields for (imported records)"
     )
+    # Set on the signed kinds only (DECISION and the terminal event; see
+    # flightrec.contracts.signing). ``signature`` is left out of the canonical
+    # form it signs; ``signing_key_id`` is part of it. None by default, so
+    # events recorded before signing hash as they were sealed.
+    signing_key_id: str | None = Field(
+        default=None, description="id of the Ed25519 key that signed this event's chain hash"
+    )
+    signature: str | None = Field(
+        default=None, description="base64 Ed25519 signature of this event's chain hash"
+    )
 
     if TYPE_CHECKING:
         # Every kind declares ``kind`` as its own Literal field. Declared here for

@@ -14,6 +14,9 @@ from collections.abc import Iterable, Mapping
 __all__ = [
     "COT_KIND",
     "COT_SUBJECT",
+    "DECISION_CHAIN_HEAD",
+    "DECISION_KEY_ID",
+    "DECISION_SIGNATURE",
     "DLQ_CONTEXT",
     "DLQ_ENCRYPTION",
     "DLQ_ERROR_CLASS",
@@ -55,6 +58,16 @@ COT_KIND = "flightrec-kind"
 """The event kind (``THOUGHT``, ``RUN_COMPLETED``...): readers skip kinds without decoding."""
 COT_SUBJECT = "flightrec-subject"
 """The business key the run is about (e.g. the application id; never PII)."""
+
+# -- decision records (the agent's decisions topic) ---------------------------
+
+DECISION_CHAIN_HEAD = "flightrec-chain-head"
+"""Chain hash of the run's ``DECISION`` event in the CoT (hex SHA-256)."""
+DECISION_SIGNATURE = "flightrec-signature"
+"""The recorder's Ed25519 signature of that hash (base64): the two topics vouch
+for each other (docs/design.md, "Signed and anchored records")."""
+DECISION_KEY_ID = "flightrec-key-id"
+"""Id of the key that made the signature."""
 
 # -- input records the worker dead-letters (applications DLQ) -----------------
 

@@ -32,7 +32,7 @@ the one way a whole record (chain and ``seq`` together) is called intact or not.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal, TypeVar
@@ -55,11 +55,14 @@ __all__ = [
     "event_hash",
     "verify_chain",
     "verify_signatures",
+    "verify_signed_chain",
 ]
 
 E = TypeVar("E", bound=CotEventBase)
 
-ChainProblem = Literal["modified", "deleted", "inserted", "unsigned", "forged attempt"]
+ChainProblem = Literal[
+    "modified", "deleted", "inserted", "appended after end", "unsigned", "forged attempt"
+]
 
 
 def canonical_text(event: CotEventBase) -> str:
@@ -281,7 +284,17 @@ def _verify_attempt(events: list[CotEventBase]) -> ChainReport:
             return broken("inserted", j, "event after the end of the run")
         return broken("modified", j - 1, "content no longer matches the hash its successor holds")
 
-    # Links intact; a seq irregularity then means the chain was rebuilt around it.
+    # Links intact; an event after the end was chained on by someone who
+    # could write the log: the run had ended.
+    for j, event in enumerate(events[:-1]):
+        if event.kind in TERMINAL_KINDS:
+            after = events[j + 1]
+            return broken(
+                "appended after end",
+                j + 1,
+                f"{after.kind} written after the run ended with {event.kind} at seq {event.seq}",
+            )
+    # A seq irregularity then means the chain was rebuilt around it.
     for j, event in enumerate(events):
         if event.seq != j:
             problem: ChainProblem = "deleted" if event.seq > j else "inserted"
@@ -339,3 +352,18 @@ def _signature_problem(
         attempt=event.attempt,
         detail=detail,
     )
+
+
+def verify_signed_chain(keyring: Keyring) -> Callable[[Sequence[CotEventBase]], ChainReport]:
+    """A chain check that also demands the signatures: :func:`verify_chain`,
+    then :func:`verify_signatures` with ``keyring`` (what verifiers of records
+    written since signing use; the first problem found is the verdict)."""
+
+    def verify(events: Sequence[CotEventBase]) -> ChainReport:
+        chain = verify_chain(events)
+        if not chain.ok:
+            return chain
+        signatures = verify_signatures(events, keyring)
+        return chain if signatures.ok else signatures
+
+    return verify

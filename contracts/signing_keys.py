@@ -72,7 +72,9 @@ def keyring_for(settings: Settings) -> Keyring:
     """The keys that verify records under ``settings`` (see the module docstring)."""
     keyring = Keyring.from_files(Path(entry) for entry in settings.trusted_keys)
     try:
-        signer = signer_for(settings, create=False)
+        # On a local stack the development key is made on first use, by a
+        # worker or a verifier alike: both then agree on it.
+        signer = signer_for(settings)
     except ConfigError:
         # Verifiers need not hold a private key: the trusted list is enough.
         if not len(keyring):

@@ -70,7 +70,7 @@ from flightrec.contracts.headers import (
     DLQ_TRACE_ID,
     TRACEPARENT,
     Header,
-    parse_traceparent,
+    read_traceparent,
     traceparent,
 )
 from flightrec.contracts.settings import Settings
@@ -230,16 +230,18 @@ class RunPipeline:
         partition moved to another worker publishes neither (it raises
         :class:`~flightrec.contracts.errors.FencedError`, which is never
         dead-lettered: the new owner runs the record again)."""
-        continued = parse_traceparent(headers)
-        trace_id = continued[0] if continued else derive_trace_id(source)
-        parent_span = continued[1] if continued else None
+        # The run's identity is its input's position; an upstream trace context
+        # is only recorded (and linked), or one producer's trace would merge
+        # unrelated inputs into one run.
+        trace_id = derive_trace_id(source)
+        upstream = read_traceparent(headers)
         vault: Mapping[str, str] = {}
         try:
             record = await self._decode(value)
         except Exception as exc:
             return await self._dead_letter(value, key, source, exc, trace_id, vault, fence)
         try:
-            return await self._run(record, source, trace_id, parent_span, fence)
+            return await self._run(record, source, trace_id, upstream, fence)
         except FencedError:
             raise
         except Exception as exc:
@@ -264,7 +266,7 @@ class RunPipeline:
         record: BaseModel,
         source: SourceRef,
         trace_id: str,
-        parent_span: str | None,
+        upstream: str | None,
         fence: Fence | None,
     ) -> PipelineResult:
         business_key = self._definition.key_of(record)
@@ -285,7 +287,7 @@ class RunPipeline:
         attempt = await self._ledger.begin(trace_id, source.partition, source.offset)
         input_view, vault = self._guard.tokenize(record, self._definition.pii_fields)
         ctx = RunContext(
-            trace_id=trace_id, attempt=attempt, source=source, parent_span_id=parent_span
+            trace_id=trace_id, attempt=attempt, source=source, upstream_traceparent=upstream
         )
         confirmations: list[Awaitable[Any]] = []
         decision: Decision | None = None

@@ -12,7 +12,7 @@
 - Kafka headers: every header name flightrec writes (:data:`TRACEPARENT`,
   :data:`COT_KIND`, the ``DLQ_*`` and ``RULE_*`` names), defined once, and
   how values are written and read (:func:`traceparent`,
-  :func:`parse_traceparent`, :func:`header_value`).
+  :func:`parse_traceparent`, :func:`read_traceparent`, :func:`header_value`).
 - :class:`RecordWriter`: the broker-confirmed writer protocol the ``DLQ`` rule
   action and the worker pipeline write through (``flightrec.kafka`` implements it).
 - :class:`Settings`: all configuration, read once from ``FLIGHTREC_*``.
@@ -130,6 +130,7 @@ from flightrec.contracts.headers import (
     Header,
     header_value,
     parse_traceparent,
+    read_traceparent,
     traceparent,
 )
 from flightrec.contracts.log_record import LogRecord, from_log_record, to_log_record
@@ -256,6 +257,7 @@ __all__ = [
     "pii_fields_of",
     "plan_contracts",
     "read_cot_event",
+    "read_traceparent",
     "show_subject",
     "subject_for",
     "to_log_record",

@@ -351,7 +351,7 @@ class Replayer:
             attempt=attempt.number,
             source=started.source,
             clock=recorded.now,
-            parent_span_id=started.parent_span_id,
+            upstream_traceparent=started.upstream_traceparent,
             elapsed=recorded.elapsed,
         )
 

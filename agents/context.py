@@ -23,8 +23,10 @@ def system_clock() -> datetime:
 
 
 def derive_trace_id(source: SourceRef) -> str:
-    """W3C trace id derived from the input's position in the log, so a
-    re-processed event keeps its trace id."""
+    """W3C trace id derived from the input's position in the log: a
+    re-delivered input keeps its trace id (its attempts count up in one
+    trace), and no two inputs share one, whatever trace context their
+    producer put on them."""
     digest = hashlib.sha256(f"{source.topic}\x00{source.partition}\x00{source.offset}".encode())
     return digest.hexdigest()[:32]
 
@@ -37,13 +39,17 @@ class RunContext:
     it is the monotonic time since the context was created; replay passes the
     time the recording says had passed, so a run that ran out of time live runs
     out of time at the same step when it is re-run in a few milliseconds.
+
+    ``upstream_traceparent`` is the W3C trace context the input arrived with,
+    recorded on ``RUN_STARTED``. It never sets ``trace_id`` nor parents the
+    run: the run is the root of its own trace (see :func:`derive_trace_id`).
     """
 
     trace_id: str
     attempt: int
     source: SourceRef
     clock: Callable[[], datetime] = system_clock
-    parent_span_id: str | None = None
+    upstream_traceparent: str | None = None
     elapsed: Callable[[], float] | None = None
     _counter: int = field(default=0, init=False)
     _started: float = field(default_factory=time.monotonic, init=False)

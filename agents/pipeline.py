@@ -26,9 +26,11 @@ wires it to a Faust stream.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,8 +45,19 @@ from flightrec.agents.dispatch import Fence
 from flightrec.agents.model import Model
 from flightrec.agents.runner import run_agent
 from flightrec.contracts.errors import DecodeError, FencedError, RecorderError
-from flightrec.contracts.events import CotEvent, Decision, SourceRef
+from flightrec.contracts.events import (
+    TERMINAL_KINDS,
+    CotEvent,
+    CotEventBase,
+    Decision,
+    RunFailed,
+    SourceRef,
+)
+from flightrec.contracts.failures import FailureKind
 from flightrec.contracts.headers import (
+    DECISION_CHAIN_HEAD,
+    DECISION_KEY_ID,
+    DECISION_SIGNATURE,
     DLQ_ENCRYPTION,
     DLQ_ERROR_CLASS,
     DLQ_ERROR_FIELD,
@@ -57,10 +70,11 @@ from flightrec.contracts.headers import (
     DLQ_TRACE_ID,
     TRACEPARENT,
     Header,
-    parse_traceparent,
+    read_traceparent,
     traceparent,
 )
 from flightrec.contracts.settings import Settings
+from flightrec.contracts.signing import SignedHead
 from flightrec.contracts.writer import RecordWriter
 from flightrec.tools.base import ToolExecutor
 
@@ -75,6 +89,17 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# What a RUN_FAILED written in place of another event keeps of it: the run and
+# the place in it; not its id, time, chain fields or kind-specific data.
+_ENVELOPE_KEPT = frozenset(CotEventBase.model_fields) - {
+    "event_id",
+    "ts",
+    "prev_hash",
+    "signing_key_id",
+    "signature",
+    "gen_ai",
+}
 
 
 class Guard(Protocol):
@@ -106,11 +131,14 @@ class PayloadCipher(Protocol):
 
 
 class RunRecorder(Protocol):
-    """What the pipeline needs from the recorder: emit events, then await them all."""
+    """What the pipeline needs from the recorder: emit events, then await them
+    all; and the signed chain head a published decision carries."""
 
     async def emit(
         self, event: CotEvent, vault: Mapping[str, str] | None = None
     ) -> Awaitable[Any]: ...
+
+    def signed_head(self, trace_id: str, attempt: int) -> SignedHead | None: ...
 
 
 class RecordCodec(Protocol):
@@ -202,16 +230,18 @@ class RunPipeline:
         partition moved to another worker publishes neither (it raises
         :class:`~flightrec.contracts.errors.FencedError`, which is never
         dead-lettered: the new owner runs the record again)."""
-        continued = parse_traceparent(headers)
-        trace_id = continued[0] if continued else derive_trace_id(source)
-        parent_span = continued[1] if continued else None
+        # The run's identity is its input's position; an upstream trace context
+        # is only recorded (and linked), or one producer's trace would merge
+        # unrelated inputs into one run.
+        trace_id = derive_trace_id(source)
+        upstream = read_traceparent(headers)
         vault: Mapping[str, str] = {}
         try:
             record = await self._decode(value)
         except Exception as exc:
             return await self._dead_letter(value, key, source, exc, trace_id, vault, fence)
         try:
-            return await self._run(record, source, trace_id, parent_span, fence)
+            return await self._run(record, source, trace_id, upstream, fence)
         except FencedError:
             raise
         except Exception as exc:
@@ -236,7 +266,7 @@ class RunPipeline:
         record: BaseModel,
         source: SourceRef,
         trace_id: str,
-        parent_span: str | None,
+        upstream: str | None,
         fence: Fence | None,
     ) -> PipelineResult:
         business_key = self._definition.key_of(record)
@@ -257,27 +287,45 @@ class RunPipeline:
         attempt = await self._ledger.begin(trace_id, source.partition, source.offset)
         input_view, vault = self._guard.tokenize(record, self._definition.pii_fields)
         ctx = RunContext(
-            trace_id=trace_id, attempt=attempt, source=source, parent_span_id=parent_span
+            trace_id=trace_id, attempt=attempt, source=source, upstream_traceparent=upstream
         )
         confirmations: list[Awaitable[Any]] = []
         decision: Decision | None = None
-        async for event in run_agent(
-            self._agent,
-            model=self._model,
-            tools=self._tools,
-            ctx=ctx,
-            business_key=business_key,
-            input_view=input_view,
-            pii_vault=vault,
-        ):
-            if fence is not None:
-                fence.check()  # a revoked partition's run writes no more of its record
-            confirmations.append(await self._recorder.emit(event, vault))
-            if isinstance(event, Decision):
-                decision = event
-        for confirmation in confirmations:
-            await confirmation
-        if decision is None:  # the runner always decides; a missing decision is a bug
+        # The terminal event is written only once the decision is published, so
+        # the record never shows a complete run whose decision is not out
+        # (docs/design.md, "The record agrees with what was published").
+        held: CotEvent | None = None
+        last: CotEvent | None = None
+        try:
+            async for event in run_agent(
+                self._agent,
+                model=self._model,
+                tools=self._tools,
+                ctx=ctx,
+                business_key=business_key,
+                input_view=input_view,
+                pii_vault=vault,
+            ):
+                if fence is not None:
+                    fence.check()  # a revoked partition's run writes no more of its record
+                last = event
+                if decision is not None and event.kind in TERMINAL_KINDS:
+                    held = event
+                    continue
+                confirmations.append(await self._recorder.emit(event, vault))
+                if isinstance(event, Decision):
+                    decision = event
+            for confirmation in confirmations:
+                await confirmation
+        except (FencedError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            # An event was refused (a contract rule, the broker): nothing later
+            # of this run is written but the end that says why.
+            if last is not None:
+                await self._end_failed(last, vault, f"the record refused an event: {exc}")
+            raise
+        if decision is None or held is None:  # the runner always decides and ends
             raise RuntimeError(f"run {trace_id} ended without a decision")
         document = json.loads(decision.document_json or "{}")
         out = self._definition.decision_record_model.model_validate(
@@ -294,15 +342,27 @@ class RunPipeline:
                 "source": source,
             }
         )
-        payload = await self._codec.encode(self._decision_contract, out)
-        if fence is not None:
-            fence.check()
-        await self._producer.send_and_wait(
-            self._topics.decisions,
-            payload,
-            key=business_key,
-            headers=[(TRACEPARENT, traceparent(trace_id, decision.span_id))],
-        )
+        headers: list[Header] = [(TRACEPARENT, traceparent(trace_id, decision.span_id))]
+        signed = self._recorder.signed_head(trace_id, attempt)
+        if signed is not None:
+            headers += [
+                (DECISION_CHAIN_HEAD, signed.head.encode()),
+                (DECISION_SIGNATURE, signed.signature.encode()),
+                (DECISION_KEY_ID, signed.key_id.encode()),
+            ]
+        try:
+            payload = await self._codec.encode(self._decision_contract, out)
+            if fence is not None:
+                fence.check()
+            await self._producer.send_and_wait(
+                self._topics.decisions, payload, key=business_key, headers=headers
+            )
+        except (FencedError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            await self._end_failed(held, vault, f"the decision was not published: {exc}")
+            raise
+        await (await self._recorder.emit(held, vault))
         # Confirmed: a re-delivery of this input is settled from the ledger.
         # The decision is out already, so a marker that cannot be written only
         # costs a re-run on re-delivery (a further attempt), never a dead letter.
@@ -319,6 +379,28 @@ class RunPipeline:
             outcome=decision.outcome,
             key=business_key,
         )
+
+    async def _end_failed(self, template: CotEvent, vault: Mapping[str, str], reason: str) -> None:
+        """End the run's record with RUN_FAILED in place of ``template`` (the
+        event that was refused, or the end held back for a decision that was
+        not published): same run, same ``seq``. Best effort: the input goes to
+        the DLQ whatever happens here, and a refused end leaves the run
+        reading as interrupted."""
+        envelope = template.model_dump(include=set(_ENVELOPE_KEPT))
+        ended = RunFailed.model_validate(
+            {
+                **envelope,
+                "event_id": uuid.uuid4().hex,
+                "ts": self._clock(),
+                "error_type": FailureKind.UNEXPECTED,
+                "reason": self._guard.scrub_text(reason, vault)[:2000],
+                "retryable": True,
+            }
+        )
+        try:
+            await (await self._recorder.emit(ended, vault))
+        except Exception as exc:
+            log.warning("trace %s: could not record the failed end: %s", template.trace_id, exc)
 
     async def _dead_letter(
         self,

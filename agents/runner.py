@@ -301,7 +301,6 @@ async def run_agent(
 
     yield em.make(
         RunStarted,
-        parent=ctx.parent_span_id,
         input_json=canonical_json(dict(input_view)),
         model_profile=info.profile,
         gen_ai_provider_name=info.provider,
@@ -319,6 +318,7 @@ async def run_agent(
                 "agent_model_profile": agent.model_profile,
             }
         ),
+        upstream_traceparent=ctx.upstream_traceparent,
     )
 
     def fail(error_type: AnyFailureKind, reason: str, retryable: bool = False) -> list[CotEvent]:

@@ -55,6 +55,7 @@ from flightrec.agents.worker_metrics import WorkerMetrics, status_line
 from flightrec.contracts.codec import Codec
 from flightrec.contracts.events import SourceRef
 from flightrec.contracts.settings import Settings
+from flightrec.contracts.signing_keys import signer_for
 from flightrec.kafka.producer import ConfirmedProducer
 from flightrec.recorder.dlq_cipher import DlqCipher
 from flightrec.recorder.kafka_recorder import KafkaRecorder
@@ -119,13 +120,16 @@ class WorkerServices:
 @contextlib.asynccontextmanager
 async def open_services(settings: Settings, agents: AgentRegistry) -> AsyncIterator[WorkerServices]:
     """Open codec, recorder, producer, ledger, HTTP client; close them all on exit."""
+    signer = signer_for(settings)  # refuses before any connection (no managed key)
     # Decisions, DLQ records, attempts and the codec's DLQ rule action share one producer.
     producer = ConfirmedProducer(settings.producer_config())
     codec = Codec(settings, dlq_producer=producer, agent_contracts=agents.contracts())
     await codec.start()
     guard = PiiGuard(settings)
     tracer_provider = setup_tracing(settings)
-    recorder = KafkaRecorder(settings, codec, guard=guard, tracer_provider=tracer_provider)
+    recorder = KafkaRecorder(
+        settings, codec, guard=guard, tracer_provider=tracer_provider, signer=signer
+    )
     ledger = AttemptLedger(
         settings.topics.attempts,
         settings.consumer_config(group_id=f"{settings.app_id}-ledger"),
@@ -448,6 +452,8 @@ def run_worker(settings: Settings, agents: AgentRegistry) -> int:
     """Run the worker for ``agents`` until interrupted (``flightrec worker``)."""
     from flightrec.kafka.topics import agent_topic_specs, check_partition_counts, ensure_topics
 
+    # Before any connection: a worker that cannot sign its records never starts.
+    signer_for(settings)
     extra = [
         spec
         for definition in agents

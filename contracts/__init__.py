@@ -12,12 +12,13 @@
 - Kafka headers: every header name flightrec writes (:data:`TRACEPARENT`,
   :data:`COT_KIND`, the ``DLQ_*`` and ``RULE_*`` names), defined once, and
   how values are written and read (:func:`traceparent`,
-  :func:`parse_traceparent`, :func:`header_value`).
+  :func:`parse_traceparent`, :func:`read_traceparent`, :func:`header_value`).
 - :class:`RecordWriter`: the broker-confirmed writer protocol the ``DLQ`` rule
   action and the worker pipeline write through (``flightrec.kafka`` implements it).
 - :class:`Settings`: all configuration, read once from ``FLIGHTREC_*``.
 - The hash chain (:class:`ChainSealer`, :func:`verify_chain`; its verdict
-  :class:`ChainReport`, a record's :class:`Integrity`) and the
+  :class:`ChainReport`, a record's :class:`Integrity`), its signatures
+  (:class:`RecordSigner`, :class:`Keyring`, :func:`verify_signatures`) and the
   chain-of-thought log record (:class:`LogRecord`).
 - Team models: :func:`avro_schema_for` derives the Avro schema of a team's
   pydantic model, with fields marked :data:`PII` tagged (:func:`pii_fields_of`).
@@ -33,7 +34,14 @@ are imported on first use of one of their names (docs/design.md, "Public API").
 import importlib as _importlib
 import typing as _typing
 
-from flightrec.contracts.chain import ChainReport, ChainSealer, Integrity, event_hash, verify_chain
+from flightrec.contracts.chain import (
+    ChainReport,
+    ChainSealer,
+    Integrity,
+    event_hash,
+    verify_chain,
+    verify_signatures,
+)
 from flightrec.contracts.errors import (
     BudgetExceededError,
     ConfigError,
@@ -95,6 +103,9 @@ from flightrec.contracts.failures import (
 from flightrec.contracts.headers import (
     COT_KIND,
     COT_SUBJECT,
+    DECISION_CHAIN_HEAD,
+    DECISION_KEY_ID,
+    DECISION_SIGNATURE,
     DLQ_CONTEXT,
     DLQ_ENCRYPTION,
     DLQ_ERROR_CLASS,
@@ -119,12 +130,14 @@ from flightrec.contracts.headers import (
     Header,
     header_value,
     parse_traceparent,
+    read_traceparent,
     traceparent,
 )
 from flightrec.contracts.log_record import LogRecord, from_log_record, to_log_record
 from flightrec.contracts.model_schema import PII, avro_schema_for, pii_fields_of
 from flightrec.contracts.schema_files import CONTRACTS, ContractSpec, subject_for
 from flightrec.contracts.settings import Settings, Topics
+from flightrec.contracts.signing import Keyring, RecordSigner, SignedHead
 from flightrec.contracts.writer import RecordWriter, SendOptions
 
 if _typing.TYPE_CHECKING:
@@ -143,6 +156,9 @@ __all__ = [
     "COT_KIND",
     "COT_KINDS",
     "COT_SUBJECT",
+    "DECISION_CHAIN_HEAD",
+    "DECISION_KEY_ID",
+    "DECISION_SIGNATURE",
     "DLQ_CONTEXT",
     "DLQ_ENCRYPTION",
     "DLQ_ERROR_CLASS",
@@ -187,6 +203,7 @@ __all__ = [
     "GenAiRef",
     "Header",
     "Integrity",
+    "Keyring",
     "LegacyFailureKind",
     "LoanApplication",
     "LoanDecision",
@@ -198,6 +215,7 @@ __all__ = [
     "ModelSchemaError",
     "ModelUnavailableError",
     "Plan",
+    "RecordSigner",
     "RecordWriter",
     "RecorderError",
     "RegistryError",
@@ -212,6 +230,7 @@ __all__ = [
     "SchemaIncompatibleError",
     "SendOptions",
     "Settings",
+    "SignedHead",
     "SourceRef",
     "StackError",
     "SubjectPlan",
@@ -238,11 +257,13 @@ __all__ = [
     "pii_fields_of",
     "plan_contracts",
     "read_cot_event",
+    "read_traceparent",
     "show_subject",
     "subject_for",
     "to_log_record",
     "traceparent",
     "verify_chain",
+    "verify_signatures",
 ]
 
 # Exported name -> the module that defines it, imported on first access.

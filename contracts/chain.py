@@ -10,7 +10,8 @@ the recorder.
 
 Canonical bytes: the canonical JSON (sorted keys, no whitespace, UTF-8) of
 ``model_dump(mode="json", exclude_defaults=True)`` with ``kind`` and
-``prev_hash`` always present. Leaving out fields at their default value keeps
+``prev_hash`` always present and ``signature`` left out (it signs the hash of
+these bytes; see :mod:`flightrec.contracts.signing`). Leaving out fields at their default value keeps
 old records verifiable after a backward-compatible schema evolution: a field
 added later (with a default) decodes to its default on old events and so does
 not change their bytes. Setting a field to its default is still a change the
@@ -18,8 +19,10 @@ hash sees, because the field then disappears from the canonical form.
 
 What the chain cannot see on its own: the last event of an attempt has no
 successor whose link would break, and a writer who recomputes every later hash
-can rewrite a tail. Anchoring the last hash elsewhere (``ChainReport.head``)
-closes both gaps.
+can rewrite a tail. Signatures close both gaps: the sealer, given a
+:class:`~flightrec.contracts.signing.RecordSigner`, signs the hash of the
+``DECISION`` and of the terminal event, and :func:`verify_signatures` checks
+them against a :class:`~flightrec.contracts.signing.Keyring`.
 
 Verdicts. :class:`ChainReport` is the one verdict on a chain, whoever checked it,
 and :meth:`ChainReport.describe` the one way it is written; :class:`Integrity` is
@@ -29,7 +32,7 @@ the one way a whole record (chain and ``seq`` together) is called intact or not.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal, TypeVar
@@ -40,6 +43,7 @@ from flightrec.contracts.events import (
     CotEventBase,
     canonical_json,
 )
+from flightrec.contracts.signing import SIGNED_KINDS, Keyring, RecordSigner, SignedHead
 
 __all__ = [
     "ChainProblem",
@@ -50,16 +54,21 @@ __all__ = [
     "canonical_text",
     "event_hash",
     "verify_chain",
+    "verify_signatures",
+    "verify_signed_chain",
 ]
 
 E = TypeVar("E", bound=CotEventBase)
 
-ChainProblem = Literal["modified", "deleted", "inserted"]
+ChainProblem = Literal[
+    "modified", "deleted", "inserted", "appended after end", "unsigned", "forged attempt"
+]
 
 
 def canonical_text(event: CotEventBase) -> str:
     """Canonical JSON of the event, ``prev_hash`` included (:func:`canonical_bytes` as text)."""
     data = event.model_dump(mode="json", exclude_defaults=True)
+    data.pop("signature", None)  # what the signature signs cannot include it
     data["kind"] = event.kind  # its default value, so exclude_defaults dropped it
     data["prev_hash"] = event.prev_hash
     return canonical_json(data)
@@ -88,8 +97,15 @@ class ChainSealer:
     terminal event) to keep memory bounded.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, signer: RecordSigner | None = None) -> None:
         self._heads: dict[tuple[str, int], str] = {}
+        self._signer = signer
+        self._signed: dict[tuple[str, int], SignedHead] = {}
+
+    @property
+    def signer(self) -> RecordSigner | None:
+        """The key that signs the signed kinds (None: nothing is signed)."""
+        return self._signer
 
     def seal(self, event: E) -> E:
         """A copy of ``event`` linked to the previous sealed event of its run."""
@@ -100,10 +116,21 @@ class ChainSealer:
         caller that must inspect the whole event (the PII guard) reads it
         without serialising the event a second time."""
         key = (event.trace_id, event.attempt)
-        sealed = event.model_copy(update={"prev_hash": self._heads.get(key, GENESIS_HASH)})
+        signer = self._signer if event.kind in SIGNED_KINDS else None
+        update: dict[str, object] = {"prev_hash": self._heads.get(key, GENESIS_HASH)}
+        if signer is not None:
+            update["signing_key_id"] = signer.key_id
+        sealed = event.model_copy(update=update)
         text = canonical_text(sealed)
-        self._heads[key] = _text_hash(text)
+        head = self._heads[key] = _text_hash(text)
+        if signer is not None:
+            signed = self._signed[key] = signer.sign_head(head)
+            sealed = sealed.model_copy(update={"signature": signed.signature})
         return sealed, text
+
+    def last_signed(self, trace_id: str, attempt: int) -> SignedHead | None:
+        """The last signed head of the run (its ``DECISION``, until the terminal event)."""
+        return self._signed.get((trace_id, attempt))
 
     def head(self, trace_id: str, attempt: int) -> str | None:
         """Hash of the last sealed event of the run (None before the first)."""
@@ -111,14 +138,20 @@ class ChainSealer:
 
     def restore(self, trace_id: str, attempt: int, head: str | None) -> None:
         """Put back a head saved with :meth:`head` (an event sealed but never written)."""
+        key = (trace_id, attempt)
         if head is None:
-            self._heads.pop((trace_id, attempt), None)
+            self._heads.pop(key, None)
         else:
-            self._heads[(trace_id, attempt)] = head
+            self._heads[key] = head
+        signed = self._signed.get(key)
+        if signed is not None and signed.head != head:
+            # The unwritten event was the signed one: its signature is no head.
+            del self._signed[key]
 
     def forget(self, trace_id: str, attempt: int) -> None:
         """Drop the state of a finished run."""
         self._heads.pop((trace_id, attempt), None)
+        self._signed.pop((trace_id, attempt), None)
 
     def __len__(self) -> int:
         return len(self._heads)
@@ -251,7 +284,17 @@ def _verify_attempt(events: list[CotEventBase]) -> ChainReport:
             return broken("inserted", j, "event after the end of the run")
         return broken("modified", j - 1, "content no longer matches the hash its successor holds")
 
-    # Links intact; a seq irregularity then means the chain was rebuilt around it.
+    # Links intact; an event after the end was chained on by someone who
+    # could write the log: the run had ended.
+    for j, event in enumerate(events[:-1]):
+        if event.kind in TERMINAL_KINDS:
+            after = events[j + 1]
+            return broken(
+                "appended after end",
+                j + 1,
+                f"{after.kind} written after the run ended with {event.kind} at seq {event.seq}",
+            )
+    # A seq irregularity then means the chain was rebuilt around it.
     for j, event in enumerate(events):
         if event.seq != j:
             problem: ChainProblem = "deleted" if event.seq > j else "inserted"
@@ -263,3 +306,64 @@ def _verify_attempt(events: list[CotEventBase]) -> ChainReport:
         trace_id=events[0].trace_id,
         attempt=events[0].attempt,
     )
+
+
+def verify_signatures(events: Sequence[CotEventBase], keyring: Keyring) -> ChainReport:
+    """Check the signatures of events in log order, per attempt.
+
+    Every event of a signed kind (``DECISION``, ``RUN_COMPLETED``,
+    ``RUN_FAILED``) must carry a signature of its chain hash by a key of
+    ``keyring``: one without is ``unsigned``; one whose signature does not
+    verify, or whose key is not trusted, is a ``forged attempt``. An event of
+    another kind carrying a signature is checked the same way. The first
+    problem found is reported (the chain itself is :func:`verify_chain`'s job).
+    """
+    checked = 0
+    for index, event in enumerate(events):
+        must = event.kind in SIGNED_KINDS
+        if event.signature is None:
+            if must:
+                return _signature_problem(
+                    "unsigned", event, index, len(events), f"{event.kind} carries no signature"
+                )
+            continue
+        checked += 1
+        key_id = event.signing_key_id or ""
+        if key_id not in keyring:
+            detail = f"signed with key {key_id or '(none)'}, which is not trusted"
+            return _signature_problem("forged attempt", event, index, len(events), detail)
+        if not keyring.verify_head(event_hash(event), event.signature, key_id):
+            detail = f"the signature of {event.kind} does not match its content (key {key_id})"
+            return _signature_problem("forged attempt", event, index, len(events), detail)
+    return ChainReport(ok=True, events=len(events), detail=f"{checked} signature(s) verified")
+
+
+def _signature_problem(
+    problem: ChainProblem, event: CotEventBase, index: int, n: int, detail: str
+) -> ChainReport:
+    return ChainReport(
+        ok=False,
+        events=n,
+        problem=problem,
+        seq=event.seq,
+        event_id=event.event_id,
+        index=index,
+        trace_id=event.trace_id,
+        attempt=event.attempt,
+        detail=detail,
+    )
+
+
+def verify_signed_chain(keyring: Keyring) -> Callable[[Sequence[CotEventBase]], ChainReport]:
+    """A chain check that also demands the signatures: :func:`verify_chain`,
+    then :func:`verify_signatures` with ``keyring`` (what verifiers of records
+    written since signing use; the first problem found is the verdict)."""
+
+    def verify(events: Sequence[CotEventBase]) -> ChainReport:
+        chain = verify_chain(events)
+        if not chain.ok:
+            return chain
+        signatures = verify_signatures(events, keyring)
+        return chain if signatures.ok else signatures
+
+    return verify

@@ -105,6 +105,7 @@ def _json_text(value: str) -> str:
 JsonText = Annotated[str, AfterValidator(_json_text)]
 TraceId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
 SpanId = Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
+Traceparent = Annotated[str, Field(pattern=r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")]
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 UtcTime = Annotated[datetime, AfterValidator(utc_micros)]
 
@@ -171,6 +172,16 @@ class CotEventBase(_Frozen):
     gen_ai: GenAiRef | None = Field(
         default=None, description="model data the kind has no own fields for (imported records)"
     )
+    # Set on the signed kinds only (DECISION and the terminal event; see
+    # flightrec.contracts.signing). ``signature`` is left out of the canonical
+    # form it signs; ``signing_key_id`` is part of it. None by default, so
+    # events recorded before signing hash as they were sealed.
+    signing_key_id: str | None = Field(
+        default=None, description="id of the Ed25519 key that signed this event's chain hash"
+    )
+    signature: str | None = Field(
+        default=None, description="base64 Ed25519 signature of this event's chain hash"
+    )
 
     if TYPE_CHECKING:
         # Every kind declares ``kind`` as its own Literal field. Declared here for
@@ -199,6 +210,15 @@ class RunStarted(CotEventBase):
     max_tokens: int
     deadline_s: float
     run_config_json: JsonText = "{}"
+    # The trace context the input arrived with (another system's trace). The
+    # run's trace id comes from the input's position, never from here: the
+    # spans link to this context rather than continue it (docs/design.md,
+    # "At-least-once, with attempts"). None by default, so a run started
+    # without one, and every event recorded before the field existed, hashes
+    # (exclude_defaults) and decodes exactly as before.
+    upstream_traceparent: Traceparent | None = Field(
+        default=None, description="the W3C traceparent header of the input (a link, not a parent)"
+    )
 
 
 class ModelCall(CotEventBase):

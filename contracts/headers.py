@@ -14,6 +14,9 @@ from collections.abc import Iterable, Mapping
 __all__ = [
     "COT_KIND",
     "COT_SUBJECT",
+    "DECISION_CHAIN_HEAD",
+    "DECISION_KEY_ID",
+    "DECISION_SIGNATURE",
     "DLQ_CONTEXT",
     "DLQ_ENCRYPTION",
     "DLQ_ERROR_CLASS",
@@ -38,6 +41,7 @@ __all__ = [
     "Header",
     "header_value",
     "parse_traceparent",
+    "read_traceparent",
     "traceparent",
 ]
 
@@ -55,6 +59,16 @@ COT_KIND = "flightrec-kind"
 """The event kind (``THOUGHT``, ``RUN_COMPLETED``...): readers skip kinds without decoding."""
 COT_SUBJECT = "flightrec-subject"
 """The business key the run is about (e.g. the application id; never PII)."""
+
+# -- decision records (the agent's decisions topic) ---------------------------
+
+DECISION_CHAIN_HEAD = "flightrec-chain-head"
+"""Chain hash of the run's ``DECISION`` event in the CoT (hex SHA-256)."""
+DECISION_SIGNATURE = "flightrec-signature"
+"""The recorder's Ed25519 signature of that hash (base64): the two topics vouch
+for each other (docs/design.md, "Signed and anchored records")."""
+DECISION_KEY_ID = "flightrec-key-id"
+"""Id of the key that made the signature."""
 
 # -- input records the worker dead-letters (applications DLQ) -----------------
 
@@ -107,17 +121,38 @@ def traceparent(trace_id: str, span_id: str) -> bytes:
     return f"00-{trace_id}-{span_id}-01".encode("ascii")
 
 
-def parse_traceparent(headers: Iterable[tuple[str, bytes | None]] | None) -> tuple[str, str] | None:
-    """(trace id, parent span id) from a W3C ``traceparent`` header, if valid."""
+def read_traceparent(headers: Iterable[tuple[str, bytes | None]] | None) -> str | None:
+    """The first valid W3C ``traceparent`` header, normalised (lower case, no
+    surrounding space), or None.
+
+    Valid: four dash-separated parts, a two-digit version other than ``ff``, a
+    non-zero 32-digit trace id, a non-zero 16-digit span id and two-digit flags.
+    """
     for name, value in headers or ():
         if name.lower() != TRACEPARENT or value is None:
             continue
-        parts = value.decode("ascii", "replace").strip().split("-")
-        if len(parts) == 4 and len(parts[1]) == 32 and len(parts[2]) == 16:
-            trace_id, span_id = parts[1].lower(), parts[2].lower()
-            if trace_id != "0" * 32 and _HEX.issuperset(trace_id + span_id):
-                return trace_id, span_id
+        parts = value.decode("ascii", "replace").strip().lower().split("-")
+        if len(parts) != 4 or [len(p) for p in parts] != [2, 32, 16, 2]:
+            continue
+        version, trace_id, span_id, _ = parts
+        if (
+            _HEX.issuperset("".join(parts))
+            and version != "ff"
+            and trace_id != "0" * 32
+            and span_id != "0" * 16
+        ):
+            return "-".join(parts)
     return None
+
+
+def parse_traceparent(headers: Iterable[tuple[str, bytes | None]] | None) -> tuple[str, str] | None:
+    """(trace id, parent span id) of the first valid W3C ``traceparent`` header
+    (:func:`read_traceparent`), if any."""
+    text = read_traceparent(headers)
+    if text is None:
+        return None
+    _, trace_id, span_id, _ = text.split("-")
+    return trace_id, span_id
 
 
 def header_value(

@@ -26,6 +26,7 @@ The real values reach only what needs them: ``kafka_client_config()``,
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -221,6 +222,17 @@ class Settings(BaseModel):
     pii_hmac_key: SecretStr = SecretStr("flightrec-local-development-key")
     pii_key_id: str = "k1"
     recorder_queue_size: int = 10000
+    # Signing (docs/design.md, "Signed and anchored records"): the worker signs
+    # each attempt's decision and terminal event with an Ed25519 key that is no
+    # Kafka credential, as PEM text or a PEM file (PKCS#8, unencrypted). With
+    # neither, a worker whose brokers are all on this machine uses (and first
+    # creates) a development key under ``stack_dir``; any other refuses to start.
+    signing_key: SecretStr | None = None
+    signing_key_file: Path | None = None
+    # Public keys verifiers trust besides the configured key's own: PEM files or
+    # directories of ``*.pem``; FLIGHTREC_TRUSTED_KEYS, comma-separated. Keep a
+    # rotated-out key here for as long as its records are kept.
+    trusted_keys: tuple[str, ...] = ()
 
     # Worker. Runs in flight at once per worker process (all its agents): a
     # run waits on the model for most of its life, so hundreds fit.
@@ -306,7 +318,7 @@ class Settings(BaseModel):
                 kafka_config[prop] = raw
                 continue
             name = key[len(_ENV_PREFIX) :].lower()
-            if name in {"http_allowed_hosts", "agents"}:
+            if name in {"http_allowed_hosts", "agents", "trusted_keys"}:
                 values[name] = tuple(h.strip() for h in raw.split(",") if h.strip())
             elif name == "capture_message_content":
                 values[name] = raw.strip().lower() in {"1", "true", "yes", "on"}
@@ -360,6 +372,13 @@ class Settings(BaseModel):
         env["FLIGHTREC_TOPIC_PREFIX"] = self.topics.prefix
         return env
 
+    def brokers_are_local(self) -> bool:
+        """Whether every bootstrap server is on this machine (loopback or
+        ``localhost``), decided from the configuration alone, before any
+        connection: what lets a worker fall back to development defaults."""
+        hosts = [_host_of(server) for server in self.bootstrap_servers.split(",") if server.strip()]
+        return bool(hosts) and all(_is_loopback(host) for host in hosts)
+
     # -- client configuration -------------------------------------------------
 
     def kafka_client_config(self) -> dict[str, Any]:
@@ -394,3 +413,22 @@ class Settings(BaseModel):
         if self.schema_registry_basic_auth is not None:
             config["basic.auth.user.info"] = self.schema_registry_basic_auth.get_secret_value()
         return config
+
+
+def _host_of(server: str) -> str:
+    """The host of a bootstrap server ``[PROTOCOL://]host[:port]`` (IPv6 in brackets)."""
+    address = server.strip().rpartition("://")[2]
+    if address.startswith("["):
+        return address[1:].partition("]")[0]
+    if address.count(":") > 1:  # a bare IPv6 address without a port
+        return address
+    return address.partition(":")[0]
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in {"localhost", "localhost.localdomain"}:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve anywhere

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Mapping
 from typing import Protocol, runtime_checkable
 
 from flightrec.contracts.events import CotEvent, CotEventBase
+from flightrec.contracts.signing import SignedHead
 
 __all__ = ["CotEncoder", "Recorder"]
 
@@ -41,6 +42,11 @@ class Recorder(Protocol):
     ) -> Awaitable[None]:
         """Scrub, seal and queue one event; waits only while the queue is full
         (backpressure). The returned awaitable resolves on broker confirmation."""
+        ...
+
+    def signed_head(self, trace_id: str, attempt: int) -> SignedHead | None:
+        """The last signed chain head of the run emitted so far (its ``DECISION``
+        until the terminal event; None if nothing of it is signed)."""
         ...
 
     async def confirm(self, trace_id: str, attempt: int) -> None:

@@ -46,6 +46,7 @@ from flightrec.contracts.errors import RecorderError
 from flightrec.contracts.events import TERMINAL_KINDS, CotEvent
 from flightrec.contracts.headers import COT_KIND, COT_SUBJECT, TRACEPARENT, Header, traceparent
 from flightrec.contracts.settings import Settings
+from flightrec.contracts.signing import RecordSigner, SignedHead
 from flightrec.kafka.producer import ConfirmedProducer
 from flightrec.recorder.base import CotEncoder
 from flightrec.recorder.pii import PiiScrubber
@@ -99,6 +100,8 @@ class KafkaRecorder:
     :class:`~flightrec.recorder.pii.PiiScrubber` scrubs with the vault given to ``emit``.
     With ``tracer_provider`` (or ``spans``), every recorded event also becomes
     OpenTelemetry spans. ``producer_overrides`` are extra librdkafka properties.
+    ``signer`` signs each run's ``DECISION`` and terminal event
+    (:mod:`flightrec.contracts.signing`); without it nothing is signed.
     """
 
     def __init__(
@@ -111,6 +114,7 @@ class KafkaRecorder:
         spans: SpanRecorder | None = None,
         producer_overrides: Mapping[str, Any] | None = None,
         poll_interval_s: float = 0.05,
+        signer: RecordSigner | None = None,
     ) -> None:
         self._settings = settings
         self._encoder = encoder
@@ -120,7 +124,7 @@ class KafkaRecorder:
         self._spans = spans
         self._config = settings.producer_config(**dict(producer_overrides or {}))
         self._poll_interval_s = poll_interval_s
-        self._sealer = ScrubbingSealer(guard)
+        self._sealer = ScrubbingSealer(guard, signer)
         self._runs: dict[tuple[str, int], _Run] = {}
         self._queue: asyncio.Queue[_Outgoing] = asyncio.Queue(
             maxsize=max(1, settings.recorder_queue_size)
@@ -232,6 +236,10 @@ class KafkaRecorder:
         if self._spans is not None:
             self._spans.observe(sealed)
         return out.future
+
+    def signed_head(self, trace_id: str, attempt: int) -> SignedHead | None:
+        """The last signed chain head of the run emitted so far (see ``Recorder``)."""
+        return self._sealer.last_signed(trace_id, attempt)
 
     async def confirm(self, trace_id: str, attempt: int) -> None:
         """Wait until every event of the run emitted so far is confirmed.

@@ -13,6 +13,7 @@ from typing import TypeVar
 
 from flightrec.contracts.chain import ChainSealer
 from flightrec.contracts.events import CotEventBase
+from flightrec.contracts.signing import RecordSigner
 from flightrec.recorder.pii import PiiScrubber
 
 __all__ = ["ScrubbingSealer"]
@@ -24,10 +25,13 @@ class ScrubbingSealer(ChainSealer):
     """A :class:`ChainSealer` that first replaces the run's real PII values by
     their tokens. ``scrubber`` is the PII policy (the worker's
     :class:`~flightrec.recorder.pii.PiiGuard`, so its caches are shared); by
-    default a private :class:`~flightrec.recorder.pii.PiiScrubber`."""
+    default a private :class:`~flightrec.recorder.pii.PiiScrubber`. ``signer``
+    signs the signed kinds (:class:`ChainSealer`)."""
 
-    def __init__(self, scrubber: PiiScrubber | None = None) -> None:
-        super().__init__()
+    def __init__(
+        self, scrubber: PiiScrubber | None = None, signer: RecordSigner | None = None
+    ) -> None:
+        super().__init__(signer)
         self._scrubber = scrubber if scrubber is not None else PiiScrubber()
 
     def seal_scrubbed(self, event: E, vault: Mapping[str, str] | None) -> E:

@@ -5,7 +5,8 @@ about spans. The recorder hands every (PII-scrubbed, sealed) event to
 :meth:`SpanRecorder.observe`, which turns a run into
 
 * ``invoke_agent {agent}`` (INTERNAL) from ``RUN_STARTED`` to ``RUN_COMPLETED`` /
-  ``RUN_FAILED``,
+  ``RUN_FAILED``, linked (not parented) to the trace context the input arrived
+  with (``RUN_STARTED.upstream_traceparent``),
 * ``chat {model}`` (CLIENT) per ``MODEL_CALL``, timed ``ts - latency .. ts``,
 * ``execute_tool {tool}`` (INTERNAL) per ``TOOL_CALL`` / ``TOOL_RESULT`` pair,
 
@@ -20,13 +21,15 @@ Span times come from the events, not from the clock of this process.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
 
 from flightrec.contracts.events import (
@@ -41,6 +44,7 @@ from flightrec.contracts.events import (
     ToolResult,
     business_key_of,
 )
+from flightrec.contracts.headers import TRACEPARENT
 from flightrec.contracts.settings import Settings
 from flightrec.recorder.otel import SCHEMA_URL, SEMCONV_VERSION, CotIdGenerator
 
@@ -89,6 +93,19 @@ def _remote_parent(trace_id: str, span_id: str) -> Context:
     return trace.set_span_in_context(trace.NonRecordingSpan(parent))
 
 
+_W3C = TraceContextTextMapPropagator()
+
+
+def _upstream_links(value: str | None) -> list[Link]:
+    """A link to the trace context a run's input arrived with (W3C ``traceparent``
+    text), if there is a valid one. A link, not a parent: the run's spans stay
+    in the run's own trace, the trace id of its CoT events."""
+    if value is None:
+        return []
+    context = trace.get_current_span(_W3C.extract({TRACEPARENT: value})).get_span_context()
+    return [Link(context)] if context.is_valid else []
+
+
 @dataclass
 class _Run:
     span: Span | None
@@ -119,6 +136,7 @@ class SpanRecorder:
         kind: SpanKind,
         start_ns: int,
         attributes: dict[str, AttributeValue],
+        links: Sequence[Link] = (),
     ) -> Span:
         if self._ids is not None:
             self._ids.expect(int(event.trace_id, 16), int(event.span_id, 16))
@@ -127,7 +145,12 @@ class SpanRecorder:
             parent = _remote_parent(event.trace_id, event.span_id)
         try:
             return self._tracer.start_span(
-                name, context=parent, kind=kind, attributes=attributes, start_time=start_ns
+                name,
+                context=parent,
+                kind=kind,
+                attributes=attributes,
+                links=links,
+                start_time=start_ns,
             )
         finally:
             if self._ids is not None:
@@ -173,6 +196,8 @@ class SpanRecorder:
             self._run_ended(key, run, event)
 
     def _run_started(self, key: tuple[str, int], event: RunStarted) -> None:
+        # The runner starts every run as its trace's root; a RUN_STARTED with a
+        # parent was recorded when runs still continued their input's trace.
         parent = (
             _remote_parent(event.trace_id, event.parent_span_id) if event.parent_span_id else None
         )
@@ -197,6 +222,7 @@ class SpanRecorder:
             SpanKind.INTERNAL,
             _ns(event.ts),
             attributes,
+            _upstream_links(event.upstream_traceparent),
         )
         self._runs[key] = _Run(
             span=span,

@@ -198,6 +198,9 @@ def audit_document(
         "agent_version": first.agent_version,
         "prompt_version": first.prompt_version,
         "source": first.source.model_dump(),
+        # The trace context the input arrived with: another system's trace,
+        # linked from this run's spans (the run's own trace is ``trace_id``).
+        "upstream_traceparent": started.upstream_traceparent if started is not None else None,
         "record_intact": history.intact,
         "problems": history.problems(),
         "authoritative_attempt": chosen.number if chosen is not None else None,
@@ -278,12 +281,14 @@ def _md_cell(value: Any) -> str:
 
 
 def _markdown(doc: dict[str, Any]) -> str:
+    upstream = doc["upstream_traceparent"]
     out = [f"# Audit report — trace `{doc['trace_id']}`", ""]
     out += [
         f"- **{_key_label(doc)}:** {doc['business_key'] or '—'}",
         f"- **Agent:** {doc['agent']} {doc['agent_version']} (prompt {doc['prompt_version']})",
         f"- **Source:** {doc['source']['topic']} partition {doc['source']['partition']} "
         f"offset {doc['source']['offset']}",
+        *([f"- **Upstream trace context:** `{upstream}`"] if upstream else []),
         f"- **Decision of record:** {doc['outcome'] or 'none'} "
         f"(attempt {doc['authoritative_attempt'] or '—'})",
         f"- **Record integrity:** {Integrity.of(doc['record_intact'])}",
@@ -368,6 +373,7 @@ def _html(docs: Sequence[dict[str, Any]]) -> str:
     ]
     for doc in docs:
         intact = doc["record_intact"]
+        upstream = doc["upstream_traceparent"]
         parts += [
             f"<h1>Audit report — trace <code>{_h(doc['trace_id'])}</code></h1>",
             "<table>",
@@ -375,6 +381,11 @@ def _html(docs: Sequence[dict[str, Any]]) -> str:
             f"<tr><th>Agent</th><td>{_h(doc['agent'])} {_h(doc['agent_version'])} "
             f"(prompt {_h(doc['prompt_version'])})</td></tr>",
             f"<tr><th>Source</th><td>{_h(doc['source'])}</td></tr>",
+            *(
+                [f"<tr><th>Upstream trace context</th><td>{_h(upstream)}</td></tr>"]
+                if upstream
+                else []
+            ),
             f"<tr><th>Decision of record</th><td>{_h(doc['outcome'] or 'none')} "
             f"(attempt {_h(doc['authoritative_attempt'] or '—')})</td></tr>",
             f'<tr><th>Record integrity</th><td class="{"ok" if intact else "bad"}">'

@@ -76,8 +76,13 @@ class Attempt:
 
     @property
     def status(self) -> AttemptStatus:
-        """``COMPLETE`` when the last event ends the run, else ``ABORTED``."""
-        if self.events and self.events[-1].kind in TERMINAL_KINDS:
+        """``COMPLETE`` when an event ends the run, else ``ABORTED``.
+
+        Any terminal event counts, not only the last one: events written after
+        the end (which the chain check names "appended after end") must not
+        turn a finished run into one that reads as interrupted.
+        """
+        if any(event.kind in TERMINAL_KINDS for event in self.events):
             return "COMPLETE"
         return "ABORTED"
 

@@ -58,9 +58,20 @@ __all__ = [
 ]
 
 VOLATILE_FIELDS = frozenset(
-    {"ts", "prev_hash", "latency_ms", "duration_ms", "event_id", "span_id", "parent_span_id"}
+    {
+        "ts",
+        "prev_hash",
+        "signing_key_id",
+        "signature",
+        "latency_ms",
+        "duration_ms",
+        "event_id",
+        "span_id",
+        "parent_span_id",
+    }
 )
-"""Fields that legitimately differ between a run and its replay (time, chain, ids)."""
+"""Fields that legitimately differ between a run and its replay (time, chain,
+signatures, ids): a replay is compared with the record, not sealed into it."""
 
 RunFn = Callable[..., AsyncIterator[CotEvent]]
 """The runner: ``run_agent(agent, *, model, tools, ctx, business_key, input_view, pii_vault)``."""
@@ -340,7 +351,7 @@ class Replayer:
             attempt=attempt.number,
             source=started.source,
             clock=recorded.now,
-            parent_span_id=started.parent_span_id,
+            upstream_traceparent=started.upstream_traceparent,
             elapsed=recorded.elapsed,
         )
 

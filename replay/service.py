@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from flightrec.contracts.chain import verify_signed_chain
 from flightrec.contracts.codec import Codec
 from flightrec.contracts.events import ReplayResult
 from flightrec.contracts.settings import Settings
+from flightrec.contracts.signing import Keyring
+from flightrec.contracts.signing_keys import keyring_for
 from flightrec.kafka.producer import ConfirmedProducer
 from flightrec.replay.batch import ReplaySink, read_replay_results, run_bounded
 from flightrec.replay.catalog import RegistryCatalog
@@ -36,11 +39,17 @@ class ReplayService:
         *,
         codec: Codec | None = None,
         publish: bool = True,
+        keyring: Keyring | None = None,
     ) -> None:
         self.settings = settings
         self._own_codec = codec is None
         self.codec = codec if codec is not None else Codec(settings)
-        self.reader = CotReader(settings, self.codec)
+        # Records are checked against the keys this installation trusts
+        # (``keyring_for``): an unsigned or foreign-signed attempt is not intact.
+        self.keyring = keyring if keyring is not None else keyring_for(settings)
+        self.reader = CotReader(
+            settings, self.codec, chain_verifier=verify_signed_chain(self.keyring)
+        )
         self.index = TraceIndex(settings, self.reader, self.codec)
         self._catalog: RegistryCatalog | None = None
         self._publish = publish

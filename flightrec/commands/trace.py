@@ -48,6 +48,9 @@ def render_timeline(history: RunHistory) -> str:
         f"agent {first.agent} {first.agent_version} (prompt {first.prompt_version})",
         f"decision of record: {history.outcome or 'none'}  record: {Integrity.of(history.intact)}",
     ]
+    started = history.run_started
+    if started is not None and started.upstream_traceparent:
+        lines.append(f"upstream trace context: {started.upstream_traceparent}")
     chosen = history.authoritative
     for attempt in history.attempts:
         tag = "authoritative" if attempt is chosen else attempt.status.lower()

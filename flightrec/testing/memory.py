@@ -22,6 +22,7 @@ from typing import Unpack
 from flightrec.contracts.errors import RecorderError
 from flightrec.contracts.events import TERMINAL_KINDS, CotEvent
 from flightrec.contracts.headers import Header, header_value
+from flightrec.contracts.signing import Keyring, RecordSigner, SignedHead
 from flightrec.contracts.writer import SendOptions
 from flightrec.recorder.sealing import ScrubbingSealer
 
@@ -111,14 +112,17 @@ class MemoryAttemptLedger:
 class MemoryRecorder:
     """A recorder that keeps sealed events in a list: for tests and offline runs.
 
-    Same scrubbing and sealing as the Kafka recorder (a
-    :class:`~flightrec.recorder.sealing.ScrubbingSealer`); every event is
-    confirmed at once.
+    Same scrubbing, sealing and signing as the Kafka recorder (a
+    :class:`~flightrec.recorder.sealing.ScrubbingSealer`), by default with a
+    fresh key (``signer``; ``keyring`` trusts it); every event is confirmed at
+    once.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, signer: RecordSigner | None = None) -> None:
         self.events: list[CotEvent] = []
-        self._sealer = ScrubbingSealer()
+        self.signer = signer if signer is not None else RecordSigner.generate()
+        self.keyring = Keyring([self.signer.public_key])
+        self._sealer = ScrubbingSealer(signer=self.signer)
 
     async def start(self) -> None:
         """Nothing to open."""
@@ -134,6 +138,10 @@ class MemoryRecorder:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done
+
+    def signed_head(self, trace_id: str, attempt: int) -> SignedHead | None:
+        """The last signed chain head of the run emitted so far."""
+        return self._sealer.last_signed(trace_id, attempt)
 
     async def confirm(self, trace_id: str, attempt: int) -> None:
         """Everything is confirmed on emit."""

@@ -74,6 +74,7 @@ def sample_cot_events() -> list[CotEventBase]:
             max_tokens=4000,
             deadline_s=30.5,
             run_config_json=canonical_json({"temperature": 0.0}),
+            upstream_traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
         ),
         ModelCall(
             **_envelope(1),

@@ -5,12 +5,21 @@ tests/integration/test_codec.py repeats this over HTTP against the real registry
 
 from __future__ import annotations
 
+import copy
+import io
+import json
+from typing import Any
+
+import fastavro
 import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from pydantic import ValidationError
 
 from flightrec.contracts.avro_mapping import cot_from_avro, cot_to_avro
+from flightrec.contracts.chain import canonical_text, event_hash
 from flightrec.contracts.codec import Codec
-from flightrec.contracts.events import COT_KINDS, CotEventBase
+from flightrec.contracts.compatibility import check_compatibility, parse_avro
+from flightrec.contracts.events import COT_KINDS, CotEventBase, RunStarted
 from flightrec.contracts.rules import rule_set_for
 from flightrec.contracts.schema_files import CONTRACTS, load_schemas, schema_text, subject_for
 from flightrec.contracts.settings import Settings
@@ -105,3 +114,50 @@ async def test_bytes_of_another_contract_are_rejected(codec: Codec) -> None:
         await codec.decode_cot(data)
     with pytest.raises(DecodeError):
         await codec.decode_cot(b"not avro at all")
+
+
+# ------------------------------------------- evolution: upstream_traceparent
+
+
+def _schema_before_upstream_traceparent() -> dict[str, Any]:
+    """The CoT schema as it was before ``RUN_STARTED.upstream_traceparent``."""
+    schema = copy.deepcopy(load_schemas()["cot_event"])
+    (payload,) = (f for f in schema["fields"] if f["name"] == payload_field("RUN_STARTED"))
+    record = payload["type"][1]
+    record["fields"] = [f for f in record["fields"] if f["name"] != "upstream_traceparent"]
+    return schema
+
+
+def test_upstream_traceparent_is_a_backward_transitive_evolution() -> None:
+    new = parse_avro(schema_text(load_schemas()["cot_event"]))
+    old = parse_avro(schema_text(_schema_before_upstream_traceparent()))
+    assert old.canonical != new.canonical  # the field really is new
+    report = check_compatibility(new, [(1, old)], "BACKWARD_TRANSITIVE")
+    assert report.compatible, report.messages
+
+
+def test_a_run_started_recorded_before_upstream_traceparent_reads_and_hashes_as_sealed() -> None:
+    started = sample_cot_events()[0]
+    assert isinstance(started, RunStarted) and started.upstream_traceparent is not None
+    datum = cot_to_avro(started)
+    del datum[payload_field("RUN_STARTED")]["upstream_traceparent"]
+    old = fastavro.parse_schema(_schema_before_upstream_traceparent())
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, old, datum)
+    body.seek(0)
+    new = fastavro.parse_schema(load_schemas()["cot_event"])
+    read = cot_from_avro(fastavro.schemaless_reader(body, old, new))  # type: ignore[arg-type]
+    assert read == started.model_copy(update={"upstream_traceparent": None})
+    # The chain's canonical form leaves the unset field out: the event hashes
+    # exactly as it was sealed before the field existed ...
+    assert "upstream_traceparent" not in json.loads(canonical_text(read))
+    # ... and a recorded upstream context is sealed like any other field.
+    assert event_hash(read) != event_hash(started)
+
+
+def test_upstream_traceparent_must_be_a_w3c_traceparent() -> None:
+    started = sample_cot_events()[0]
+    with pytest.raises(ValidationError):
+        RunStarted.model_validate(
+            {**started.model_dump(), "upstream_traceparent": "00-not-a-traceparent-01"}
+        )

@@ -9,6 +9,7 @@ from flightrec.contracts.headers import (
     TRACEPARENT,
     header_value,
     parse_traceparent,
+    read_traceparent,
     traceparent,
 )
 
@@ -34,16 +35,29 @@ def test_traceparent_name_and_hex_case_do_not_matter() -> None:
         b"00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",  # 31 hex digits
         b"00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",  # not hex
         b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",  # no flags
+        b"00-4bf92f3577b34da6a3ce929d0e0e4736-" + b"0" * 16 + b"-01",  # all-zero span id
+        b"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",  # version ff is invalid
+        b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",  # one-digit flags
+        b"0x-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",  # version not hex
         b"garbage",
     ],
 )
 def test_an_invalid_traceparent_is_ignored(value: bytes) -> None:
     assert parse_traceparent([(TRACEPARENT, value)]) is None
+    assert read_traceparent([(TRACEPARENT, value)]) is None
+
+
+def test_read_traceparent_is_the_first_valid_header_normalised_flags_kept() -> None:
+    unsampled = f" 00-{TRACE.upper()}-{SPAN}-00 ".encode()
+    headers = [(TRACEPARENT, b"garbage"), ("TraceParent", unsampled), (TRACEPARENT, b"later")]
+    assert read_traceparent(headers) == f"00-{TRACE}-{SPAN}-00"
+    assert read_traceparent([(COT_KIND, b"THOUGHT")]) is None
 
 
 def test_no_headers_no_traceparent() -> None:
     assert parse_traceparent(None) is None
     assert parse_traceparent([(TRACEPARENT, None)]) is None
+    assert read_traceparent(None) is None
 
 
 def test_header_value_reads_pairs_and_mappings() -> None:

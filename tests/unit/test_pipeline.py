@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from flightrec.agents.agent import Agent
 from flightrec.agents.context import derive_trace_id
@@ -35,16 +36,22 @@ from flightrec.contracts.headers import (
     DLQ_SOURCE_PARTITION,
     DLQ_SOURCE_TOPIC,
     DLQ_TRACE_ID,
+    TRACEPARENT,
 )
 from flightrec.contracts.rules import rule_set_for
 from flightrec.contracts.schema_files import CONTRACTS, load_schemas, schema_text, subject_for
 from flightrec.contracts.settings import Settings
 from flightrec.recorder.dlq_cipher import DlqCipher
+from flightrec.recorder.otel import setup_tracing
 from flightrec.recorder.pii import PiiGuard
+from flightrec.recorder.tracing import SpanRecorder
+from flightrec.replay.history import build_histories
 from flightrec.testing import MemoryAttemptLedger, MemoryProducer, MemoryRecorder, SentMessage
 from flightrec.testing.models import ScriptedModel
 from flightrec.testing.samples import sample_application
 from flightrec.tools.toolset import Toolset
+
+from replay_support import assert_reproduces
 
 SETTINGS = Settings()
 NOW = datetime(2025, 5, 6, 7, 8, 9, tzinfo=UTC)
@@ -367,3 +374,123 @@ async def test_an_input_whose_dlq_write_fails_is_never_acked(codec: Codec) -> No
     assert len(fatal) == 1 and isinstance(fatal[0].__cause__, RecorderError)
     assert len(rig.decisions()) == 1 and rig.dlq() == []
     assert submitted == [0, 1]  # the stream was refused the next record
+
+
+# ------------------------------------------------------------- run identity
+
+UPSTREAM_TRACE = "0af7651916cd43dd8448eb211c80319c"
+UPSTREAM_SPAN = "b7ad6b7169203331"
+UPSTREAM = f"00-{UPSTREAM_TRACE}-{UPSTREAM_SPAN}-01"
+# One instrumented producer sends a batch: every record carries the same context.
+BATCH_HEADERS = [(TRACEPARENT, UPSTREAM.encode())]
+
+
+@pytest.mark.parametrize(
+    "positions",
+    [[(2, 41), (2, 42)], [(0, 7), (1, 7)]],
+    ids=["same-partition", "two-partitions"],
+)
+async def test_inputs_sharing_a_traceparent_are_separate_runs(
+    codec: Codec, positions: list[tuple[int, int]]
+) -> None:
+    """Two applications with one upstream traceparent, run at once: two traces
+    (each from its input's position), attempt 1 each, both chains intact, and
+    each RUN_STARTED names its own input and records the upstream context."""
+    rig = Rig(codec, ScriptedModel([THOUGHT, THOUGHT, APPROVE, APPROVE]))
+    inputs = [
+        (SourceRef(topic=SOURCE.topic, partition=p, offset=o, key=f"app-{i}"), f"app-{i}")
+        for i, (p, o) in enumerate(positions)
+    ]
+
+    async def process(source: SourceRef, application_id: str) -> PipelineResult:
+        value = await codec.encode_application(sample_application(application_id=application_id))
+        return await rig.pipeline.process(value, application_id.encode(), source, BATCH_HEADERS)
+
+    results = await asyncio.gather(*(process(s, a) for s, a in inputs))
+
+    assert [(r.status, r.attempt, r.key) for r in results] == [("decided", 1, a) for _, a in inputs]
+    assert [r.trace_id for r in results] == [derive_trace_id(s) for s, _ in inputs]
+    assert UPSTREAM_TRACE not in {r.trace_id for r in results}
+    histories = {h.trace_id: h for h in build_histories(rig.recorder.events)}
+    assert sorted(histories) == sorted(r.trace_id for r in results)
+    for result, (source, application_id) in zip(results, inputs, strict=True):
+        history = histories[result.trace_id]
+        assert [a.number for a in history.attempts] == [1]
+        assert history.intact and history.outcome == "APPROVE"
+        assert history.business_key == application_id
+        started = history.run_started
+        assert started is not None and started.source == source
+        assert started.upstream_traceparent == UPSTREAM
+        assert started.parent_span_id is None  # the run is its own trace's root
+    # The decision record's traceparent is the run's own trace, not the upstream's.
+    published = {
+        (await codec.decode_decision(m.value or b"")).trace_id: m.header(TRACEPARENT)
+        for m in rig.decisions()
+    }
+    assert {t: (h or b"").decode().split("-")[1] for t, h in published.items()} == {
+        r.trace_id: r.trace_id for r in results
+    }
+
+
+async def test_a_redelivered_input_keeps_its_trace_and_counts_its_attempts(
+    codec: Codec,
+) -> None:
+    """The same input again (same position, same upstream traceparent) after an
+    interrupted attempt: the same trace, attempt 2."""
+    revoked = Fence("loan.applications/2", generation=1)
+
+    class RevokedWhileAnswering(ScriptedModel):
+        async def next_step(self, request: ModelRequest) -> ModelTurn:
+            revoked.release()  # only the first run holds this fence
+            return await super().next_step(request)
+
+    value = await codec.encode_application(sample_application())
+    rig = Rig(codec, RevokedWhileAnswering([APPROVE, APPROVE]))
+    with pytest.raises(FencedError):
+        await rig.pipeline.process(value, KEY, SOURCE, BATCH_HEADERS, fence=revoked)
+
+    again = await rig.pipeline.process(
+        value, KEY, SOURCE, BATCH_HEADERS, fence=Fence("loan.applications/2", generation=2)
+    )
+
+    assert (again.trace_id, again.attempt) == (derive_trace_id(SOURCE), 2)
+    (history,) = build_histories(rig.recorder.events)
+    assert [a.number for a in history.attempts] == [1, 2]
+    assert all(
+        a.run_started and a.run_started.upstream_traceparent == UPSTREAM for a in history.attempts
+    )
+
+
+async def test_the_run_span_links_to_the_upstream_context_in_the_runs_own_trace(
+    codec: Codec,
+) -> None:
+    rig = Rig(codec, ScriptedModel([THOUGHT, APPROVE]))
+    value = await codec.encode_application(sample_application())
+    result = await rig.pipeline.process(value, KEY, SOURCE, BATCH_HEADERS)
+
+    exporter = InMemorySpanExporter()
+    provider = setup_tracing(SETTINGS, exporter)
+    spans = SpanRecorder(SETTINGS, provider)
+    for event in rig.recorder.events:
+        spans.observe(event)
+    provider.shutdown()
+
+    finished = exporter.get_finished_spans()
+    assert {s.context.trace_id for s in finished if s.context} == {int(result.trace_id, 16)}
+    (root,) = [s for s in finished if (s.name or "").startswith("invoke_agent")]
+    assert root.parent is None
+    (link,) = root.links
+    assert (link.context.trace_id, link.context.span_id) == (
+        int(UPSTREAM_TRACE, 16),
+        int(UPSTREAM_SPAN, 16),
+    )
+    assert link.context.is_remote
+
+
+async def test_a_run_with_an_upstream_traceparent_verifies_offline(codec: Codec) -> None:
+    """Replay re-runs RUN_STARTED with the recorded upstream context, so the
+    record reproduces (the context is compared like any recorded field)."""
+    rig = Rig(codec, ScriptedModel([THOUGHT, APPROVE]))
+    value = await codec.encode_application(sample_application())
+    await rig.pipeline.process(value, KEY, SOURCE, BATCH_HEADERS)
+    await assert_reproduces(AGENT, rig.recorder.events)

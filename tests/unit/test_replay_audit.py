@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from flightrec.contracts.chain import ChainReport
-from flightrec.contracts.events import CotEventBase, Decision, ReplayResult
+from flightrec.contracts.events import CotEventBase, Decision, ReplayResult, RunStarted
 from flightrec.replay.audit import render_audit
 from flightrec.replay.history import RunHistory, build_history
 from flightrec.testing.runs import synthetic_run, synthetic_trace_id
@@ -178,3 +178,26 @@ def test_a_loan_decision_recorded_before_documents_shows_the_document_it_makes_u
     assert "- **Subject (application_id):** app-old\n" in md
     assert '| conditions | ["co-signer"] |' in md
     assert "run started for app-old" in md
+
+
+def test_the_upstream_trace_context_of_the_input_is_shown_with_the_run() -> None:
+    upstream = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    events = [
+        e.model_copy(update={"upstream_traceparent": upstream}) if isinstance(e, RunStarted) else e
+        for e in synthetic_run(TRACE)
+    ]
+    history = build_history(TRACE, events, chain_verifier=None)
+    doc = json.loads(render_audit([history], fmt="json"))["traces"][0]
+    assert (doc["trace_id"], doc["upstream_traceparent"]) == (TRACE, upstream)
+    assert f"- **Upstream trace context:** `{upstream}`\n" in render_audit([history], fmt="md")
+    assert f"<th>Upstream trace context</th><td>{upstream}</td>" in render_audit(
+        [history], fmt="html"
+    )
+    from flightrec.commands.trace import render_timeline
+
+    assert f"\nupstream trace context: {upstream}\n" in render_timeline(history)
+    # A run whose input came without one shows none.
+    plain = json.loads(render_audit([_history()], fmt="json"))["traces"][0]
+    assert plain["upstream_traceparent"] is None
+    assert "Upstream trace context" not in render_audit([_history()], fmt="md")
+    assert "upstream" not in render_timeline(_history())

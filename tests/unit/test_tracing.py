@@ -146,3 +146,23 @@ def test_agent_span_names_the_business_key_of_current_and_legacy_runs() -> None:
         attrs = dict(agent.attributes or {})
         assert attrs["flightrec.business_key"] == "CLM-4"
         assert "flightrec.application_id" not in attrs
+
+
+def test_upstream_context_is_a_link_of_the_agent_span_not_its_parent() -> None:
+    trace_id = synthetic_trace_id(11)
+    upstream = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+    events = [
+        e.model_copy(update={"upstream_traceparent": upstream}) if isinstance(e, RunStarted) else e
+        for e in synthetic_run(trace_id)
+    ]
+    spans = record(events, Settings())
+    assert {s.context.trace_id for s in spans if s.context} == {int(trace_id, 16)}
+    (agent,) = by_name(spans, "invoke_agent")
+    assert agent.parent is None
+    (link,) = agent.links
+    assert link.context.trace_id == int("0af7651916cd43dd8448eb211c80319c", 16)
+    assert link.context.span_id == int("b7ad6b7169203331", 16)
+    assert link.context.is_remote and not link.context.trace_flags.sampled  # flags as sent
+    # Without an upstream context the agent span has no link.
+    (plain,) = by_name(record(synthetic_run(synthetic_trace_id(12)), Settings()), "invoke_agent")
+    assert list(plain.links) == []

@@ -61,6 +61,7 @@ from flightrec.contracts.errors import (
     ToolNotAllowedError,
     ToolTimeoutError,
     TraceNotFoundError,
+    UnrecordableError,
 )
 from flightrec.contracts.events import (
     COT_KINDS,
@@ -225,6 +226,7 @@ __all__ = [
     "ToolTimeoutError",
     "Topics",
     "TraceNotFoundError",
+    "UnrecordableError",
     "apply_contracts",
     "avro_schema_for",
     "canonical_json",

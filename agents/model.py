@@ -75,7 +75,8 @@ class ModelInfo(BaseModel):
     provider: str
     model: str
     profile: str
-    temperature: float | None = None
+    # Hashed into every request and recorded: NaN would make each run fail.
+    temperature: float | None = Field(default=None, allow_inf_nan=False)
     seed: int | None = None
 
 

@@ -27,8 +27,6 @@ from pydantic import BaseModel
 
 from flightrec.agents.definition import AgentDefinition
 from flightrec.agents.loan_agent import LOAN_AGENT
-from flightrec.agents.pipeline import RunPipeline
-from flightrec.agents.steps import DecisionStep
 from flightrec.contracts.avro_mapping import application_to_avro
 from flightrec.contracts.codec import Codec
 from flightrec.contracts.errors import RuleViolationError
@@ -37,19 +35,17 @@ from flightrec.contracts.headers import DLQ_ERROR_FIELD, DLQ_ERROR_RULE, RULE_ER
 from flightrec.contracts.rules import FIELD_PARAM
 from flightrec.contracts.schema_files import contract_rule_set
 from flightrec.contracts.settings import Settings
-from flightrec.recorder.dlq_cipher import DlqCipher
-from flightrec.recorder.pii import PiiGuard
 from flightrec.testing import (
-    MemoryAttemptLedger,
     MemoryProducer,
     MemoryRecorder,
     ScriptedModel,
     offline_registry,
 )
 from flightrec.testing.samples import sample_application
-from flightrec.tools.toolset import Toolset
 from flightrec_claims.agent import CLAIMS_AGENT
 from flightrec_claims.samples import synthetic_claims
+
+from run_support import decide, make_pipeline
 
 SETTINGS = Settings()
 NOW = datetime(2025, 6, 2, 9, 30, tzinfo=UTC)
@@ -208,28 +204,17 @@ def test_the_pipeline_dead_letters_a_bad_number_and_never_decides(
 ) -> None:
     definition = AGENTS[agent]
     topics = definition.topics.resolve(SETTINGS)
-    approve = DecisionStep(
-        type="decision",
-        reasoning="looks fine",
-        outcome="APPROVE",
-        reasons=["fine"],
-        conditions=[],
-        confidence=0.9,
-    )
-    model = ScriptedModel([approve])
+    model = ScriptedModel([decide()])
     recorder = MemoryRecorder()
     producer = MemoryProducer()
-    pipeline = RunPipeline(
+    pipeline = make_pipeline(
         SETTINGS,
-        definition=definition,
+        codecs.by_engine["fast"],
         model=model,
-        tools=Toolset([]),
-        codec=codecs.by_engine["fast"],
         recorder=recorder,
-        guard=PiiGuard(SETTINGS),
-        ledger=MemoryAttemptLedger(),
         producer=producer,
-        dlq_cipher=DlqCipher(SETTINGS),
+        definition=definition,
+        agent=None,
     )
     source = SourceRef(topic=topics.input, partition=0, offset=7, key="k-1")
     raw = codecs.bypassing_rules(agent, bad_record(agent, field, bad))

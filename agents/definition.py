@@ -137,8 +137,8 @@ class AgentDefinition:
     on the input (a record that breaks one is dead-lettered, on write by the
     producer and on read by the worker); the input contract also gets a
     generated rule per float field that refuses NaN and infinity
-    (``<field>_finite``, checked before the team's own). ``builtin_contracts`` (input,
-    decision) and ``decision_record`` are only for an agent whose contracts
+    (``<field>_finite``, checked before the team's own). ``builtin_contracts``
+    (input, decision) and ``decision_record`` are only for an agent whose contracts
     flightrec shipped before agents were definitions (the loan agent); others
     get their schemas from their models, and publish the business key, the
     decision document and the run's coordinates

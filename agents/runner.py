@@ -22,8 +22,9 @@ the time it had live.
 The runner never raises for model or tool failures: they end the run with a
 recorded reason. Output that no record can hold (a number that is not finite,
 text UTF-8 cannot encode) is such a failure: a step holding it ends the run as
-``MODEL_OUTPUT``, a tool result holding it fails the call as ``TOOL``. Cancellation propagates, and so do replay's divergence errors
-(a replay that stops matching the record must stop).
+``MODEL_OUTPUT``, a tool result holding it fails the call as ``TOOL``.
+Cancellation propagates, and so do replay's divergence errors (a replay that
+stops matching the record must stop).
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ from flightrec.agents.steps import DECISION_STEP_FIELDS, AgentStep, output_type_
 from flightrec.contracts.errors import AgentDefinitionError, ContractError
 from flightrec.contracts.events import SourceRef, TraceId
 from flightrec.contracts.model_schema import avro_schema_for, pii_fields_of
-from flightrec.contracts.rules import OUTCOME_LABEL_PATTERN, RuleSpec
+from flightrec.contracts.rules import OUTCOME_LABEL_PATTERN, RuleSpec, finite_number_rules
 from flightrec.contracts.schema_files import ContractSpec, contract
 from flightrec.contracts.settings import Settings
 from flightrec.tools.http import HttpClient
@@ -135,8 +135,10 @@ class AgentDefinition:
     replaced by the model profile); ``tools`` is the allow-list, and
     ``toolset`` builds the tools it names. ``input_rules`` are CEL conditions
     on the input (a record that breaks one is dead-lettered, on write by the
-    producer and on read by the worker). ``builtin_contracts`` (input,
-    decision) and ``decision_record`` are only for an agent whose contracts
+    producer and on read by the worker); the input contract also gets a
+    generated rule per float field that refuses NaN and infinity
+    (``<field>_finite``, checked before the team's own). ``builtin_contracts``
+    (input, decision) and ``decision_record`` are only for an agent whose contracts
     flightrec shipped before agents were definitions (the loan agent); others
     get their schemas from their models, and publish the business key, the
     decision document and the run's coordinates
@@ -400,7 +402,7 @@ class AgentDefinition:
                 self.topics.input,
                 input_schema,
                 self.input_model,
-                rules=self.input_rules,
+                rules=self._input_contract_rules(input_schema),
                 dlq_topic=self.topics.dlq or f"{self.topics.input}.dlq",
                 key_field=self.key_field,
             ),
@@ -411,6 +413,21 @@ class AgentDefinition:
                 self.decision_record_model,
             ),
         )
+
+    def _input_contract_rules(self, input_schema: Mapping[str, Any]) -> tuple[RuleSpec, ...]:
+        """The generated finite-number rules of the input (NaN and infinity are
+        refused in every float field), then the team's own."""
+        generated = finite_number_rules(input_schema)
+        taken = {rule.name: rule.field for rule in generated}
+        for rule in self.input_rules:
+            if rule.name in taken:
+                raise _fail(
+                    self.name,
+                    f"input_rules.{rule.name}",
+                    f"rule {rule.name} has the name of the generated rule that checks "
+                    f"{taken[rule.name]} is a finite number; name it otherwise",
+                )
+        return (*generated, *self.input_rules)
 
     def _namespace(self) -> str:
         return self.schema_namespace or "io.flightrec.agents." + self.name.replace("-", "_")

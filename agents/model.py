@@ -35,7 +35,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field
 
 from flightrec.agents.steps import AgentStep
-from flightrec.contracts.events import ModelCall, canonical_json
+from flightrec.contracts.events import ModelCall, canonical_json, recordable_text
 from flightrec.contracts.failures import AnyFailureKind, ErrorType
 
 __all__ = [
@@ -75,7 +75,8 @@ class ModelInfo(BaseModel):
     provider: str
     model: str
     profile: str
-    temperature: float | None = None
+    # Hashed into every request and recorded: NaN would make each run fail.
+    temperature: float | None = Field(default=None, allow_inf_nan=False)
     seed: int | None = None
 
 
@@ -169,6 +170,35 @@ class ModelAttempt(BaseModel):
             gen_ai_request_seed=info.seed,
         )
         return fields
+
+    def recordable(self) -> ModelAttempt:
+        """This try as a record can hold it: text UTF-8 cannot encode (a lone
+        surrogate, which a model or its client may hand over) written as its
+        escape, and output holding such text kept as ``{"unparsed_output": ...}``;
+        ``self`` when nothing needed it (the usual case)."""
+        update: dict[str, Any] = {}
+        for name in ("response_model", "response_id", "error_message"):
+            text = getattr(self, name)
+            if text is not None and recordable_text(text) is not text:
+                update[name] = recordable_text(text)
+        reasons = tuple(recordable_text(r) for r in self.finish_reasons)
+        if reasons != self.finish_reasons:
+            update["finish_reasons"] = reasons
+        output = self.output_json
+        if output is not None and recordable_text(output) is not output:
+            update["output_json"] = canonical_json({"unparsed_output": recordable_text(output)})
+        return self.model_copy(update=update) if update else self
+
+    def refused(self, error_type: AnyFailureKind, message: str) -> ModelAttempt:
+        """This try, failed with ``error_type``: the model answered, but not
+        with a step that can stand (its tokens and output are kept)."""
+        return self.model_copy(
+            update={
+                "status": "error",
+                "error_type": error_type,
+                "error_message": message[:MAX_ERROR_TEXT],
+            }
+        )
 
     @classmethod
     def from_call(cls, call: ModelCall) -> ModelAttempt:

@@ -132,13 +132,16 @@ class PayloadCipher(Protocol):
 
 class RunRecorder(Protocol):
     """What the pipeline needs from the recorder: emit events, then await them
-    all; and the signed chain head a published decision carries."""
+    all; the signed chain head a published decision carries; discard a run
+    that ended abnormally (``flightrec.recorder.base.Recorder``)."""
 
     async def emit(
         self, event: CotEvent, vault: Mapping[str, str] | None = None
     ) -> Awaitable[Any]: ...
 
     def signed_head(self, trace_id: str, attempt: int) -> SignedHead | None: ...
+
+    def discard_run(self, trace_id: str, attempt: int) -> None: ...
 
 
 class RecordCodec(Protocol):
@@ -285,6 +288,25 @@ class RunPipeline:
         if fence is not None:
             fence.check()  # a revoked partition starts no new attempt
         attempt = await self._ledger.begin(trace_id, source.partition, source.offset)
+        try:
+            return await self._attempt(record, source, trace_id, upstream, fence, attempt)
+        except BaseException:
+            # Ended abnormally (a failure the runner did not absorb, a revoked
+            # partition, cancellation): the recorder keeps nothing of the run.
+            self._recorder.discard_run(trace_id, attempt)
+            raise
+
+    async def _attempt(
+        self,
+        record: BaseModel,
+        source: SourceRef,
+        trace_id: str,
+        upstream: str | None,
+        fence: Fence | None,
+        attempt: int,
+    ) -> PipelineResult:
+        """Attempt ``attempt`` of the run, from the PII tokens to the settled ledger."""
+        business_key = self._definition.key_of(record)
         input_view, vault = self._guard.tokenize(record, self._definition.pii_fields)
         ctx = RunContext(
             trace_id=trace_id, attempt=attempt, source=source, upstream_traceparent=upstream

@@ -20,8 +20,11 @@ exactly once per event, in order, so replay's recorded clock hands every event
 the time it had live.
 
 The runner never raises for model or tool failures: they end the run with a
-recorded reason. Cancellation propagates, and so do replay's divergence errors
-(a replay that stops matching the record must stop).
+recorded reason. Output that no record can hold (a number that is not finite,
+text UTF-8 cannot encode) is such a failure: a step holding it ends the run as
+``MODEL_OUTPUT``, a tool result holding it fails the call as ``TOOL``.
+Cancellation propagates, and so do replay's divergence errors (a replay that
+stops matching the record must stop).
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from flightrec.agents.transcript import (
     tool_message,
     user_message,
 )
-from flightrec.contracts.errors import BudgetExceededError, ReplayError
+from flightrec.contracts.errors import BudgetExceededError, ReplayError, UnrecordableError
 from flightrec.contracts.events import (
     CotEvent,
     CotEventBase,
@@ -57,6 +60,7 @@ from flightrec.contracts.events import (
     ToolCall,
     ToolResult,
     canonical_json,
+    recordable_text,
 )
 from flightrec.contracts.failures import AnyFailureKind, FailureKind, failure_kind
 from flightrec.tools.base import ToolExecutor, ToolOutcome
@@ -137,8 +141,12 @@ def _remaining_s(agent: Agent, ctx: RunContext) -> float:
     return max(0.0, agent.deadline_s - ctx.elapsed_s())
 
 
-async def _ask(agent: Agent, model: Model, transcript: list[Message], ctx: RunContext) -> ModelTurn:
-    """One model turn; failures (including the run deadline) become error attempts.
+async def _ask(
+    agent: Agent, model: Model, transcript: list[Message], ctx: RunContext
+) -> tuple[ModelTurn, Message | None]:
+    """One model turn as the record can hold it (:func:`_recordable`), and the
+    assistant message of its step; failures (including the run deadline)
+    become error attempts.
 
     The model is given the time left (``deadline_s``) so that it stops its own
     retries in time and returns the tries it made, ending on a
@@ -152,7 +160,7 @@ async def _ask(agent: Agent, model: Model, transcript: list[Message], ctx: RunCo
     error: tuple[FailureKind, str]
     try:
         async with safety_net:
-            return await model.next_step(request)
+            turn = await model.next_step(request)
     except ReplayError:
         raise
     except TimeoutError as exc:
@@ -166,10 +174,42 @@ async def _ask(agent: Agent, model: Model, transcript: list[Message], ctx: RunCo
             error = (FailureKind.MODEL_UNAVAILABLE, f"{type(exc).__name__}: {exc}")
     except Exception as exc:  # a model must not raise; one that does is recorded, not fatal
         error = (FailureKind.MODEL, f"{type(exc).__name__}: {exc}")
+    else:
+        return _recordable(turn, request, model)
     attempt = ModelAttempt.failed(
         request.hash(model.info), *error, latency_ms=(time.monotonic() - started) * 1000
     )
-    return ModelTurn(output=None, attempts=(attempt,))
+    return ModelTurn(output=None, attempts=(attempt.recordable(),)), None
+
+
+def _recordable(
+    turn: ModelTurn, request: ModelRequest, model: Model
+) -> tuple[ModelTurn, Message | None]:
+    """``turn`` as the record can hold it, and the assistant message of its step.
+
+    Whatever a model hands back, nothing reaches an event, a hash or the next
+    request that the record cannot hold: text UTF-8 cannot encode is escaped
+    in the attempts (:meth:`ModelAttempt.recordable`), and a step holding such
+    text or a number that is not finite is no valid step (it could be neither
+    recorded nor shown to the model again): its try is refused as
+    ``MODEL_OUTPUT``, naming where, and the run ends in the agent's fallback.
+    Building the assistant message is that check: it is the step's canonical JSON.
+    """
+    attempts = tuple(attempt.recordable() for attempt in turn.attempts)
+    if any(new is not old for new, old in zip(attempts, turn.attempts, strict=True)):
+        turn = turn.model_copy(update={"attempts": attempts})
+    if turn.output is None:
+        return turn, None
+    try:
+        return turn, assistant_message(turn.output)
+    except UnrecordableError as exc:
+        why = f"the output cannot be recorded: {exc}"
+        refused = (
+            attempts[-1].refused(FailureKind.MODEL_OUTPUT, why)
+            if attempts
+            else ModelAttempt.failed(request.hash(model.info), FailureKind.MODEL_OUTPUT, why)
+        )
+        return ModelTurn(output=None, attempts=(*attempts[:-1], refused)), None
 
 
 async def _call_tool(
@@ -222,12 +262,47 @@ async def _call_tool(
         )
 
 
-def _parse_arguments(text: str) -> dict[str, Any] | None:
+def _arguments(text: str) -> tuple[dict[str, Any] | None, str]:
+    """The tool arguments in ``text`` and the JSON their ``TOOL_CALL`` records.
+
+    A JSON object is recorded as canonical JSON. Anything else has no
+    arguments (the call fails as ``TOOL_ARGUMENTS``) and is recorded as
+    ``{"unparsed_arguments": text}``: text that is not an object, and an object
+    no record can hold (NaN, an overflowing ``1e999``, an escaped lone
+    surrogate: JSON parsing lets each through).
+    """
     try:
         value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
+        if isinstance(value, dict):
+            return value, canonical_json(value)
+    except ValueError:  # not JSON, or UnrecordableError
+        pass
+    return None, canonical_json({"unparsed_arguments": text})
+
+
+def _tool_record(outcome: ToolOutcome) -> tuple[ToolOutcome, str | None]:
+    """``outcome`` as the record holds it, and its result's canonical JSON.
+
+    A result holding a number that is not finite or text UTF-8 cannot encode
+    can be neither recorded nor shown to the model: the call fails as
+    ``TOOL``, naming where. An error message is escaped where UTF-8 cannot
+    encode it.
+    """
+    message = outcome.error_message
+    if message is not None and recordable_text(message) is not message:
+        outcome = outcome.model_copy(update={"error_message": recordable_text(message)})
+    if outcome.result is None:
+        return outcome, None
+    try:
+        return outcome, canonical_json(outcome.result)
+    except UnrecordableError as exc:
+        refused = ToolOutcome(
+            status="error",
+            error_type=FailureKind.TOOL,
+            error_message=f"the tool's result cannot be recorded: {exc}",
+            latency_ms=outcome.latency_ms,
+        )
+        return refused, None
 
 
 def _model_failure(turn: ModelTurn) -> tuple[AnyFailureKind, str, bool]:
@@ -322,6 +397,7 @@ async def run_agent(
     )
 
     def fail(error_type: AnyFailureKind, reason: str, retryable: bool = False) -> list[CotEvent]:
+        reason = recordable_text(reason)  # it may quote what the model or a tool said
         return [
             _decision(em, agent.fallback_document(reason)),
             em.make(RunFailed, error_type=error_type, reason=reason, retryable=retryable),
@@ -341,22 +417,22 @@ async def run_agent(
                 yield event
             return
 
-        turn = await _ask(agent, model, transcript, ctx)
+        turn, reply = await _ask(agent, model, transcript, ctx)
         for attempt in turn.attempts:
             yield _model_call(em, model, attempt)
         tokens_in += turn.input_tokens
         tokens_out += turn.output_tokens
-        if turn.output is None:
+        if turn.output is None or reply is None:
             for event in fail(*_model_failure(turn)):
                 yield event
             return
 
         step = turn.output.step
-        transcript.append(assistant_message(turn.output))
+        transcript.append(reply)
         if isinstance(step, ThoughtStep):
             yield em.make(Thought, reasoning=step.reasoning)
         elif isinstance(step, ToolCallStep):
-            arguments = _parse_arguments(step.arguments_json)
+            arguments, arguments_json = _arguments(step.arguments_json)
             call_id = ctx.new_call_id()
             tool_span = ctx.new_span_id()
             yield em.make(
@@ -365,14 +441,12 @@ async def run_agent(
                 parent=em.run_span,
                 tool=step.tool,
                 call_id=call_id,
-                arguments_json=canonical_json(
-                    arguments
-                    if arguments is not None
-                    else {"unparsed_arguments": step.arguments_json}
-                ),
+                arguments_json=arguments_json,
                 reasoning=step.reasoning,
             )
-            outcome = await _call_tool(agent, tools, ctx, step, arguments, call_id, pii_vault)
+            outcome, result_json = _tool_record(
+                await _call_tool(agent, tools, ctx, step, arguments, call_id, pii_vault)
+            )
             yield em.make(
                 ToolResult,
                 span_id=tool_span,
@@ -380,7 +454,7 @@ async def run_agent(
                 tool=step.tool,
                 call_id=call_id,
                 status=outcome.status,
-                result_json=None if outcome.result is None else canonical_json(outcome.result),
+                result_json=result_json,
                 error_type=outcome.error_type,
                 error_message=outcome.error_message,
                 retryable=outcome.retryable,

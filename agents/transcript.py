@@ -64,7 +64,9 @@ def user_message(business_key: str, input_view: Mapping[str, Any], subject_promp
 
 
 def assistant_message(step: AgentStep) -> Message:
-    """The step the model proposed, as the model will see it next turn."""
+    """The step the model proposed, as the model will see it next turn
+    (:class:`~flightrec.contracts.errors.UnrecordableError` for a step that
+    holds what no record can: NaN, infinity, text UTF-8 cannot encode)."""
     return Message(role="assistant", content=canonical_json(step.model_dump(mode="json")))
 
 

@@ -69,6 +69,7 @@ from flightrec.contracts.errors import (
     ToolNotAllowedError,
     ToolTimeoutError,
     TraceNotFoundError,
+    UnrecordableError,
 )
 from flightrec.contracts.events import (
     COT_KINDS,
@@ -244,6 +245,7 @@ __all__ = [
     "ToolTimeoutError",
     "Topics",
     "TraceNotFoundError",
+    "UnrecordableError",
     "apply_contracts",
     "avro_schema_for",
     "canonical_json",

@@ -12,7 +12,9 @@ Semantics follow ``CelExecutor``: the record is bound as ``message``; an
 expression ``guard; condition`` evaluates ``condition`` only when ``guard`` is
 true (otherwise the condition passes); a CONDITION returns a bool. TRANSFORM
 rules (which rebuild the record) are delegated to cel-python, whose result
-shaping the serializer expects. A test checks both engines agree on every rule.
+shaping the serializer expects, and so is a condition the Rust engine fails to
+evaluate (it has no ordered comparison with NaN, which cel-python answers with
+false). A test checks both engines agree on every rule.
 """
 
 from __future__ import annotations
@@ -139,7 +141,14 @@ class FastCelExecutor(RuleExecutor):  # type: ignore[misc]
             cached = program.results.get(key)
             if cached is not None:
                 return cached
-        verdict = self._evaluate(program, message)
+        try:
+            verdict = self._evaluate(program, message)
+        except Exception:
+            # The Rust engine has no overload for some operations cel-python
+            # defines: an ordered comparison with NaN (``amount > 0.0``) fails
+            # here and is false there. The reference engine decides, so the
+            # engines agree on every record; an error it raises too stands.
+            return self._cel_python().transform(ctx, message)
         if key is not None:
             results = program.results
             if len(results) >= _MAX_CACHED_RESULTS:

@@ -9,7 +9,8 @@ in the codec's own rule registry:
 
 * writes the record as JSON with every field tagged PII in the schema replaced
   by a keyed HMAC (``hmac-sha256:<key id>:<hex>``), so PII never reaches the
-  DLQ in clear;
+  DLQ in clear, and NaN or infinity written as text (``"NaN"``), so the JSON
+  stays JSON;
 * writes through the :class:`~flightrec.contracts.writer.RecordWriter` the
   codec was given (``flightrec.kafka.ConfirmedProducer`` in a process: the
   data-keeping ``acks=all``, idempotent producer and its backpressure policy);
@@ -32,6 +33,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -141,7 +143,9 @@ class DlqAction(RuleAction):  # type: ignore[misc]
             head = path.split(".", 1)[0]
             if head == path and data.get(path) is not None:
                 data[path] = pseudonymise(data[path], key, self._settings.pii_key_id)
-        return json.dumps(data, default=_json_default, sort_keys=True).encode("utf-8")
+        return json.dumps(
+            _finite_or_text(data), default=_json_default, sort_keys=True, allow_nan=False
+        ).encode("utf-8")
 
     async def confirm(self, timeout_s: float = 30.0) -> None:
         """Write every DLQ record queued so far and wait until the broker confirms them.
@@ -195,6 +199,19 @@ class DlqAction(RuleAction):  # type: ignore[misc]
         the codec drains through :meth:`aclose` before that."""
         if self.pending:
             log.error("DLQ action closed with %d records not written", self.pending)
+
+
+def _finite_or_text(value: Any) -> Any:
+    """``value`` with every NaN and infinity written as text (``"NaN"``,
+    ``"Infinity"``, ``"-Infinity"``): a record refused for one still reaches the
+    DLQ as JSON every reader parses (the bare tokens are not JSON)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return json.dumps(value)
+    if isinstance(value, dict):
+        return {key: _finite_or_text(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_text(item) for item in value]
+    return value
 
 
 def _json_default(value: Any) -> Any:

@@ -11,7 +11,8 @@ retrying the same operation can help (``retryable``)::
     │   ├── SchemaIncompatibleError  the registry refused an evolution (409)
     │   ├── RuleViolationError       a data-contract rule failed (rule, field)
     │   ├── DecodeError              bytes that are not a record of the expected schema
-    │   └── ModelSchemaError         a pydantic model that cannot become an Avro schema (model, field)
+    │   ├── ModelSchemaError         a pydantic model that cannot become an Avro schema (model, field)
+    │   └── UnrecordableError        a value the record cannot hold: NaN, infinity, a lone surrogate
     ├── RegistryError                the schema registry answered with an error
     │   └── RegistryUnavailableError unreachable after bounded retries (retryable)
     ├── StackError                   the local stack cannot start / is missing a tool
@@ -69,6 +70,7 @@ __all__ = [
     "ToolNotAllowedError",
     "ToolTimeoutError",
     "TraceNotFoundError",
+    "UnrecordableError",
 ]
 
 
@@ -128,6 +130,16 @@ class ModelSchemaError(ContractError):
 
     Raised while an agent is being defined, before anything runs; context names
     the model and the field. (Not a :class:`ModelError`, which is about the LLM.)
+    """
+
+
+class UnrecordableError(ContractError, ValueError):
+    """A value the record cannot hold: a number that is not finite (NaN and
+    infinity are not JSON numbers) or text that UTF-8 cannot encode (a lone
+    surrogate). ``path`` names where in the value it sits.
+
+    Also a ``ValueError``, as ``json`` raises for the same values, so code that
+    treated JSON that cannot be encoded as a ``ValueError`` still does.
     """
 
 

@@ -22,11 +22,13 @@ a value recorded before the set was closed is read back verbatim.
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 
+from flightrec.contracts.errors import UnrecordableError
 from flightrec.contracts.failures import RECORDED, ErrorType
 from flightrec.contracts.model_schema import PII
 
@@ -56,6 +58,7 @@ __all__ = [
     "cot_event_adapter",
     "current_form",
     "read_cot_event",
+    "recordable_text",
     "utc_micros",
 ]
 
@@ -79,15 +82,87 @@ COT_KINDS: tuple[str, ...] = (
 )
 
 
-# What json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-# builds on every call; one shared encoder gives the same text (it keeps no
-# state between calls) without rebuilding it for each of the many small values.
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+# What json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+# allow_nan=False) builds on every call; one shared encoder gives the same text
+# (it keeps no state between calls) without rebuilding it for each of the many
+# small values.
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
 
 
 def canonical_json(value: Any) -> str:
-    """Canonical JSON text: sorted keys, no whitespace, UTF-8 kept as is."""
-    return _CANONICAL.encode(value)
+    """Canonical JSON text: sorted keys, no whitespace, UTF-8 kept as is.
+
+    Only what a record can hold: a number that is not finite (``NaN``,
+    ``Infinity``: not JSON, and no two readers agree on them) or text that
+    UTF-8 cannot encode (a lone surrogate such as ``"\\ud800"``, which the
+    chain's hash and Avro would fail on later) raises
+    :class:`~flightrec.contracts.errors.UnrecordableError` naming where it sits.
+    """
+    try:
+        text = _CANONICAL.encode(value)
+    except ValueError:  # allow_nan=False, or a circular value
+        refused = _unrecordable(value, "$")
+        if refused is None:
+            raise
+        raise refused from None
+    # isascii() is a flag lookup: only text with non-ASCII characters pays the check.
+    if not text.isascii() and not _encodable(text):
+        raise _unrecordable(value, "$") or UnrecordableError(
+            "text that UTF-8 cannot encode", path="$"
+        )
+    return text
+
+
+def recordable_text(text: str) -> str:
+    """``text`` as a record can hold it: unchanged when UTF-8 can encode it,
+    else with each character it cannot (a lone surrogate) written as its
+    escape (``\\ud800``), so what the model or tool said stays readable."""
+    if text.isascii() or _encodable(text):
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _unrecordable(
+    value: Any, path: str, within: frozenset[int] = frozenset()
+) -> UnrecordableError | None:
+    """The first value inside ``value`` a record cannot hold, as the error that
+    names it (``within``: the containers being walked, so a cycle ends the walk)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return UnrecordableError(
+            f"{value} is not a finite number: NaN and infinity are not JSON, and no record "
+            "holds them",
+            path=path,
+        )
+    if isinstance(value, str) and not _encodable(value):
+        return UnrecordableError(
+            f"text that UTF-8 cannot encode (a lone surrogate): {recordable_text(value)[:200]!r}",
+            path=path,
+        )
+    if not isinstance(value, dict | list | tuple) or id(value) in within:
+        return None
+    within = within | {id(value)}
+    if isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{path}.{recordable_text(str(key))}"
+            refused = _unrecordable(key, inner) or _unrecordable(item, inner, within)
+            if refused is not None:
+                return refused
+        return None
+    for index, item in enumerate(value):
+        refused = _unrecordable(item, f"{path}[{index}]", within)
+        if refused is not None:
+            return refused
+    return None
 
 
 def utc_micros(value: datetime) -> datetime:

@@ -64,6 +64,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from flightrec.contracts.avro_mapping import COT_KIND_MODELS
+from flightrec.contracts.errors import UnrecordableError
 from flightrec.contracts.events import (
     CotEvent,
     CotEventBase,
@@ -201,14 +202,24 @@ def _derived_envelope(record: LogRecord) -> dict[str, Any]:
     }
 
 
-def _derived_payload(record: LogRecord) -> dict[str, Any]:
-    """Kind fields the record shape implies (beyond those it names directly)."""
-    if record.interaction_type == "TOOL_CALL":
-        return {
-            "call_id": f"call-{record.step_index}",
-            "arguments_json": canonical_json(record.thought_process.tool_input),
-        }
-    return {}
+def _derived_payload(record: LogRecord, given: Mapping[str, Any]) -> dict[str, Any]:
+    """Kind fields the record shape implies (beyond those it names directly,
+    and those ``given`` already holds)."""
+    if record.interaction_type != "TOOL_CALL":
+        return {}
+    derived: dict[str, Any] = {"call_id": f"call-{record.step_index}"}
+    if "arguments_json" not in given:
+        derived["arguments_json"] = canonical_json(record.thought_process.tool_input)
+    return derived
+
+
+def _canonical_or_none(value: Any) -> str | None:
+    # Arguments recorded before canonical JSON refused NaN may hold one: such
+    # text is not canonical today, so its exact bytes are kept.
+    try:
+        return canonical_json(value)
+    except UnrecordableError:
+        return None
 
 
 def to_log_record(event: CotEventBase) -> LogRecord:
@@ -223,7 +234,7 @@ def to_log_record(event: CotEventBase) -> LogRecord:
     if "arguments_json" in rest:
         raw = rest.pop("arguments_json")
         tool_input = json.loads(raw)
-        if tool_input is None or canonical_json(tool_input) != raw:
+        if tool_input is None or _canonical_or_none(tool_input) != raw:
             # JSON null, or text that is not canonical: keep the exact bytes
             rest["arguments_json"] = raw
     values = _record_gen_ai(type(event), rest)
@@ -307,7 +318,7 @@ def from_log_record(record: LogRecord) -> CotEvent:
     if thought.tool_input is not None and "arguments_json" not in data:
         data["arguments_json"] = canonical_json(thought.tool_input)
     _place_gen_ai(model, record, data)
-    for name, value in {**_derived_envelope(record), **_derived_payload(record)}.items():
+    for name, value in {**_derived_envelope(record), **_derived_payload(record, data)}.items():
         data.setdefault(name, value)
     missing = [
         _DOCUMENT_PLACES.get(name, f"flightrec.{name}")

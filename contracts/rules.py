@@ -9,6 +9,10 @@ raises with the rule's doc only, so the codec finds the failed rule by its doc
 and can raise a :class:`~flightrec.contracts.errors.RuleViolationError` naming rule and
 field.
 
+Every floating-point field of an input contract also gets a generated rule
+(:func:`finite_number_rules`): NaN and infinity are refused, named as
+``<field>_finite`` (``application_amount_finite`` for the loan application).
+
 Expressions avoid mixing int and double literals (``amount > 0.0``): cel-python
 rejects heterogeneous comparisons that the Rust engine accepts, and both engines
 must agree on every rule. A ``guard; condition`` expression only checks the
@@ -17,10 +21,15 @@ condition when the guard holds (confluent's CEL executor semantics).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka.schema_registry import Rule, RuleKind, RuleMode, RuleParams, RuleSet
 
+from flightrec.contracts.finite_numbers import finite_number_checks
+from flightrec.contracts.schema_files import DEFAULT_SCHEMA_DIR, contract, load_schema_file
 from flightrec.contracts.settings import Settings
 
 __all__ = [
@@ -28,6 +37,7 @@ __all__ = [
     "ISO_4217",
     "OUTCOME_LABEL_PATTERN",
     "RuleSpec",
+    "finite_number_rules",
     "input_rule_set",
     "rule_set_for",
     "rule_specs",
@@ -305,10 +315,35 @@ _COT_RULES: tuple[RuleSpec, ...] = (
 )
 
 
+def finite_number_rules(schema: Mapping[str, Any], *, prefix: str = "") -> tuple[RuleSpec, ...]:
+    """One rule per floating-point field of ``schema``: NaN or infinity breaks it.
+
+    Named ``<prefix><field>_finite`` (dots of a nested path become ``_``); see
+    :mod:`flightrec.contracts.finite_numbers` for the condition and why it is
+    written so. Every agent's input contract starts with these rules.
+    """
+    rules = []
+    for check in finite_number_checks(schema):
+        name = f"{prefix}{check.path.replace('.', '_')}_finite"
+        doc = f"rule {name}: {check.path} must be a finite number, not NaN or infinity"
+        rules.append(RuleSpec(name, check.path, check.expr, doc))
+    return tuple(rules)
+
+
+@functools.cache
+def _application_rules() -> tuple[RuleSpec, ...]:
+    # The generated rules first: a producer's NaN amount is named as such, not
+    # as an amount that is not positive (confluent runs the rules in order on
+    # write, and in reverse on read).
+    spec = contract("loan_application")
+    schema = load_schema_file(DEFAULT_SCHEMA_DIR / spec.file_name)
+    return (*finite_number_rules(schema, prefix="application_"), *_APPLICATION_RULES)
+
+
 def rule_specs(contract_name: str) -> tuple[RuleSpec, ...]:
     """The CEL conditions of a contract (empty when it has none)."""
     if contract_name == "loan_application":
-        return _APPLICATION_RULES
+        return _application_rules()
     if contract_name == "cot_event":
         return _COT_RULES
     return ()

@@ -37,6 +37,7 @@ __all__ = [
     "DEFAULT_SCHEMA_DIR",
     "PII_TAG",
     "ContractSpec",
+    "avro_fullname",
     "contract",
     "contract_rule_set",
     "field_tags",
@@ -219,7 +220,7 @@ def pii_fields(schema: Mapping[str, Any] | str) -> frozenset[str]:
     return frozenset(path for path, tags in field_tags(parsed).items() if PII_TAG in tags)
 
 
-def _fullname(name: str, namespace: str) -> str:
+def avro_fullname(name: str, namespace: str) -> str:
     """Avro name resolution: a dotted name is full, else it joins the enclosing namespace."""
     return name if "." in name or not namespace else f"{namespace}.{name}"
 
@@ -234,7 +235,7 @@ def _collect_tags(
 ) -> None:
     if isinstance(schema, str):
         # A reference to a record defined earlier: its fields carry the same tags here.
-        schema = named.get(_fullname(schema, namespace))
+        schema = named.get(avro_fullname(schema, namespace))
     if isinstance(schema, list):
         for branch in schema:
             _collect_tags(branch, prefix, out, seen, named, namespace)
@@ -248,7 +249,7 @@ def _collect_tags(
         _collect_tags(schema.get("values"), prefix, out, seen, named, namespace)
     elif kind == "record":
         name = str(schema.get("name"))
-        fullname = _fullname(name, str(schema.get("namespace", namespace)))
+        fullname = avro_fullname(name, str(schema.get("namespace", namespace)))
         namespace = fullname.rpartition(".")[0]
         named.setdefault(fullname, schema)
         if fullname in seen:  # a recursive record: its fields were already visited

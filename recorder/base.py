@@ -7,6 +7,8 @@ when the broker has confirmed that one event (or raises
 :class:`~flightrec.contracts.errors.RecorderError`); ``confirm`` waits for every event of
 a run emitted so far. Events of one run must be emitted one after another
 (never two ``emit`` calls of the same run at once); runs may interleave freely.
+A run ends with its terminal event (``RUN_COMPLETED``, ``RUN_FAILED``), or
+with ``discard_run`` when it ends abnormally, so nothing of it stays held.
 """
 
 from __future__ import annotations
@@ -52,6 +54,13 @@ class Recorder(Protocol):
     async def confirm(self, trace_id: str, attempt: int) -> None:
         """Wait until every event of the run emitted so far is confirmed;
         raise ``RecorderError`` if any was not."""
+        ...
+
+    def discard_run(self, trace_id: str, attempt: int) -> None:
+        """Release what is held for a run that ended abnormally (an exception
+        left it mid-way: it will emit nothing more, not even a terminal event):
+        its chain head, its delivery account and its open spans. Events already
+        emitted are still delivered; a later emit of the run starts a new chain."""
         ...
 
     async def close(self) -> None:

@@ -78,6 +78,8 @@ class _Run:
     outstanding: int = 0
     error: RecorderError | None = None
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    discarded: bool = False
+    """The run ended abnormally: drop the account once settled, error or not."""
 
 
 @dataclass(eq=False, slots=True)
@@ -207,7 +209,7 @@ class KafkaRecorder:
         head = self._sealer.head(*key)
         sealed = self._sealer.seal_scrubbed(event, vault)
         run = self._runs.get(key)
-        if run is None:
+        if run is None or run.discarded:  # a discarded run emitting again starts afresh
             run = self._runs[key] = _Run()
         try:
             value = await self._encoder.encode_cot(sealed)
@@ -261,12 +263,22 @@ class KafkaRecorder:
                 del self._runs[key]
             raise run.error
 
-    def forget(self, trace_id: str, attempt: int) -> None:
-        """Drop the chain and tracing state of a run that will emit no more
-        (a run abandoned without a terminal event)."""
+    def discard_run(self, trace_id: str, attempt: int) -> None:
+        """Release a run that ended abnormally (see :class:`~flightrec.recorder.base.Recorder`):
+        its chain head and open spans now, its delivery account once the events
+        it emitted are settled (they are still delivered, and ``pending`` counts
+        them until then; a delivery error is then not kept for ``confirm``)."""
+        key = (trace_id, attempt)
         self._sealer.forget(trace_id, attempt)
         if self._spans is not None:
-            self._spans.abandon(trace_id, attempt)
+            self._spans.abandon(trace_id, attempt, "flightrec.run_discarded")
+        run = self._runs.get(key)
+        if run is None:
+            return
+        if run.outstanding == 0:
+            del self._runs[key]
+        else:
+            run.discarded = True
 
     def pending(self) -> int:
         """Events emitted and not yet confirmed or failed (all runs)."""
@@ -342,5 +354,5 @@ class KafkaRecorder:
                 if not waiter.done():
                     waiter.set_result(None)
             run.waiters.clear()
-            if run.error is None and self._runs.get(out.key) is run:
+            if (run.error is None or run.discarded) and self._runs.get(out.key) is run:
                 del self._runs[out.key]

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from flightrec.contracts.errors import DivergenceError
+from flightrec.contracts.errors import DivergenceError, UnrecordableError
 from flightrec.contracts.events import CotEventBase, ToolCall, ToolResult, canonical_json
 from flightrec.contracts.failures import FailureKind
 from flightrec.tools.base import ToolExecutor, ToolOutcome
@@ -189,4 +189,9 @@ class ReplayToolset:
 def _reformat(arguments_json: str) -> str:
     # Recorded arguments are canonical JSON already; re-canonicalise anyway so a
     # recording written by another encoder still compares equal.
-    return canonical_json(json.loads(arguments_json))
+    try:
+        return canonical_json(json.loads(arguments_json))
+    except UnrecordableError:
+        # Recorded before canonical JSON refused NaN: no call made today can
+        # match it, and the mismatch is a divergence, not a crash of the replay.
+        return arguments_json

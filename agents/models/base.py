@@ -6,6 +6,7 @@ from typing import Any
 
 from flightrec.agents.model import ModelAttempt, ModelInfo, ModelRequest, ModelTurn, Transcript
 from flightrec.agents.steps import AgentStep, DecisionStep, ThoughtStep, ToolCallStep
+from flightrec.contracts.errors import UnrecordableError
 from flightrec.contracts.events import canonical_json
 from flightrec.contracts.failures import FailureKind
 
@@ -46,9 +47,15 @@ def ok_turn(
     response_id: str | None = None,
     latency_ms: float = 0.0,
 ) -> ModelTurn:
-    """A one-attempt successful turn with estimated token usage."""
+    """A one-attempt successful turn with estimated token usage; a failed one of
+    kind ``MODEL_OUTPUT`` when the step holds what no record can (NaN, infinity,
+    text UTF-8 cannot encode), as a model that validates its output reports it."""
     output = as_agent_step(step)
-    text = canonical_json(output.model_dump(mode="json"))
+    try:
+        text = canonical_json(output.model_dump(mode="json"))
+    except UnrecordableError as exc:
+        why = f"the output cannot be recorded: {exc}"
+        return error_turn(info, request, FailureKind.MODEL_OUTPUT, why, latency_ms=latency_ms)
     attempt = _attempt(
         info,
         request,

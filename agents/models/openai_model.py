@@ -9,9 +9,9 @@ class that says what to do next, and is recorded with its failure kind:
 * 429, 408, 409, 5xx, timeouts and connection errors (``ModelUnavailableError``):
   back off (honouring ``retry-after-ms`` / ``retry-after``, capped) and retry,
   up to ``max_retries``;
-* output that fails validation, or is cut off (``finish_reason="length"``)
-  (``ModelOutputError``): the error is fed back to the model as a message and it
-  tries again, up to ``max_output_retries``;
+* output that fails validation, holds a number that is not finite, or is cut
+  off (``finish_reason="length"``) (``ModelOutputError``): the error is fed
+  back to the model as a message and it tries again, up to ``max_output_retries``;
 * a refusal (``message.refusal`` set, ``parsed`` None, no exception) or a
   content filter stop (``ModelRefusalError``), or any other 4xx (``ModelError``):
   terminal.
@@ -61,8 +61,9 @@ from flightrec.contracts.errors import (
     ModelOutputError,
     ModelRefusalError,
     ModelUnavailableError,
+    UnrecordableError,
 )
-from flightrec.contracts.events import canonical_json
+from flightrec.contracts.events import canonical_json, recordable_text
 from flightrec.contracts.failures import FailureKind, failure_kind
 from flightrec.contracts.settings import Settings
 
@@ -135,8 +136,15 @@ class _Reply:
             ),
             input_tokens=int(usage.get("prompt_tokens") or 0),
             output_tokens=int(usage.get("completion_tokens") or 0),
-            content=message.get("content") if isinstance(message, dict) else None,
+            content=_content(message),
         )
+
+
+def _content(message: object) -> str | None:
+    # JSON lets a lone surrogate through as an escape: kept escaped, so the
+    # reply can be recorded and shown to the model again.
+    content = message.get("content") if isinstance(message, dict) else None
+    return recordable_text(content) if isinstance(content, str) else content
 
 
 def _validation_text(exc: ValidationError) -> str:
@@ -361,6 +369,12 @@ class OpenAIModel:
             raise ModelRefusalError(f"refusal: {message.refusal}")
         if message.parsed is None:
             raise ModelOutputError("empty output")
+        try:
+            # What MODEL_CALL records and the transcript shows next: a step that
+            # holds NaN or infinity (JSON parsing lets them through) is no step.
+            tried.output_json = canonical_json(message.parsed.model_dump(mode="json"))
+        except UnrecordableError as exc:
+            raise ModelOutputError(f"the output cannot be recorded: {exc}") from None
         tried.output = message.parsed
 
 
@@ -381,6 +395,7 @@ class _Try:
 
     reply: _Reply = field(default_factory=_Reply)
     output: AgentStep | None = None
+    output_json: str | None = None
     error: ModelError | None = None
     retry_after_s: float | None = None
 
@@ -399,9 +414,5 @@ class _Try:
             output_tokens=self.reply.output_tokens,
             error_type=None if error is None else failure_kind(error),
             error_message=None if error is None else error.message[:MAX_ERROR_TEXT],
-            output_json=(
-                canonical_json(self.output.model_dump(mode="json"))
-                if self.output is not None
-                else self.reply.content
-            ),
+            output_json=self.output_json if self.output is not None else self.reply.content,
         )

@@ -146,5 +146,10 @@ class MemoryRecorder:
     async def confirm(self, trace_id: str, attempt: int) -> None:
         """Everything is confirmed on emit."""
 
+    def discard_run(self, trace_id: str, attempt: int) -> None:
+        """Drop the chain head of a run that ended abnormally (all else is kept
+        in ``events``, as a broker would keep what was written)."""
+        self._sealer.forget(trace_id, attempt)
+
     async def close(self) -> None:
         """Nothing to release."""

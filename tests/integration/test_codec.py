@@ -125,3 +125,26 @@ async def test_application_rule_violation_reaches_the_dlq_and_raises(
     assert b"Ada Lovelace" not in value
     assert body["applicant_name"].startswith(f"hmac-sha256:{settings.pii_key_id}:")
     assert body["email"].startswith("hmac-sha256:")
+
+
+async def test_a_nan_income_reaches_the_dlq_naming_the_generated_rule(
+    codec: Codec, settings: Settings
+) -> None:
+    # NaN and infinity in any float field break the rule generated for it.
+    bad = sample_application(application_id="app-nan-income", annual_income=float("nan"))
+    with pytest.raises(RuleViolationError) as info:
+        await codec.encode_application(bad)
+    assert info.value.context["rule"] == "application_annual_income_finite"
+    assert info.value.context["field"] == "annual_income"
+
+    msg = await asyncio.to_thread(_read_one, settings, settings.topics.applications_dlq)
+    assert msg.key() == b"app-nan-income"
+    headers = dict(msg.headers() or [])
+    assert headers[RULE_NAME] == b"application_annual_income_finite"
+    assert headers[RULE_ERROR_FIELD] == b"annual_income"
+    value = msg.value()
+    assert isinstance(value, bytes)
+    # Still JSON: the NaN is written as text, not as a bare token.
+    assert (
+        json.loads(value, parse_constant=lambda token: pytest.fail(token))["annual_income"] == "NaN"
+    )

@@ -389,3 +389,33 @@ def test_good_then_poison_inputs_all_settle_and_the_worker_keeps_running(
     raw_spans = b"".join(otlp.bodies)
     for marker in CANARY_PII.values():
         assert marker.encode() not in raw_spans, marker
+
+
+def test_a_nan_income_that_bypassed_the_rules_is_dead_lettered_naming_the_rule(
+    worker: WorkerHandle,
+) -> None:
+    """A producer that skips the registered rules writes an application whose
+    income is NaN: the worker's codec refuses it on read with the generated
+    finite-number rule, it reaches the DLQ naming rule and field, and nothing
+    about it is decided; the good application beside it is."""
+    settings = worker.settings
+    run = uuid.uuid4().hex[:6]
+    good, bad = synthetic_applications(2, seed=9, run_id=run)
+    bad = bad.model_copy(update={"annual_income": float("nan")})
+    produce(
+        settings,
+        [
+            (good.application_id.encode(), encode_all(settings, [good])[0]),
+            (bad.application_id.encode(), bypassing_rules(settings, bad)),
+        ],
+    )
+    wait_for_outputs(worker, 2)
+
+    decisions = read_topic(settings, settings.topics.decisions)
+    assert [r.key.decode() for r in decisions] == [good.application_id]
+    (dead,) = read_topic(settings, settings.topics.applications_dlq)
+    assert dead.key.decode() == bad.application_id
+    assert header(dead, kafka_headers.DLQ_ERROR_CLASS) == "RuleViolationError"
+    assert header(dead, kafka_headers.DLQ_ERROR_RULE) == "application_annual_income_finite"
+    assert header(dead, kafka_headers.DLQ_ERROR_FIELD) == "annual_income"
+    assert worker.alive(), worker.log()[-4000:]

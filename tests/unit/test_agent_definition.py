@@ -141,7 +141,15 @@ def test_input_rule_on_a_missing_field() -> None:
 
 def test_input_rule_on_an_existing_field_is_accepted() -> None:
     rule = RuleSpec(name="positive_amount", field="amount", expr="message.amount > 0", doc="")
-    assert refund_definition(input_rules=(rule,)).contracts[0].rules == (rule,)
+    # Kept as given, after the rule generated for the float field (NaN, infinity).
+    rules = refund_definition(input_rules=(rule,)).contracts[0].rules
+    assert rules[1:] == (rule,)
+    assert [(r.name, r.field) for r in rules[:1]] == [("amount_finite", "amount")]
+
+
+def test_an_input_rule_named_like_a_generated_one_is_refused() -> None:
+    rule = RuleSpec(name="amount_finite", field="amount", expr="message.amount > 0.0", doc="")
+    assert_names(refused(input_rules=(rule,)), "input_rules.amount_finite", "finite number")
 
 
 def test_default_prompt_version_missing() -> None:

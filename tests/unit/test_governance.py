@@ -264,6 +264,11 @@ def test_one_incompatible_subject_means_nothing_is_written(
 # so that dropping a rule's definition fails here too, not only losing it on the way.
 GOVERNED_RULES = {
     "loan_application": [
+        # Generated: one per float field, first (NaN and infinity are refused).
+        "application_amount_finite",
+        "application_annual_income_finite",
+        "application_monthly_debt_payments_finite",
+        "application_employment_years_finite",
         "application_amount_positive",
         "application_currency_iso4217",
         "application_term_bounds",

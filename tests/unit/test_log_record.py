@@ -276,3 +276,9 @@ async def test_event_written_with_the_old_schema_reads_with_the_new(event: CotEv
     fastavro.schemaless_writer(body, fastavro.parse_schema(old), datum)
     data = b"\x00" + old_id.to_bytes(4, "big") + body.getvalue()
     assert await codec.decode_cot(data) == event
+
+
+def test_tool_input_recorded_with_a_nan_is_kept_exactly() -> None:
+    # Canonical JSON refuses NaN today; arguments recorded before it did stay readable.
+    event = sample_cot_events()[3].model_copy(update={"arguments_json": '{"x":NaN}'})
+    assert from_log_record(to_log_record(event)) == event

@@ -122,6 +122,34 @@ async def test_invalid_output_is_fed_back_then_retried(server: FakeOpenAIServer)
     assert turn.attempts[1].request_hash != turn.attempts[0].request_hash
 
 
+async def test_output_holding_nan_is_an_output_error_fed_back(server: FakeOpenAIServer) -> None:
+    # JSON parsing lets NaN through into the step; no record can hold it.
+    nan_step = json.dumps(DECISION.model_dump(mode="json")).replace("0.9", "NaN")
+    server.enqueue(ScriptedResponse.content(nan_step), ScriptedResponse.step(DECISION))
+    turn = await ask(make_model(server))
+    assert turn.output == DECISION
+    assert statuses(turn) == [("error", "ModelOutputError"), ("ok", None)]
+    assert "cannot be recorded" in (turn.attempts[0].error_message or "")
+    assert "$.step.confidence" in (turn.attempts[0].error_message or "")
+    assert turn.attempts[0].output_json == nan_step  # what the model said, as text
+    assert "not a valid step" in server.requests[1]["messages"][-1]["content"]
+
+
+async def test_a_lone_surrogate_in_the_reply_is_kept_escaped(server: FakeOpenAIServer) -> None:
+    # The body's JSON escapes a lone surrogate; decoded, no UTF-8 writer takes it.
+    server.enqueue(
+        # json.dumps writes the surrogate as the escape \ud800 (ensure_ascii).
+        ScriptedResponse(body=json.dumps(completion_body("oops \ud800"))),
+        ScriptedResponse.step(THOUGHT),
+    )
+    turn = await ask(make_model(server))
+    assert turn.output == THOUGHT
+    bad = turn.attempts[0]
+    assert bad.status == "error" and bad.output_json == "oops \\ud800"
+    retry = server.requests[1]["messages"]
+    assert retry[-2] == {"role": "assistant", "content": "oops \\ud800"}
+
+
 async def test_output_retries_are_bounded(server: FakeOpenAIServer) -> None:
     server.enqueue(*[ScriptedResponse.content("not json at all")] * 3)
     turn = await ask(make_model(server, max_output_retries=1))

@@ -10,7 +10,7 @@ import pytest
 from flightrec.agents.model import Message, ModelAttempt, ModelInfo, ModelRequest, request_hash
 from flightrec.agents.steps import AgentStep
 from flightrec.contracts.errors import DivergenceError
-from flightrec.contracts.events import CotEvent, CotEventBase, ModelCall
+from flightrec.contracts.events import CotEvent, CotEventBase, ModelCall, ToolCall
 from flightrec.contracts.failures import FailureKind
 from flightrec.replay.replay_model import ReplayModel, recorded_turns
 from flightrec.replay.replay_tools import ReplayToolset
@@ -151,3 +151,17 @@ async def test_lenient_toolset_answers_matches_and_marks_the_rest_unavailable() 
 def test_strict_toolset_refuses_live_tools() -> None:
     with pytest.raises(ValueError):
         ReplayToolset(_recording(), mode="strict", live=ReplayToolset(_recording(), mode="lenient"))
+
+
+async def test_strict_toolset_diverges_from_arguments_recorded_with_a_nan() -> None:
+    # Recorded before canonical JSON refused NaN: a divergence, not a crash.
+    recording = [
+        e.model_copy(update={"arguments_json": '{"national_id":NaN}'})
+        if isinstance(e, ToolCall)
+        else e
+        for e in _recording()
+    ]
+    tools = ReplayToolset(recording)
+    with pytest.raises(DivergenceError) as info:
+        await tools.call("credit_bureau", {"national_id": "tok:cd"}, call_id="call_1")
+    assert "NaN" in str(info.value.expected)

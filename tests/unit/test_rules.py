@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import math
 import struct
 from typing import Any
 
@@ -76,6 +77,12 @@ CASES: list[tuple[str, str, str, Any, Any]] = [
      sample_application(term_months=6), sample_application(term_months=5)),
     ("loan_application", "application_applicant_adult", "applicant_age",
      sample_application(applicant_age=18), sample_application(applicant_age=17)),
+    *[
+        ("loan_application", f"application_{field}_finite", field,
+         sample_application(**{field: 1.0}), sample_application(**{field: bad}))
+        for field in ("amount", "annual_income", "monthly_debt_payments", "employment_years")
+        for bad in (math.nan, math.inf, -math.inf)
+    ],
     ("cot_event", "cot_seq_non_negative", "seq",
      sample_cot_events()[2].model_copy(update={"seq": 0}), sample_cot_events()[2].model_copy(update={"seq": -1})),
     ("cot_event", "cot_trace_id_format", "trace_id",
@@ -328,3 +335,18 @@ def test_fast_cel_memoised_verdicts_follow_the_values_read() -> None:
     reasons = "size(message.reasons) > 0"
     assert run(reasons, {"reasons": ["a"]}) is True
     assert run(reasons, {"reasons": []}) is False
+
+
+@pytest.mark.parametrize("engine", ["fast", "celpy"])
+def test_engines_agree_on_an_ordered_comparison_with_nan(engine: str) -> None:
+    # The Rust engine cannot evaluate ``nan > 0.0`` (no overload); cel-python
+    # answers false. The fast executor defers to cel-python there, so without
+    # the finite-number rule in front both engines still name the same rule.
+    positive = next(r for r in rule_specs("loan_application") if r.name.endswith("_positive"))
+    only = RuleSet(migration_rules=None, domain_rules=[positive.to_rule(on_failure="ERROR")])
+    codec = Codec(SETTINGS, _client({"loan_application": only}), cel_engine=engine)
+    codec.start_sync()
+    with pytest.raises(RuleViolationError) as info:
+        _encode(codec, "loan_application", sample_application(amount=math.nan))
+    assert info.value.context["rule"] == "application_amount_positive"
+    assert _encode(codec, "loan_application", sample_application(amount=math.inf))[0] == 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from datetime import UTC, datetime
+from typing import Unpack
 
 import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
@@ -21,11 +22,15 @@ from flightrec.agents.dispatch import Fence, KeyedDispatcher
 from flightrec.agents.loan_agent import LOAN_AGENT
 from flightrec.agents.model import Model, ModelInfo, ModelRequest, ModelTurn
 from flightrec.agents.pipeline import PipelineResult, RunPipeline
-from flightrec.agents.steps import DecisionStep, ThoughtStep
+from flightrec.agents.steps import DecisionStep, ThoughtStep, ToolCallStep
+from flightrec.contracts.chain import event_hash, verify_chain, verify_signatures
 from flightrec.contracts.codec import Codec
 from flightrec.contracts.errors import FencedError, RecorderError
-from flightrec.contracts.events import CotEvent, SourceRef
+from flightrec.contracts.events import CotEvent, RunFailed, SourceRef
 from flightrec.contracts.headers import (
+    DECISION_CHAIN_HEAD,
+    DECISION_KEY_ID,
+    DECISION_SIGNATURE,
     DLQ_CONTEXT,
     DLQ_ENCRYPTION,
     DLQ_ERROR_CLASS,
@@ -39,11 +44,14 @@ from flightrec.contracts.headers import (
 from flightrec.contracts.rules import rule_set_for
 from flightrec.contracts.schema_files import CONTRACTS, load_schemas, schema_text, subject_for
 from flightrec.contracts.settings import Settings
+from flightrec.contracts.signing import Keyring, RecordSigner
+from flightrec.contracts.writer import SendOptions
 from flightrec.recorder.dlq_cipher import DlqCipher
 from flightrec.recorder.pii import PiiGuard
 from flightrec.testing import MemoryAttemptLedger, MemoryProducer, MemoryRecorder, SentMessage
 from flightrec.testing.models import ScriptedModel
 from flightrec.testing.samples import sample_application
+from flightrec.tools.base import ToolExecutor
 from flightrec.tools.toolset import Toolset
 
 SETTINGS = Settings()
@@ -88,9 +96,16 @@ async def codec() -> AsyncIterator[Codec]:
 class Rig:
     """A pipeline and the fakes behind it, for assertions."""
 
-    def __init__(self, codec: Codec, model: Model, recorder: MemoryRecorder | None = None) -> None:
+    def __init__(
+        self,
+        codec: Codec,
+        model: Model,
+        recorder: MemoryRecorder | None = None,
+        producer: MemoryProducer | None = None,
+        tools: ToolExecutor | None = None,
+    ) -> None:
         self.recorder = recorder or MemoryRecorder()
-        self.producer = MemoryProducer()
+        self.producer = producer or MemoryProducer()
         self.ledger = MemoryAttemptLedger()
         self.cipher = DlqCipher(SETTINGS)
         self.pipeline = RunPipeline(
@@ -98,7 +113,7 @@ class Rig:
             definition=LOAN_AGENT,
             agent=AGENT,
             model=model,
-            tools=Toolset([]),
+            tools=tools or Toolset([]),
             codec=codec,
             recorder=self.recorder,
             guard=PiiGuard(SETTINGS),
@@ -367,3 +382,130 @@ async def test_an_input_whose_dlq_write_fails_is_never_acked(codec: Codec) -> No
     assert len(fatal) == 1 and isinstance(fatal[0].__cause__, RecorderError)
     assert len(rig.decisions()) == 1 and rig.dlq() == []
     assert submitted == [0, 1]  # the stream was refused the next record
+
+
+# ------------------------------------------------ (d) signed decisions and ends
+
+TOOL = ToolCallStep(
+    type="tool_call", reasoning="ask the bureau", tool="credit_bureau", arguments_json="{}"
+)
+
+
+def assert_sealed_and_signed(recorder: MemoryRecorder) -> None:
+    """The recorded events form one intact chain, signed by the recorder's key."""
+    chain = verify_chain(recorder.events)
+    assert chain.ok, chain.describe()
+    signatures = verify_signatures(recorder.events, recorder.keyring)
+    assert signatures.ok, signatures.describe()
+    assert [e.seq for e in recorder.events] == list(range(len(recorder.events)))
+
+
+class WatchingProducer(MemoryProducer):
+    """Notes which events the recorder held when the decision was sent."""
+
+    def __init__(self, recorder: MemoryRecorder) -> None:
+        super().__init__()
+        self.recorder = recorder
+        self.recorded_at_publish: list[str] | None = None
+
+    async def send_and_wait(
+        self, topic: str, value: bytes | None, **options: Unpack[SendOptions]
+    ) -> SentMessage:
+        if topic == SETTINGS.topics.decisions:
+            self.recorded_at_publish = [e.kind for e in self.recorder.events]
+        return await super().send_and_wait(topic, value, **options)
+
+
+async def test_the_decision_carries_its_signed_chain_head(codec: Codec) -> None:
+    recorder = MemoryRecorder()
+    producer = WatchingProducer(recorder)
+    rig = Rig(codec, ScriptedModel([THOUGHT, APPROVE]), recorder, producer)
+    result = await rig.process(await codec.encode_application(sample_application()))
+
+    assert result.status == "decided"
+    (published,) = rig.decisions()
+    (decision,) = [e for e in recorder.events if e.kind == "DECISION"]
+    head = (published.header(DECISION_CHAIN_HEAD) or b"").decode()
+    signature = (published.header(DECISION_SIGNATURE) or b"").decode()
+    key_id = (published.header(DECISION_KEY_ID) or b"").decode()
+    assert head == event_hash(decision)
+    assert (signature, key_id) == (decision.signature, recorder.signer.key_id)
+    assert recorder.keyring.verify_head(head, signature, key_id)
+    assert not Keyring([RecordSigner.generate().public_key]).verify_head(head, signature, key_id)
+    # The end is written only once the decision is out.
+    assert producer.recorded_at_publish is not None
+    assert producer.recorded_at_publish[-1] == "DECISION"
+    assert [e.kind for e in recorder.events][-2:] == ["DECISION", "RUN_COMPLETED"]
+    assert_sealed_and_signed(recorder)
+
+
+async def test_a_fallback_decision_and_its_failed_end_are_signed(codec: Codec) -> None:
+    rig = Rig(codec, CrashingModel())
+    result = await rig.process(await codec.encode_application(sample_application()))
+
+    assert result.status == "decided" and result.outcome == "REFER"
+    (published,) = rig.decisions()
+    decision = rig.recorder.events[-2]
+    assert decision.kind == "DECISION"
+    assert published.header(DECISION_CHAIN_HEAD) == event_hash(decision).encode()
+    assert rig.recorder.events[-1].kind == "RUN_FAILED"
+    assert_sealed_and_signed(rig.recorder)
+
+
+async def test_an_unpublished_decision_ends_the_record_with_run_failed(codec: Codec) -> None:
+    rig = Rig(codec, ScriptedModel([THOUGHT, APPROVE]))
+    rig.producer.unconfirmed.add(SETTINGS.topics.decisions)
+    value = await codec.encode_application(sample_application())
+
+    result = await rig.process(value)
+
+    assert result.status == "dlq"
+    assert_dead_lettered(rig, value, "RecorderError")
+    kinds = [e.kind for e in rig.recorder.events]
+    assert kinds == ["RUN_STARTED", "MODEL_CALL", "THOUGHT", "MODEL_CALL", "DECISION", "RUN_FAILED"]
+    ended = rig.recorder.events[-1]
+    assert isinstance(ended, RunFailed)
+    assert ended.reason.startswith("the decision was not published: ")
+    assert "broker did not confirm delivery" in ended.reason
+    assert ended.seq == rig.recorder.events[-2].seq + 1  # in the held end's place
+    assert ended.trace_id == result.trace_id and ended.attempt == 1
+    assert_sealed_and_signed(rig.recorder)
+
+
+class RefusingRecorder(MemoryRecorder):
+    """Refuses the first event of one kind as the Kafka recorder refuses an
+    event that breaks a contract rule: emit raises, nothing is recorded."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self._kind = kind
+        self.refused: CotEvent | None = None
+
+    async def emit(
+        self, event: CotEvent, vault: Mapping[str, str] | None = None
+    ) -> Awaitable[None]:
+        if event.kind == self._kind and self.refused is None:
+            self.refused = event
+            raise RecorderError("the record refused it", topic="agent.cot", rule="test")
+        return await super().emit(event, vault)
+
+
+@pytest.mark.parametrize("kind", ["TOOL_CALL", "DECISION"])
+async def test_a_refused_event_ends_the_record_in_its_place(codec: Codec, kind: str) -> None:
+    recorder = RefusingRecorder(kind)
+    rig = Rig(codec, ScriptedModel([THOUGHT, TOOL, APPROVE]), recorder)
+    value = await codec.encode_application(sample_application())
+
+    result = await rig.process(value)
+
+    assert result.status == "dlq" and (result.error or "").startswith("RecorderError: ")
+    assert_dead_lettered(rig, value, "RecorderError")
+    refused = recorder.refused
+    assert refused is not None
+    # Nothing of the run after the refused event; its end takes its place.
+    assert [e.seq for e in recorder.events] == list(range(refused.seq + 1))
+    ended = recorder.events[-1]
+    assert isinstance(ended, RunFailed) and ended.seq == refused.seq
+    assert ended.reason.startswith("the record refused an event: the record refused it")
+    assert [e.kind for e in recorder.events].count("RUN_FAILED") == 1
+    assert_sealed_and_signed(recorder)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from datetime import UTC, datetime
-from typing import Unpack
+from typing import Any, Unpack
 
 import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
@@ -509,3 +509,50 @@ async def test_a_refused_event_ends_the_record_in_its_place(codec: Codec, kind: 
     assert ended.reason.startswith("the record refused an event: the record refused it")
     assert [e.kind for e in recorder.events].count("RUN_FAILED") == 1
     assert_sealed_and_signed(recorder)
+
+
+async def test_an_unconfirmed_event_ends_the_record_before_anything_later(
+    codec: Codec,
+) -> None:
+    """A refusal the recorder reports through the event's confirmation: once
+    it is known, no later event of the run is written but the end."""
+    recorder = UnconfirmedRecorder("THOUGHT", "refused")
+    rig = Rig(codec, ScriptedModel([THOUGHT, TOOL, APPROVE]), recorder)
+    value = await codec.encode_application(sample_application())
+
+    result = await rig.process(value)
+
+    assert result.status == "dlq"
+    assert_dead_lettered(rig, value, "RecorderError")
+    assert [e.kind for e in recorder.events] == [
+        "RUN_STARTED",
+        "MODEL_CALL",
+        "THOUGHT",
+        "RUN_FAILED",
+    ]
+    ended = recorder.events[-1]
+    assert isinstance(ended, RunFailed)
+    assert ended.reason.startswith("the record refused an event: broker did not confirm")
+    assert_sealed_and_signed(recorder)
+
+
+class BrokenCatalogue(Toolset):
+    """A tool executor with a bug: describing its tools raises."""
+
+    def describe(self) -> list[dict[str, Any]]:
+        raise RuntimeError("tool catalogue is broken")
+
+
+async def test_a_run_that_raises_ends_its_record_after_the_last_event(codec: Codec) -> None:
+    rig = Rig(codec, ScriptedModel([APPROVE]), tools=BrokenCatalogue([]))
+    value = await codec.encode_application(sample_application())
+
+    result = await rig.process(value)
+
+    assert result.status == "dlq" and (result.error or "").startswith("RuntimeError: ")
+    assert_dead_lettered(rig, value, "RuntimeError")
+    assert [e.kind for e in rig.recorder.events] == ["RUN_STARTED", "RUN_FAILED"]
+    ended = rig.recorder.events[-1]
+    assert isinstance(ended, RunFailed)
+    assert ended.reason == "the run stopped: tool catalogue is broken"
+    assert_sealed_and_signed(rig.recorder)

@@ -33,6 +33,7 @@ from flightrec.contracts.signing import (
     RecordSigner,
     key_id_of,
 )
+from flightrec.testing.memory import MemoryRecorder
 from flightrec.testing.runs import synthetic_run, synthetic_trace_id
 
 HEAD = "ab" * 32
@@ -461,3 +462,25 @@ def test_records_sealed_before_signing_still_verify(name: str, signer: RecordSig
     # Their chain holds; they are unsigned, and say so.
     report = verify_signatures(events, keyring_of(signer))
     assert (report.ok, report.problem) == (False, "unsigned")
+
+
+# --------------------------------------------------------- the memory recorder
+
+
+async def test_the_memory_recorder_signs_with_its_own_key_or_the_one_given(
+    signer: RecordSigner,
+) -> None:
+    fresh, again, given = MemoryRecorder(), MemoryRecorder(), MemoryRecorder(signer)
+    assert fresh.signer.key_id != again.signer.key_id  # a fresh key each
+    assert given.signer is signer and given.keyring.key_ids() == [signer.key_id]
+
+    trace = synthetic_trace_id(1)
+    for event in synthetic_run(trace)[:-1]:
+        await given.emit(event)
+    decision = given.events[-1]
+    assert decision.kind == "DECISION" and decision.signing_key_id == signer.key_id
+    assert given.signed_head(trace, 1) == signer.sign_head(event_hash(decision))
+    assert fresh.signed_head(trace, 1) is None  # nothing of that run emitted there
+    await given.emit(synthetic_run(trace)[-1])
+    assert verify_signatures(given.events, given.keyring).ok
+    assert not verify_signatures(given.events, fresh.keyring).ok

@@ -372,7 +372,15 @@ class RunPipeline:
         except Exception as exc:
             await self._end_failed(held, vault, f"the decision was not published: {exc}")
             raise
-        await (await self._recorder.emit(held, vault))
+        try:
+            await (await self._recorder.emit(held, vault))
+        except Exception as exc:
+            # The decision is out, signed head and all: the input is decided,
+            # never also dead-lettered; its record reads as interrupted after
+            # the DECISION the published head names.
+            log.warning(
+                "trace %s: decided, but the record's end was not written: %s", trace_id, exc
+            )
         # Confirmed: a re-delivery of this input is settled from the ledger.
         # The decision is out already, so a marker that cannot be written only
         # costs a re-run on re-delivery (a further attempt), never a dead letter.

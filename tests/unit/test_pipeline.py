@@ -536,6 +536,34 @@ async def test_an_unconfirmed_event_ends_the_record_before_anything_later(
     assert_sealed_and_signed(recorder)
 
 
+@pytest.mark.parametrize("how", ["refused", "unconfirmed"])
+async def test_an_end_not_written_after_the_decision_is_out_leaves_the_input_decided(
+    codec: Codec, how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The decision is published before its end is written: an end the
+    recorder then refuses cannot make the input a dead letter too (a second
+    decision on reprocessing); the record ends at the DECISION the published
+    head names."""
+    recorder = (
+        RefusingRecorder("RUN_COMPLETED")
+        if how == "refused"
+        else UnconfirmedRecorder("RUN_COMPLETED", "refused")
+    )
+    rig = Rig(codec, ScriptedModel([THOUGHT, APPROVE]), recorder)
+
+    result = await rig.process(await codec.encode_application(sample_application()))
+
+    assert result.status == "decided" and result.outcome == "APPROVE"
+    assert rig.dlq() == []
+    (published,) = rig.decisions()
+    assert rig.ledger.decided == {result.trace_id: (1, "APPROVE")}
+    decision = next(e for e in recorder.events if e.kind == "DECISION")
+    assert published.header(DECISION_CHAIN_HEAD) == event_hash(decision).encode()
+    assert verify_chain(recorder.events).ok
+    assert verify_signatures(recorder.events, recorder.keyring).ok
+    assert "the record's end was not written" in caplog.text
+
+
 class BrokenCatalogue(Toolset):
     """A tool executor with a bug: describing its tools raises."""
 

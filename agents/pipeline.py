@@ -7,6 +7,9 @@ DLQ, with context headers. One pipeline serves one agent
 fields, business key and topics; nothing here knows a domain.
 ``process`` returns only when the broker has confirmed the decision (or the DLQ
 record) and every CoT event of the run, so the caller may ack the input then.
+The one exception is the run's end, written after its decision is published: if
+the recorder refuses it, the input stays decided (logged, never also a dead
+letter) and its record reads as interrupted after the signed ``DECISION``.
 It never raises for bad input or a failed run: that is what the DLQ is for.
 
 Which failures reach the DLQ: a model or tool failure does not. The runner ends

@@ -7,6 +7,9 @@ DLQ, with context headers. One pipeline serves one agent
 fields, business key and topics; nothing here knows a domain.
 ``process`` returns only when the broker has confirmed the decision (or the DLQ
 record) and every CoT event of the run, so the caller may ack the input then.
+The one exception is the run's end, written after its decision is published: if
+the recorder refuses it, the input stays decided (logged, never also a dead
+letter) and its record reads as interrupted after the signed ``DECISION``.
 It never raises for bad input or a failed run: that is what the DLQ is for.
 
 Which failures reach the DLQ: a model or tool failure does not. The runner ends
@@ -317,7 +320,11 @@ class RunPipeline:
         # the record never shows a complete run whose decision is not out
         # (docs/design.md, "The record agrees with what was published").
         held: CotEvent | None = None
-        last: CotEvent | None = None
+        # Where a failed end goes: in place of the first event not written (the
+        # refused one, or the held end), else after the last one written.
+        unwritten: CotEvent | None = None
+        written: CotEvent | None = None
+        recording = False  # a failure now is the recorder's, not the run's
         try:
             async for event in run_agent(
                 self._agent,
@@ -330,22 +337,30 @@ class RunPipeline:
             ):
                 if fence is not None:
                     fence.check()  # a revoked partition's run writes no more of its record
-                last = event
+                unwritten, recording = event, True
+                _raise_refusal(confirmations)
                 if decision is not None and event.kind in TERMINAL_KINDS:
                     held = event
-                    continue
-                confirmations.append(await self._recorder.emit(event, vault))
-                if isinstance(event, Decision):
-                    decision = event
+                else:
+                    confirmations.append(await self._recorder.emit(event, vault))
+                    written, unwritten = event, None
+                    if isinstance(event, Decision):
+                        decision = event
+                recording = False
+            recording = True
             for confirmation in confirmations:
                 await confirmation
         except (FencedError, asyncio.CancelledError):
             raise
         except Exception as exc:
-            # An event was refused (a contract rule, the broker): nothing later
-            # of this run is written but the end that says why.
-            if last is not None:
-                await self._end_failed(last, vault, f"the record refused an event: {exc}")
+            # An event was refused (a contract rule, the broker) or the run
+            # broke: nothing later of it is written but the end that says why.
+            why = "the record refused an event" if recording else "the run stopped"
+            reason = f"{why}: {exc}"
+            if unwritten is not None:
+                await self._end_failed(unwritten, vault, reason)
+            elif written is not None:
+                await self._end_failed(written, vault, reason, seq=written.seq + 1)
             raise
         if decision is None or held is None:  # the runner always decides and ends
             raise RuntimeError(f"run {trace_id} ended without a decision")
@@ -384,7 +399,15 @@ class RunPipeline:
         except Exception as exc:
             await self._end_failed(held, vault, f"the decision was not published: {exc}")
             raise
-        await (await self._recorder.emit(held, vault))
+        try:
+            await (await self._recorder.emit(held, vault))
+        except Exception as exc:
+            # The decision is out, signed head and all: the input is decided,
+            # never also dead-lettered; its record reads as interrupted after
+            # the DECISION the published head names.
+            log.warning(
+                "trace %s: decided, but the record's end was not written: %s", trace_id, exc
+            )
         # Confirmed: a re-delivery of this input is settled from the ledger.
         # The decision is out already, so a marker that cannot be written only
         # costs a re-run on re-delivery (a further attempt), never a dead letter.
@@ -402,16 +425,24 @@ class RunPipeline:
             key=business_key,
         )
 
-    async def _end_failed(self, template: CotEvent, vault: Mapping[str, str], reason: str) -> None:
+    async def _end_failed(
+        self,
+        template: CotEvent,
+        vault: Mapping[str, str],
+        reason: str,
+        seq: int | None = None,
+    ) -> None:
         """End the run's record with RUN_FAILED in place of ``template`` (the
         event that was refused, or the end held back for a decision that was
-        not published): same run, same ``seq``. Best effort: the input goes to
-        the DLQ whatever happens here, and a refused end leaves the run
+        not published): same run, same ``seq`` unless ``seq`` is given (the
+        place after ``template``, when it was written). Best effort: the input
+        goes to the DLQ whatever happens here, and a refused end leaves the run
         reading as interrupted."""
         envelope = template.model_dump(include=set(_ENVELOPE_KEPT))
         ended = RunFailed.model_validate(
             {
                 **envelope,
+                "seq": template.seq if seq is None else seq,
                 "event_id": uuid.uuid4().hex,
                 "ts": self._clock(),
                 "error_type": FailureKind.UNEXPECTED,
@@ -466,3 +497,17 @@ class RunPipeline:
         return PipelineResult(
             status="dlq", trace_id=trace_id, error=f"{type(exc).__name__}: {message}"
         )
+
+
+def _raise_refusal(confirmations: Iterable[Awaitable[Any]]) -> None:
+    """Raise the error of an event whose confirmation has already failed: once
+    the recorder reports a refusal, no later event of the run is written."""
+    for confirmation in confirmations:
+        if (
+            isinstance(confirmation, asyncio.Future)
+            and confirmation.done()
+            and not confirmation.cancelled()
+        ):
+            error = confirmation.exception()
+            if error is not None:
+                raise error

@@ -375,8 +375,20 @@ class Settings(BaseModel):
     def brokers_are_local(self) -> bool:
         """Whether every bootstrap server is on this machine (loopback or
         ``localhost``), decided from the configuration alone, before any
-        connection: what lets a worker fall back to development defaults."""
-        hosts = [_host_of(server) for server in self.bootstrap_servers.split(",") if server.strip()]
+        connection: what lets a worker fall back to development defaults.
+
+        The broker lists librdkafka is given count, not only ``bootstrap_servers``:
+        a passthrough ``bootstrap.servers`` or its alias ``metadata.broker.list``
+        decides where the clients connect."""
+        config = self.kafka_client_config()
+        lists = [config.get(name) for name in _BROKER_LIST_PROPERTIES]
+        hosts = [
+            _host_of(server)
+            for servers in lists
+            if isinstance(servers, str)
+            for server in servers.split(",")
+            if server.strip()
+        ]
         return bool(hosts) and all(_is_loopback(host) for host in hosts)
 
     # -- client configuration -------------------------------------------------
@@ -413,6 +425,10 @@ class Settings(BaseModel):
         if self.schema_registry_basic_auth is not None:
             config["basic.auth.user.info"] = self.schema_registry_basic_auth.get_secret_value()
         return config
+
+
+# librdkafka's names for the initial broker list (one property, two names).
+_BROKER_LIST_PROPERTIES = ("bootstrap.servers", "metadata.broker.list")
 
 
 def _host_of(server: str) -> str:

@@ -91,16 +91,21 @@ async def test_a_run_that_raised_mid_way_leaves_no_head_account_or_open_span(
 
         # The recorder refused the THOUGHT: the input is dead-lettered, mid-run.
         assert result.status == "dlq" and (result.error or "").startswith("ContractError")
-        assert [e.kind for e in encoder.sealed] == ["RUN_STARTED", "MODEL_CALL", "THOUGHT"]
+        # The refused THOUGHT is replaced by the RUN_FAILED that says why
+        # (docs/design.md, "The record agrees with what was published").
+        kinds = [e.kind for e in encoder.sealed]
+        assert kinds == ["RUN_STARTED", "MODEL_CALL", "THOUGHT", "RUN_FAILED"]
         # No span stays open; the run's span ended as an error.
         assert len(spans) == 0
         (agent_span,) = [
             s for s in exporter.get_finished_spans() if (s.name or "").startswith("invoke_agent")
         ]
         assert agent_span.status.status_code == StatusCode.ERROR
-        assert dict(agent_span.attributes or {})["error.type"] == "flightrec.run_discarded"
-        # The two events it did emit are still on their way (pending counts them).
-        assert recorder.pending() == 2
+        # Ended by the recorded RUN_FAILED (the refusal is an unexpected failure).
+        assert dict(agent_span.attributes or {})["error.type"] == "UnexpectedError"
+        # The failed end waited for its confirmation (the unreachable broker
+        # refused it too): nothing of the run is outstanding or kept.
+        assert recorder.pending() == 0
         # No chain head: the run's events emitted again start a new chain.
         await recorder.emit(encoder.sealed[0])
         assert encoder.sealed[-1].kind == "RUN_STARTED"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from datetime import UTC, datetime
+from typing import Any, Unpack
 
 import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
@@ -22,11 +23,15 @@ from flightrec.agents.dispatch import Fence, KeyedDispatcher
 from flightrec.agents.loan_agent import LOAN_AGENT
 from flightrec.agents.model import Model, ModelInfo, ModelRequest, ModelTurn
 from flightrec.agents.pipeline import PipelineResult, RunPipeline
-from flightrec.agents.steps import DecisionStep, ThoughtStep
+from flightrec.agents.steps import DecisionStep, ThoughtStep, ToolCallStep
+from flightrec.contracts.chain import event_hash, verify_chain, verify_signatures
 from flightrec.contracts.codec import Codec
 from flightrec.contracts.errors import FencedError, RecorderError
-from flightrec.contracts.events import CotEvent, SourceRef
+from flightrec.contracts.events import CotEvent, RunFailed, SourceRef
 from flightrec.contracts.headers import (
+    DECISION_CHAIN_HEAD,
+    DECISION_KEY_ID,
+    DECISION_SIGNATURE,
     DLQ_CONTEXT,
     DLQ_ENCRYPTION,
     DLQ_ERROR_CLASS,
@@ -41,6 +46,8 @@ from flightrec.contracts.headers import (
 from flightrec.contracts.rules import rule_set_for
 from flightrec.contracts.schema_files import CONTRACTS, load_schemas, schema_text, subject_for
 from flightrec.contracts.settings import Settings
+from flightrec.contracts.signing import Keyring, RecordSigner
+from flightrec.contracts.writer import SendOptions
 from flightrec.recorder.dlq_cipher import DlqCipher
 from flightrec.recorder.otel import setup_tracing
 from flightrec.recorder.pii import PiiGuard
@@ -49,6 +56,7 @@ from flightrec.replay.history import build_histories
 from flightrec.testing import MemoryAttemptLedger, MemoryProducer, MemoryRecorder, SentMessage
 from flightrec.testing.models import ScriptedModel
 from flightrec.testing.samples import sample_application
+from flightrec.tools.base import ToolExecutor
 from flightrec.tools.toolset import Toolset
 
 from replay_support import assert_reproduces
@@ -95,9 +103,16 @@ async def codec() -> AsyncIterator[Codec]:
 class Rig:
     """A pipeline and the fakes behind it, for assertions."""
 
-    def __init__(self, codec: Codec, model: Model, recorder: MemoryRecorder | None = None) -> None:
+    def __init__(
+        self,
+        codec: Codec,
+        model: Model,
+        recorder: MemoryRecorder | None = None,
+        producer: MemoryProducer | None = None,
+        tools: ToolExecutor | None = None,
+    ) -> None:
         self.recorder = recorder or MemoryRecorder()
-        self.producer = MemoryProducer()
+        self.producer = producer or MemoryProducer()
         self.ledger = MemoryAttemptLedger()
         self.cipher = DlqCipher(SETTINGS)
         self.pipeline = RunPipeline(
@@ -105,7 +120,7 @@ class Rig:
             definition=LOAN_AGENT,
             agent=AGENT,
             model=model,
-            tools=Toolset([]),
+            tools=tools or Toolset([]),
             codec=codec,
             recorder=self.recorder,
             guard=PiiGuard(SETTINGS),
@@ -494,3 +509,205 @@ async def test_a_run_with_an_upstream_traceparent_verifies_offline(codec: Codec)
     value = await codec.encode_application(sample_application())
     await rig.pipeline.process(value, KEY, SOURCE, BATCH_HEADERS)
     await assert_reproduces(AGENT, rig.recorder.events)
+
+
+# ------------------------------------------------ (d) signed decisions and ends
+
+TOOL = ToolCallStep(
+    type="tool_call", reasoning="ask the bureau", tool="credit_bureau", arguments_json="{}"
+)
+
+
+def assert_sealed_and_signed(recorder: MemoryRecorder) -> None:
+    """The recorded events form one intact chain, signed by the recorder's key."""
+    chain = verify_chain(recorder.events)
+    assert chain.ok, chain.describe()
+    signatures = verify_signatures(recorder.events, recorder.keyring)
+    assert signatures.ok, signatures.describe()
+    assert [e.seq for e in recorder.events] == list(range(len(recorder.events)))
+
+
+class WatchingProducer(MemoryProducer):
+    """Notes which events the recorder held when the decision was sent."""
+
+    def __init__(self, recorder: MemoryRecorder) -> None:
+        super().__init__()
+        self.recorder = recorder
+        self.recorded_at_publish: list[str] | None = None
+
+    async def send_and_wait(
+        self, topic: str, value: bytes | None, **options: Unpack[SendOptions]
+    ) -> SentMessage:
+        if topic == SETTINGS.topics.decisions:
+            self.recorded_at_publish = [e.kind for e in self.recorder.events]
+        return await super().send_and_wait(topic, value, **options)
+
+
+async def test_the_decision_carries_its_signed_chain_head(codec: Codec) -> None:
+    recorder = MemoryRecorder()
+    producer = WatchingProducer(recorder)
+    rig = Rig(codec, ScriptedModel([THOUGHT, APPROVE]), recorder, producer)
+    result = await rig.process(await codec.encode_application(sample_application()))
+
+    assert result.status == "decided"
+    (published,) = rig.decisions()
+    (decision,) = [e for e in recorder.events if e.kind == "DECISION"]
+    head = (published.header(DECISION_CHAIN_HEAD) or b"").decode()
+    signature = (published.header(DECISION_SIGNATURE) or b"").decode()
+    key_id = (published.header(DECISION_KEY_ID) or b"").decode()
+    assert head == event_hash(decision)
+    assert (signature, key_id) == (decision.signature, recorder.signer.key_id)
+    assert recorder.keyring.verify_head(head, signature, key_id)
+    assert not Keyring([RecordSigner.generate().public_key]).verify_head(head, signature, key_id)
+    # The end is written only once the decision is out.
+    assert producer.recorded_at_publish is not None
+    assert producer.recorded_at_publish[-1] == "DECISION"
+    assert [e.kind for e in recorder.events][-2:] == ["DECISION", "RUN_COMPLETED"]
+    assert_sealed_and_signed(recorder)
+
+
+async def test_a_fallback_decision_and_its_failed_end_are_signed(codec: Codec) -> None:
+    rig = Rig(codec, CrashingModel())
+    result = await rig.process(await codec.encode_application(sample_application()))
+
+    assert result.status == "decided" and result.outcome == "REFER"
+    (published,) = rig.decisions()
+    decision = rig.recorder.events[-2]
+    assert decision.kind == "DECISION"
+    assert published.header(DECISION_CHAIN_HEAD) == event_hash(decision).encode()
+    assert rig.recorder.events[-1].kind == "RUN_FAILED"
+    assert_sealed_and_signed(rig.recorder)
+
+
+async def test_an_unpublished_decision_ends_the_record_with_run_failed(codec: Codec) -> None:
+    rig = Rig(codec, ScriptedModel([THOUGHT, APPROVE]))
+    rig.producer.unconfirmed.add(SETTINGS.topics.decisions)
+    value = await codec.encode_application(sample_application())
+
+    result = await rig.process(value)
+
+    assert result.status == "dlq"
+    assert_dead_lettered(rig, value, "RecorderError")
+    kinds = [e.kind for e in rig.recorder.events]
+    assert kinds == ["RUN_STARTED", "MODEL_CALL", "THOUGHT", "MODEL_CALL", "DECISION", "RUN_FAILED"]
+    ended = rig.recorder.events[-1]
+    assert isinstance(ended, RunFailed)
+    assert ended.reason.startswith("the decision was not published: ")
+    assert "broker did not confirm delivery" in ended.reason
+    assert ended.seq == rig.recorder.events[-2].seq + 1  # in the held end's place
+    assert ended.trace_id == result.trace_id and ended.attempt == 1
+    assert_sealed_and_signed(rig.recorder)
+
+
+class RefusingRecorder(MemoryRecorder):
+    """Refuses the first event of one kind as the Kafka recorder refuses an
+    event that breaks a contract rule: emit raises, nothing is recorded."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self._kind = kind
+        self.refused: CotEvent | None = None
+
+    async def emit(
+        self, event: CotEvent, vault: Mapping[str, str] | None = None
+    ) -> Awaitable[None]:
+        if event.kind == self._kind and self.refused is None:
+            self.refused = event
+            raise RecorderError("the record refused it", topic="agent.cot", rule="test")
+        return await super().emit(event, vault)
+
+
+@pytest.mark.parametrize("kind", ["TOOL_CALL", "DECISION"])
+async def test_a_refused_event_ends_the_record_in_its_place(codec: Codec, kind: str) -> None:
+    recorder = RefusingRecorder(kind)
+    rig = Rig(codec, ScriptedModel([THOUGHT, TOOL, APPROVE]), recorder)
+    value = await codec.encode_application(sample_application())
+
+    result = await rig.process(value)
+
+    assert result.status == "dlq" and (result.error or "").startswith("RecorderError: ")
+    assert_dead_lettered(rig, value, "RecorderError")
+    refused = recorder.refused
+    assert refused is not None
+    # Nothing of the run after the refused event; its end takes its place.
+    assert [e.seq for e in recorder.events] == list(range(refused.seq + 1))
+    ended = recorder.events[-1]
+    assert isinstance(ended, RunFailed) and ended.seq == refused.seq
+    assert ended.reason.startswith("the record refused an event: the record refused it")
+    assert [e.kind for e in recorder.events].count("RUN_FAILED") == 1
+    assert_sealed_and_signed(recorder)
+
+
+async def test_an_unconfirmed_event_ends_the_record_before_anything_later(
+    codec: Codec,
+) -> None:
+    """A refusal the recorder reports through the event's confirmation: once
+    it is known, no later event of the run is written but the end."""
+    recorder = UnconfirmedRecorder("THOUGHT", "refused")
+    rig = Rig(codec, ScriptedModel([THOUGHT, TOOL, APPROVE]), recorder)
+    value = await codec.encode_application(sample_application())
+
+    result = await rig.process(value)
+
+    assert result.status == "dlq"
+    assert_dead_lettered(rig, value, "RecorderError")
+    assert [e.kind for e in recorder.events] == [
+        "RUN_STARTED",
+        "MODEL_CALL",
+        "THOUGHT",
+        "RUN_FAILED",
+    ]
+    ended = recorder.events[-1]
+    assert isinstance(ended, RunFailed)
+    assert ended.reason.startswith("the record refused an event: broker did not confirm")
+    assert_sealed_and_signed(recorder)
+
+
+@pytest.mark.parametrize("how", ["refused", "unconfirmed"])
+async def test_an_end_not_written_after_the_decision_is_out_leaves_the_input_decided(
+    codec: Codec, how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The decision is published before its end is written: an end the
+    recorder then refuses cannot make the input a dead letter too (a second
+    decision on reprocessing); the record ends at the DECISION the published
+    head names."""
+    recorder = (
+        RefusingRecorder("RUN_COMPLETED")
+        if how == "refused"
+        else UnconfirmedRecorder("RUN_COMPLETED", "refused")
+    )
+    rig = Rig(codec, ScriptedModel([THOUGHT, APPROVE]), recorder)
+
+    result = await rig.process(await codec.encode_application(sample_application()))
+
+    assert result.status == "decided" and result.outcome == "APPROVE"
+    assert rig.dlq() == []
+    (published,) = rig.decisions()
+    assert rig.ledger.decided == {result.trace_id: (1, "APPROVE")}
+    decision = next(e for e in recorder.events if e.kind == "DECISION")
+    assert published.header(DECISION_CHAIN_HEAD) == event_hash(decision).encode()
+    assert verify_chain(recorder.events).ok
+    assert verify_signatures(recorder.events, recorder.keyring).ok
+    assert "the record's end was not written" in caplog.text
+
+
+class BrokenCatalogue(Toolset):
+    """A tool executor with a bug: describing its tools raises."""
+
+    def describe(self) -> list[dict[str, Any]]:
+        raise RuntimeError("tool catalogue is broken")
+
+
+async def test_a_run_that_raises_ends_its_record_after_the_last_event(codec: Codec) -> None:
+    rig = Rig(codec, ScriptedModel([APPROVE]), tools=BrokenCatalogue([]))
+    value = await codec.encode_application(sample_application())
+
+    result = await rig.process(value)
+
+    assert result.status == "dlq" and (result.error or "").startswith("RuntimeError: ")
+    assert_dead_lettered(rig, value, "RuntimeError")
+    assert [e.kind for e in rig.recorder.events] == ["RUN_STARTED", "RUN_FAILED"]
+    ended = rig.recorder.events[-1]
+    assert isinstance(ended, RunFailed)
+    assert ended.reason == "the run stopped: tool catalogue is broken"
+    assert_sealed_and_signed(rig.recorder)

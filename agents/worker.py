@@ -54,6 +54,7 @@ from flightrec.agents.registry import AgentRegistry, build_model
 from flightrec.agents.worker_metrics import WorkerMetrics, status_line
 from flightrec.contracts.codec import Codec
 from flightrec.contracts.events import SourceRef
+from flightrec.contracts.pii_keys import pii_keyring_for
 from flightrec.contracts.settings import Settings
 from flightrec.contracts.signing_keys import signer_for
 from flightrec.kafka.producer import ConfirmedProducer
@@ -121,11 +122,12 @@ class WorkerServices:
 async def open_services(settings: Settings, agents: AgentRegistry) -> AsyncIterator[WorkerServices]:
     """Open codec, recorder, producer, ledger, HTTP client; close them all on exit."""
     signer = signer_for(settings)  # refuses before any connection (no managed key)
+    keyring = pii_keyring_for(settings)  # likewise for the PII key
     # Decisions, DLQ records, attempts and the codec's DLQ rule action share one producer.
     producer = ConfirmedProducer(settings.producer_config())
     codec = Codec(settings, dlq_producer=producer, agent_contracts=agents.contracts())
     await codec.start()
-    guard = PiiGuard(settings)
+    guard = PiiGuard(settings, keyring=keyring)
     tracer_provider = setup_tracing(settings)
     recorder = KafkaRecorder(
         settings, codec, guard=guard, tracer_provider=tracer_provider, signer=signer
@@ -137,7 +139,7 @@ async def open_services(settings: Settings, agents: AgentRegistry) -> AsyncItera
         lookback_s=settings.attempts_lookback_s,
     )
     http = HttpClient(settings)
-    cipher = DlqCipher(settings)
+    cipher = DlqCipher(settings, keyring)
     log_filter = PiiLogFilter(guard).attach()
     services = WorkerServices(
         settings, agents, codec, recorder, producer, ledger, http, guard, cipher
@@ -452,8 +454,10 @@ def run_worker(settings: Settings, agents: AgentRegistry) -> int:
     """Run the worker for ``agents`` until interrupted (``flightrec worker``)."""
     from flightrec.kafka.topics import agent_topic_specs, check_partition_counts, ensure_topics
 
-    # Before any connection: a worker that cannot sign its records never starts.
+    # Before any connection: a worker that cannot sign its records, or would
+    # tokenise with the public development key, never starts.
     signer_for(settings)
+    pii_keyring_for(settings)
     extra = [
         spec
         for definition in agents

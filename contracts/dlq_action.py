@@ -55,6 +55,7 @@ from flightrec.contracts.headers import (
     RULE_TOPIC,
     Header,
 )
+from flightrec.contracts.pii_keys import PiiKeyring, load_pii_keyring
 from flightrec.contracts.rules import DLQ_KEY_PARAM, DLQ_TOPIC_PARAM, FIELD_PARAM
 from flightrec.contracts.schema_files import pii_fields
 from flightrec.contracts.settings import Settings
@@ -96,6 +97,7 @@ class DlqAction(RuleAction):  # type: ignore[misc]
         # run() runs on the thread that encodes (the loop, or a worker thread).
         self._lock = threading.Lock()
         self._pii_cache: dict[str, frozenset[str]] = {}
+        self._keyring: PiiKeyring | None = None
         self._queued: list[_DlqRecord] = []
 
     def type(self) -> str:
@@ -137,12 +139,16 @@ class DlqAction(RuleAction):  # type: ignore[misc]
         if schema_str:
             pii = self._pii_cache.get(schema_str) or pii_fields(schema_str)
             self._pii_cache[schema_str] = pii
-        key = self._settings.pii_hmac_key.get_secret_value().encode("utf-8")
+        if self._keyring is None:
+            # Read on first use: a codec that never dead-letters needs no key.
+            self._keyring = load_pii_keyring(self._settings)
+        key_id = self._keyring.active_id
+        key = self._keyring.secret(key_id)
         data = dict(message) if isinstance(message, dict) else {"value": message}
         for path in pii:
             head = path.split(".", 1)[0]
             if head == path and data.get(path) is not None:
-                data[path] = pseudonymise(data[path], key, self._settings.pii_key_id)
+                data[path] = pseudonymise(data[path], key, key_id)
         return json.dumps(
             _finite_or_text(data), default=_json_default, sort_keys=True, allow_nan=False
         ).encode("utf-8")

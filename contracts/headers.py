@@ -24,6 +24,7 @@ __all__ = [
     "DLQ_ERROR_MESSAGE",
     "DLQ_ERROR_RULE",
     "DLQ_ERROR_TIME",
+    "DLQ_REDRIVEN_FROM",
     "DLQ_SOURCE_OFFSET",
     "DLQ_SOURCE_PARTITION",
     "DLQ_SOURCE_TOPIC",
@@ -86,6 +87,8 @@ DLQ_ERROR_RULE = "flightrec-error-rule"
 """Only when a data-contract rule failed: its name."""
 DLQ_ERROR_FIELD = "flightrec-error-field"
 """Only when a data-contract rule failed: the field it checks."""
+DLQ_REDRIVEN_FROM = "flightrec-redriven-from"
+"""On an input re-driven from a DLQ: the dead letter's ``topic:partition:offset``."""
 
 DLQ_CONTEXT = (
     DLQ_SOURCE_TOPIC,

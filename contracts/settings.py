@@ -44,6 +44,7 @@ from pydantic import (
 )
 
 __all__ = [
+    "DEVELOPMENT_PII_KEY",
     "PRODUCER_SAFE_DEFAULTS",
     "REDACTED",
     "Settings",
@@ -59,6 +60,10 @@ PRODUCER_SAFE_DEFAULTS: dict[str, Any] = {
     "delivery.timeout.ms": 120000,
     "client.dns.lookup": "use_all_dns_ips",
 }
+
+# The built-in PII key: public, so it protects nothing; only a local stack may
+# use it (``flightrec.contracts.pii_keys.pii_keyring_for`` refuses it elsewhere).
+DEVELOPMENT_PII_KEY = "flightrec-local-development-key"
 
 # What a masked secret shows (the same as pydantic's ``SecretStr``).
 REDACTED = "**********"
@@ -219,8 +224,13 @@ class Settings(BaseModel):
     tool_timeout_s: float = 5.0
 
     # Recorder and privacy
-    pii_hmac_key: SecretStr = SecretStr("flightrec-local-development-key")
+    # PII keys (docs/design.md, "Privacy"): one key and its id, or a key-ring
+    # file of several (``flightrec.contracts.pii_keys``), whose active key makes
+    # new tokens and DLQ ciphertexts while the others still read old ones. The
+    # default key is for the local stack only: other brokers refuse it.
+    pii_hmac_key: SecretStr = SecretStr(DEVELOPMENT_PII_KEY)
     pii_key_id: str = "k1"
+    pii_keyring_file: Path | None = None
     recorder_queue_size: int = 10000
     # Signing (docs/design.md, "Signed and anchored records"): the worker signs
     # each attempt's decision and terminal event with an Ed25519 key that is no

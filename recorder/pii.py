@@ -12,13 +12,14 @@ be reversed by hashing candidate names or ids without the key). The agent
 works on tokens; tools get the real values back through the run's vault
 (``token -> real value``), which lives in memory for one run only.
 
-Key rotation. ``settings.pii_hmac_key`` is the secret and
-``settings.pii_key_id`` names it; the id is inside every token. To rotate,
-deploy a new key with a new id: new records carry the new id, old records keep
-theirs. To look a person up across a rotation, compute their token under each
-key id still held (keep retired keys, read-only, for as long as records made
-with them are retained). Destroying a retired key makes its tokens unlinkable
-for good (crypto-shredding).
+Key rotation. The guard tokenises under the active key of a
+:class:`~flightrec.contracts.pii_keys.PiiKeyring` (from settings: one key, or a
+key-ring file); the key id is inside every token. To rotate, add a new key with
+a new id and make it active: new records carry the new id, old records keep
+theirs. To look a person up across a rotation, :func:`lookup_tokens` computes
+their token under every key the ring still holds (keep retired keys, read-only,
+for as long as records made with them are retained). Destroying a retired key
+makes its tokens unlinkable for good (crypto-shredding).
 
 Defence in depth. :meth:`PiiScrubber.scrub_event` replaces any real value of
 the run's vault found in any string field of an event (free text, and JSON text
@@ -43,12 +44,21 @@ from typing import Any, NamedTuple, TypeVar
 
 from pydantic import BaseModel
 
+from flightrec.contracts.dlq_action import pseudonymise
 from flightrec.contracts.events import CotEventBase
+from flightrec.contracts.pii_keys import PiiKeyring, load_pii_keyring
 from flightrec.contracts.schema_files import DEFAULT_SCHEMA_DIR, load_schema_file, pii_fields
 from flightrec.contracts.settings import Settings
 from flightrec.contracts.substitution import Substitution
 
-__all__ = ["MIN_SCRUB_LENGTH", "PiiGuard", "PiiScrubber", "application_pii_fields"]
+__all__ = [
+    "MIN_SCRUB_LENGTH",
+    "PiiGuard",
+    "PiiScrubber",
+    "application_pii_fields",
+    "lookup_tokens",
+    "pii_token",
+]
 
 E = TypeVar("E", bound=CotEventBase)
 
@@ -62,6 +72,26 @@ _TOKEN_HEX = 32
 def application_pii_fields() -> frozenset[str]:
     """PII fields of the ``LoanApplication`` contract shipped with the package."""
     return pii_fields(load_schema_file(DEFAULT_SCHEMA_DIR / "loan_application.avsc"))
+
+
+def pii_token(secret: bytes, key_id: str, value: str) -> str:
+    """The token of ``value`` under the key ``secret`` named ``key_id``."""
+    digest = hmac.new(secret, value.encode("utf-8"), hashlib.sha256).hexdigest()
+    return f"pii:{key_id}:{digest[:_TOKEN_HEX]}"
+
+
+def lookup_tokens(keyring: PiiKeyring, value: str) -> tuple[str, ...]:
+    """Every token ``value`` may appear as, under every key of ``keyring``: the
+    guard's token (CoT events, decisions) and the contract DLQ rule's
+    pseudonym (``hmac-sha256:...``), key by key in the ring's order.
+
+    What a compliance lookup searches the log for: one person's records across
+    key rotations, as long as the retired keys are still in the ring."""
+    tokens: list[str] = []
+    for key_id in keyring.key_ids():
+        secret = keyring.secret(key_id)
+        tokens += [pii_token(secret, key_id, value), pseudonymise(value, secret, key_id)]
+    return tuple(tokens)
 
 
 def _forms(real: str) -> list[str]:
@@ -194,23 +224,30 @@ class PiiGuard(PiiScrubber):
     ``fields`` are the dotted paths of the PII-tagged fields (from the contract:
     ``flightrec.contracts.schema_files.pii_fields(schema)``); by default those of the
     ``LoanApplication`` schema shipped with the package. ``remember`` bounds how
-    many recently tokenised values are kept for scrubbing logs.
+    many recently tokenised values are kept for scrubbing logs. Tokens are made
+    under the active key of ``keyring``, by default the ring ``settings``
+    configure (a worker passes the one ``pii_keyring_for`` vetted).
     """
 
     def __init__(
-        self, settings: Settings, fields: Iterable[str] | None = None, *, remember: int = 4096
+        self,
+        settings: Settings,
+        fields: Iterable[str] | None = None,
+        *,
+        remember: int = 4096,
+        keyring: PiiKeyring | None = None,
     ) -> None:
         super().__init__(remember=remember)
-        self._key = settings.pii_hmac_key.get_secret_value().encode("utf-8")
-        self.key_id = settings.pii_key_id
+        self.keyring = keyring if keyring is not None else load_pii_keyring(settings)
+        self.key_id = self.keyring.active_id
+        self._key = self.keyring.secret(self.key_id)
         self.fields: frozenset[str] = (
             frozenset(fields) if fields is not None else application_pii_fields()
         )
 
     def token(self, value: str) -> str:
-        """The token of one value under the current key."""
-        digest = hmac.new(self._key, value.encode("utf-8"), hashlib.sha256).hexdigest()
-        return f"pii:{self.key_id}:{digest[:_TOKEN_HEX]}"
+        """The token of one value under the active key."""
+        return pii_token(self._key, self.key_id, value)
 
     def tokenize(
         self, record: BaseModel | Mapping[str, Any], fields: Iterable[str] | None = None

@@ -76,6 +76,11 @@ def _quiet_http() -> None:
 
 
 def _apply(args: argparse.Namespace, settings: Settings) -> int:
+    from flightrec.contracts.pii_keys import pii_keyring_for
+
+    # Before any connection: the contracts' DLQ rules pseudonymise under the PII
+    # key, and a shared registry is no place for the public development key.
+    pii_keyring_for(settings)
     _quiet_http()
     from flightrec.contracts.governance import Plan, apply_contracts
 

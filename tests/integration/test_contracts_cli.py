@@ -7,25 +7,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from cli_support import run_cli
 
 from flightrec.agents.registry import known_agents
-from flightrec.cli import main
 from flightrec.contracts.schema_files import CONTRACTS, DEFAULT_SCHEMA_DIR, contract, subject_for
 from flightrec.contracts.settings import Settings
 
 pytestmark = pytest.mark.integration
-
-
-def _run(
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    settings: Settings,
-    *argv: str,
-) -> tuple[int, str]:
-    for key, value in settings.to_env().items():
-        monkeypatch.setenv(key, value)
-    code = main(list(argv))
-    return code, capsys.readouterr().out
 
 
 def test_apply_then_apply_again_is_a_no_op(
@@ -36,19 +24,21 @@ def test_apply_then_apply_again_is_a_no_op(
     subjects = {subject_for(spec, settings) for spec in CONTRACTS} | {
         subject_for(spec, settings) for spec in known_agents(settings).contracts()
     }
-    code, out = _run(monkeypatch, capsys, settings, "contracts", "apply", "--dry-run")
+    code, out = run_cli(monkeypatch, capsys, settings, "contracts", "apply", "--dry-run")
     assert code == 0 and out.count("NEW_SUBJECT") == len(subjects) and out.startswith("plan:")
     assert all(subject in out for subject in subjects)
-    code, out = _run(monkeypatch, capsys, settings, "contracts", "apply")
+    code, out = run_cli(monkeypatch, capsys, settings, "contracts", "apply")
     # The plan first, then what was registered.
     plan, _, applied = out.partition("applied:\n")
     assert code == 0 and plan.startswith("plan:\n") and plan.count("NEW_SUBJECT") == len(subjects)
     assert "registered=" not in plan and applied.count("registered=v1") == len(subjects)
-    code, out = _run(monkeypatch, capsys, settings, "contracts", "apply")
+    code, out = run_cli(monkeypatch, capsys, settings, "contracts", "apply")
     plan, _, applied = out.partition("applied:\n")
     assert code == 0 and plan.count("UNCHANGED") == len(subjects) and "no changes" in applied
     subject = subject_for(contract("cot_event"), settings)
-    code, out = _run(monkeypatch, capsys, settings, "contracts", "show", subject, "--version", "1")
+    code, out = run_cli(
+        monkeypatch, capsys, settings, "contracts", "show", subject, "--version", "1"
+    )
     assert code == 0
     shown = json.loads(out)
     assert shown["version"] == 1 and shown["schema"]["name"] == "CotEvent"
@@ -60,8 +50,8 @@ def test_check_fails_on_an_incompatible_local_edit(
     settings: Settings,
     tmp_path: Path,
 ) -> None:
-    assert _run(monkeypatch, capsys, settings, "contracts", "apply")[0] == 0
-    code, out = _run(monkeypatch, capsys, settings, "contracts", "check")
+    assert run_cli(monkeypatch, capsys, settings, "contracts", "apply")[0] == 0
+    code, out = run_cli(monkeypatch, capsys, settings, "contracts", "check")
     assert code == 0 and "INCOMPATIBLE" not in out
 
     schema_dir = tmp_path / "schemas"
@@ -71,17 +61,17 @@ def test_check_fails_on_an_incompatible_local_edit(
     schema["fields"].append({"name": "reviewer", "type": "string"})  # no default: breaks BACKWARD
     path.write_text(json.dumps(schema))
 
-    code, out = _run(
+    code, out = run_cli(
         monkeypatch, capsys, settings, "contracts", "check", "--schema-dir", str(schema_dir)
     )
     assert code == 1
     assert "INCOMPATIBLE" in out and "reviewer" in out
-    code, out = _run(
+    code, out = run_cli(
         monkeypatch, capsys, settings, "contracts", "apply", "--schema-dir", str(schema_dir)
     )
     assert code == 1
     assert out.startswith("plan:\n") and "INCOMPATIBLE" in out and "applied:" not in out
     assert "nothing was registered" in out
     replays = subject_for(contract("replay_result"), settings)
-    code, out = _run(monkeypatch, capsys, settings, "contracts", "show", replays)
+    code, out = run_cli(monkeypatch, capsys, settings, "contracts", "show", replays)
     assert code == 0 and json.loads(out)["version"] == 1

@@ -9,6 +9,7 @@ import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
 from importlib.metadata import EntryPoints, entry_points
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -103,3 +104,19 @@ def unreachable_broker() -> Settings:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return Settings(bootstrap_servers=f"127.0.0.1:{port}")
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every name lookup or connection attempt is recorded and refused."""
+    attempts: list[str] = []
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        attempts.append(repr(args))
+        raise OSError("no network in this test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    return attempts

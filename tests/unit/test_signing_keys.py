@@ -7,7 +7,6 @@ start, decided from the configuration alone, before any connection.
 
 from __future__ import annotations
 
-import socket
 import stat
 from pathlib import Path
 from typing import Any
@@ -27,22 +26,6 @@ REMOTE = [
     "127.0.0.1:9092,kafka.prod.example:9092",
     "localhost:1,kafka:2",
 ]
-
-
-@pytest.fixture
-def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every name lookup or connection attempt is recorded and refused."""
-    attempts: list[str] = []
-
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        attempts.append(repr(args))
-        raise OSError("no network in this test")
-
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    return attempts
 
 
 def settings(tmp_path: Path, bootstrap: str, **values: Any) -> Settings:

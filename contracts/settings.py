@@ -39,9 +39,12 @@ from pydantic import (
     Field,
     SecretStr,
     SerializerFunctionWrapHandler,
+    field_validator,
     model_serializer,
     model_validator,
 )
+
+from flightrec.contracts.retention import DEFAULT_PROFILE, retention_profile
 
 __all__ = [
     "PRODUCER_SAFE_DEFAULTS",
@@ -258,10 +261,20 @@ class Settings(BaseModel):
     # an input can only be re-delivered while uncommitted, so a day is ample.
     # The ledger topic keeps entries for a week (at least twice this).
     attempts_lookback_s: float = 86400.0
+    # How long the flight-record topics keep their records at least
+    # (contracts.retention: local, eu-ai-act, financial-services). Topics are
+    # created with it and `contracts apply` checks existing ones against it.
+    retention_profile: str = DEFAULT_PROFILE
 
     # Observability
     otlp_endpoint: str | None = None
     capture_message_content: bool = False
+
+    @field_validator("retention_profile")
+    @classmethod
+    def _known_retention_profile(cls, name: str) -> str:
+        # A misspelt profile fails at start-up, not when a topic is created.
+        return retention_profile(name).name
 
     @model_validator(mode="before")
     @classmethod

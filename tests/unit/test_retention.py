@@ -1,0 +1,123 @@
+"""Retention profiles: the pure check, the retention topics are created with,
+and the setting that chooses the profile."""
+
+from __future__ import annotations
+
+import pytest
+
+from flightrec.contracts.errors import ConfigError
+from flightrec.contracts.retention import (
+    PROFILES,
+    RetentionProblem,
+    governed_topics,
+    retention_problems,
+    retention_profile,
+    with_retention,
+)
+from flightrec.contracts.settings import Settings, Topics
+from flightrec.kafka.topics import agent_topic_specs, topic_specs
+
+DAY_MS = 86_400_000
+EU = retention_profile("eu-ai-act")
+
+
+def test_the_profiles_and_their_minimums() -> None:
+    assert retention_profile("local").min_retention_ms is None
+    assert EU.min_retention_ms == 183 * DAY_MS
+    assert retention_profile("financial-services").min_retention_days == 2557
+    assert "Art. 19" in EU.reason and "26(6)" in EU.reason
+    assert set(PROFILES) == {"local", "eu-ai-act", "financial-services"}
+
+
+def test_an_unknown_profile_is_refused_naming_the_known_ones() -> None:
+    with pytest.raises(ConfigError) as caught:
+        retention_profile("forever")
+    assert caught.value.context["known"] == sorted(PROFILES)
+
+
+def test_problems_name_each_short_topic_with_its_retention() -> None:
+    configs = {
+        "agent.cot": {"retention.ms": "-1"},
+        "loan.decisions": {"retention.ms": str(30 * DAY_MS)},
+        "agent.attempts": {"retention.ms": str(183 * DAY_MS)},
+        "claims.decisions": {"retention.ms": str(7 * DAY_MS)},
+        "unknown.retention": {},
+    }
+    problems = retention_problems(EU, configs)
+    assert problems == [
+        RetentionProblem("loan.decisions", 30 * DAY_MS, 183 * DAY_MS),
+        RetentionProblem("claims.decisions", 7 * DAY_MS, 183 * DAY_MS),
+        RetentionProblem("unknown.retention", None, 183 * DAY_MS),
+    ]
+    assert problems[0].describe() == (
+        f"loan.decisions: retention 30 days ({30 * DAY_MS} ms), "
+        f"needs at least 183 days ({183 * DAY_MS} ms)"
+    )
+
+
+def test_the_local_profile_finds_no_problem() -> None:
+    assert retention_problems(retention_profile("local"), {"t": {"retention.ms": "1"}}) == []
+
+
+def test_with_retention_raises_and_never_lowers() -> None:
+    required = str(183 * DAY_MS)
+    assert with_retention(EU, {})["retention.ms"] == required
+    assert with_retention(EU, {"retention.ms": str(DAY_MS)})["retention.ms"] == required
+    assert with_retention(EU, {"retention.ms": "-1"})["retention.ms"] == "-1"
+    longer = str(400 * DAY_MS)
+    assert with_retention(EU, {"retention.ms": longer, "a": "b"}) == {
+        "retention.ms": longer,
+        "a": "b",
+    }
+    assert with_retention(retention_profile("local"), {}) == {}
+
+
+class _WithCheckpoints(Topics):
+    checkpoints: str = "agent.checkpoints"
+
+
+def test_governed_topics_include_checkpoints_only_when_the_settings_have_them() -> None:
+    topics = Topics()
+    assert governed_topics(topics, ["claims.decisions", "loan.decisions"]) == (
+        "agent.cot",
+        "loan.decisions",
+        "claims.decisions",
+        "agent.attempts",
+    )
+    assert governed_topics(_WithCheckpoints()) == (
+        "agent.cot",
+        "loan.decisions",
+        "agent.checkpoints",
+        "agent.attempts",
+    )
+
+
+def test_topics_are_created_with_the_profiles_retention() -> None:
+    settings = Settings(retention_profile="eu-ai-act")
+    specs = topic_specs(settings)
+    required = str(183 * DAY_MS)
+    assert specs["agent.cot"].config["retention.ms"] == "-1"
+    assert specs["loan.decisions"].config["retention.ms"] == required
+    assert specs["agent.attempts"].config["retention.ms"] == required
+    # The ledger stays compacted; only its retention changes.
+    assert specs["agent.attempts"].config["cleanup.policy"] == "compact,delete"
+    assert "retention.ms" not in specs["loan.applications"].config
+    agent = {s.name: s for s in agent_topic_specs(settings, "in", "out", "in.dlq")}
+    assert agent["out"].config == {"retention.ms": required}
+    assert agent["in"].config == {} and agent["in.dlq"].config == {}
+
+
+def test_the_local_profile_keeps_todays_topics() -> None:
+    specs = topic_specs(Settings())
+    assert specs["loan.decisions"].config == {}
+    assert specs["agent.attempts"].config["retention.ms"] == str(7 * DAY_MS)
+    assert agent_topic_specs(Settings(), "in", "out", "in.dlq")[1].config == {}
+
+
+def test_the_profile_comes_from_the_environment_and_is_checked() -> None:
+    settings = Settings.from_env({"FLIGHTREC_RETENTION_PROFILE": "financial-services"})
+    assert settings.retention_profile == "financial-services"
+    assert settings.to_env()["FLIGHTREC_RETENTION_PROFILE"] == "financial-services"
+    assert Settings.from_env({}).retention_profile == "local"
+    with pytest.raises(ConfigError):
+        Settings.from_env({"FLIGHTREC_RETENTION_PROFILE": "eu"})

@@ -142,7 +142,8 @@ def _days(ms: int | None) -> str:
         return "unknown"
     if ms < 0:
         return "unlimited"
-    return f"{ms / _DAY_MS:g} days ({ms} ms)"
+    days = ms / _DAY_MS
+    return f"{days:g} day{'' if days == 1 else 's'} ({ms} ms)"
 
 
 def retention_problems(

@@ -3,6 +3,9 @@ and the setting that chooses the profile."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
 import pytest
 
 from flightrec.contracts.errors import ConfigError
@@ -15,6 +18,8 @@ from flightrec.contracts.retention import (
     with_retention,
 )
 from flightrec.contracts.settings import Settings, Topics
+from flightrec.kafka import retention as kafka_retention
+from flightrec.kafka.retention import apply_retention
 from flightrec.kafka.topics import agent_topic_specs, topic_specs
 
 DAY_MS = 86_400_000
@@ -121,3 +126,87 @@ def test_the_profile_comes_from_the_environment_and_is_checked() -> None:
     assert Settings.from_env({}).retention_profile == "local"
     with pytest.raises(ConfigError):
         Settings.from_env({"FLIGHTREC_RETENTION_PROFILE": "eu"})
+
+
+class _Done:
+    """A future that has already answered."""
+
+    def __init__(self, value: object = None) -> None:
+        self.value = value
+
+    def result(self, timeout: float | None = None) -> object:
+        return self.value
+
+
+class _FakeAdmin:
+    """Just enough of ``AdminClient`` for :func:`apply_retention`: topics with a
+    ``retention.ms`` each, and the alterations asked for."""
+
+    def __init__(self, retention: dict[str, str]) -> None:
+        self.retention = retention
+        self.altered: dict[str, str] = {}
+
+    def __call__(self, config: object, logger: object = None) -> _FakeAdmin:
+        return self
+
+    def list_topics(self, timeout: float) -> object:
+        return SimpleNamespace(topics=dict.fromkeys(self.retention))
+
+    def describe_configs(self, resources: list[Any], request_timeout: float) -> dict[Any, _Done]:
+        return {
+            r: _Done({"retention.ms": SimpleNamespace(value=self.retention[r.name])})
+            for r in resources
+        }
+
+    def incremental_alter_configs(
+        self, resources: list[Any], request_timeout: float
+    ) -> dict[Any, _Done]:
+        for r in resources:
+            (entry,) = r.incremental_configs
+            self.altered[r.name] = entry.value
+        return {r: _Done() for r in resources}
+
+
+def _fake_broker(monkeypatch: pytest.MonkeyPatch, retention: dict[str, str]) -> _FakeAdmin:
+    admin = _FakeAdmin(retention)
+    monkeypatch.setattr(kafka_retention, "AdminClient", admin)
+    monkeypatch.setattr(kafka_retention, "ensure_topics", lambda *a, **k: [])
+    return admin
+
+
+_COMPLIANT = {
+    "agent.cot": "-1",
+    "loan.decisions": str(183 * DAY_MS),
+    "agent.attempts": str(400 * DAY_MS),
+}
+
+
+def test_apply_refuses_a_short_topic_naming_it_and_changes_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    admin = _fake_broker(monkeypatch, {**_COMPLIANT, "agent.cot": str(30 * DAY_MS)})
+    with pytest.raises(ConfigError) as caught:
+        apply_retention(Settings(retention_profile="eu-ai-act"))
+    assert "agent.cot: retention 30 days" in caught.value.message
+    assert "--fix" in caught.value.message and "Art. 19" in caught.value.message
+    assert caught.value.context["topics"] == {"agent.cot": 30 * DAY_MS}
+    assert admin.altered == {}
+
+
+def test_apply_with_fix_raises_only_the_short_topics(monkeypatch: pytest.MonkeyPatch) -> None:
+    admin = _fake_broker(monkeypatch, {**_COMPLIANT, "out": str(DAY_MS)})
+    decisions = agent_topic_specs(Settings(), "in", "out", "in.dlq")[1:2]
+    report = apply_retention(Settings(retention_profile="eu-ai-act"), decisions=decisions, fix=True)
+    assert admin.altered == {"out": str(183 * DAY_MS)}
+    assert report.ok and [p.topic for p in report.raised] == ["out"]
+    assert "raised out: retention 1 day (" in report.render()
+
+
+def test_a_dry_run_reports_and_the_local_profile_asks_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    admin = _fake_broker(monkeypatch, {**_COMPLIANT, "agent.attempts": str(7 * DAY_MS)})
+    report = apply_retention(Settings(retention_profile="eu-ai-act"), dry_run=True)
+    assert not report.ok and [p.topic for p in report.problems] == ["agent.attempts"]
+    assert "TOO SHORT agent.attempts" in report.render() and admin.altered == {}
+    assert apply_retention(Settings(), fix=True).ok and admin.altered == {}

@@ -4,6 +4,7 @@ commands render it: a recorded value cannot recolour, erase or forge lines."""
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Self
 
 import pytest
 
@@ -38,6 +39,19 @@ def test_printable_lines_keep_a_recorded_newline_inside_its_line() -> None:
     assert printable_lines(["key: a\nforged", "next"]) == "key: a\\u000aforged\nnext"
 
 
+class _FakeService:
+    """Stands in for ``ReplayService`` as the commands use it: an async context."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
 def _hostile_history() -> RunHistory:
     events = synthetic_run(TRACE, application_id=HOSTILE, business_key=HOSTILE)
     return build_history(TRACE, events, chain_verifier=None)
@@ -57,17 +71,8 @@ def test_the_audit_command_prints_no_control_character(
 
     history = _hostile_history()
 
-    class _Service:
+    class _Service(_FakeService):
         catalog = type("Catalog", (), {"agents": ()})()
-
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            pass
-
-        async def __aenter__(self) -> _Service:
-            return self
-
-        async def __aexit__(self, *exc: object) -> None:
-            return None
 
         async def select(self, selection: object) -> list[object]:
             return [history]
@@ -107,17 +112,8 @@ def test_the_traces_listing_prints_no_control_character(
         def list_sync(self, **filters: object) -> list[object]:
             return [row]
 
-    class _Service:
+    class _Service(_FakeService):
         index = _Index()
-
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            pass
-
-        async def __aenter__(self) -> _Service:
-            return self
-
-        async def __aexit__(self, *exc: object) -> None:
-            return None
 
     monkeypatch.setattr(trace_command, "ReplayService", _Service)
     assert main(["traces"]) == 0

@@ -15,8 +15,9 @@ Secrets never appear in ``repr``, ``str``, dumps or logs of ``Settings``:
   material, keytabs, JAAS and OAUTHBEARER configs) or by its value (a URL
   carrying a password). Secret properties live in ``kafka_secrets`` as
   ``SecretStr``, whichever way the settings were built.
-- The password of a URL's userinfo (``https://user:PWD@host``) is masked
-  wherever a URL is shown (``redact_url``): ``schema_registry_url`` and the
+- The password of a URL's userinfo (``https://user:PWD@host``) and the value
+  of a credential in its query string (``?api_key=``, ``&token=``,
+  ``?password=``) are masked wherever a URL is shown (``redact_url``): ``schema_registry_url`` and the
   other endpoint fields keep their real value for the clients.
 
 The real values reach only what needs them: ``kafka_client_config()``,
@@ -39,9 +40,12 @@ from pydantic import (
     Field,
     SecretStr,
     SerializerFunctionWrapHandler,
+    field_validator,
     model_serializer,
     model_validator,
 )
+
+from flightrec.contracts.retention import DEFAULT_PROFILE, retention_profile
 
 __all__ = [
     "DEVELOPMENT_PII_KEY",
@@ -92,6 +96,26 @@ _SECRET_PROPERTIES = frozenset({"sasl.oauthbearer.config"})
 # unencoded ``@`` in a password is still masked whole.
 _URL_AUTHORITY = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<authority>[^/?#\s,]*)")
 
+# A query parameter (``?name=value`` or ``&name=value``) whose name says it is
+# a credential: API keys, tokens (OAuth, SAS signatures), passwords, secrets.
+# Its value ends at the next parameter, fragment, whitespace or comma.
+_QUERY_PARAMETER = re.compile(r"(?P<lead>[?&;])(?P<name>[^=&#\s,?]+)=(?P<value>[^&#\s,]*)")
+_SECRET_QUERY_NAMES = frozenset({"key", "code", "sig", "pwd", "pass", "auth", "authorization"})
+_SECRET_QUERY_SUBSTRINGS = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "api-key",
+    "access_key",
+    "accesskey",
+    "private",
+    "credential",
+    "signature",
+)
+
 _ENV_PREFIX = "FLIGHTREC_"
 _KAFKA_PREFIX = "FLIGHTREC_KAFKA_"
 # FLIGHTREC_KAFKA_* variables that are ours, not librdkafka passthrough.
@@ -124,16 +148,33 @@ def _mask_authority(match: re.Match[str]) -> str:
     return f"{match.group('scheme')}{user}:{REDACTED}@{hostport}"
 
 
-def redact_url(text: str) -> str:
-    """``text`` with the password of every URL's userinfo masked.
+def _mask_query_secret(match: re.Match[str]) -> str:
+    if not _is_secret_query_name(match.group("name")):
+        return match.group(0)
+    return f"{match.group('lead')}{match.group('name')}={REDACTED}"
 
-    ``https://user:PWD@host/x`` -> ``https://user:**********@host/x``; works on
-    a single URL, a comma-separated list or any text that contains URLs (an
-    error message). Text without credentials is returned unchanged.
+
+def _is_secret_query_name(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in _SECRET_QUERY_NAMES or any(
+        part in lowered for part in _SECRET_QUERY_SUBSTRINGS
+    )
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the credentials of every URL masked: the password of its
+    userinfo and the value of a query parameter that holds a secret.
+
+    ``https://user:PWD@host/x`` -> ``https://user:**********@host/x`` and
+    ``https://host/v1?api_key=K&x=1`` -> ``https://host/v1?api_key=**********&x=1``;
+    works on a single URL, a comma-separated list or any text that contains
+    URLs (an error message). Text without credentials is returned unchanged.
     """
-    if "@" not in text:
-        return text
-    return _URL_AUTHORITY.sub(_mask_authority, text)
+    if "@" in text:
+        text = _URL_AUTHORITY.sub(_mask_authority, text)
+    if "=" in text:
+        text = _QUERY_PARAMETER.sub(_mask_query_secret, text)
+    return text
 
 
 def _redact(value: Any) -> Any:
@@ -268,10 +309,20 @@ class Settings(BaseModel):
     # an input can only be re-delivered while uncommitted, so a day is ample.
     # The ledger topic keeps entries for a week (at least twice this).
     attempts_lookback_s: float = 86400.0
+    # How long the flight-record topics keep their records at least
+    # (contracts.retention: local, eu-ai-act, financial-services). Topics are
+    # created with it and `contracts apply` checks existing ones against it.
+    retention_profile: str = DEFAULT_PROFILE
 
     # Observability
     otlp_endpoint: str | None = None
     capture_message_content: bool = False
+
+    @field_validator("retention_profile")
+    @classmethod
+    def _known_retention_profile(cls, name: str) -> str:
+        # A misspelt profile fails at start-up, not when a topic is created.
+        return retention_profile(name).name
 
     @model_validator(mode="before")
     @classmethod

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import flightrec.commands
 from flightrec.contracts.errors import FlightrecError
 from flightrec.contracts.settings import Settings
+from flightrec.log_redaction import redact_log_records
 
 __all__ = ["build_parser", "main"]
 
@@ -38,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Before anything logs: no URL credential in any line, at any verbosity.
+    redact_log_records()
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from flightrec.contracts.settings import Settings
+from flightrec.printable import printable
 from flightrec.replay.audit import render_audit
 from flightrec.replay.cli import add_key_arguments, run_command
 from flightrec.replay.selectors import Selection
@@ -46,6 +47,10 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
             text = render_audit(
                 histories, replays, fmt=args.format, key_fields=_key_fields(service)
             )
+        if args.format != "json":
+            # JSON escapes control characters itself; a report's lines keep
+            # their newlines, recorded text within them loses its controls.
+            text = printable(text)
         if args.output is not None:
             args.output.write_text(text, encoding="utf-8")
         else:

@@ -20,7 +20,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from flightrec.contracts.errors import SchemaIncompatibleError
+from flightrec.contracts.errors import ConfigError, SchemaIncompatibleError
+from flightrec.contracts.retention import PROFILES, retention_profile
 from flightrec.contracts.settings import Settings
 
 __all__ = ["register"]
@@ -36,6 +37,19 @@ def register(subparsers: Any) -> None:
     apply = commands.add_parser("apply", help="print the plan, then register schemas and rules")
     apply.add_argument("--dry-run", action="store_true", help="print the plan only")
     apply.add_argument("--schema-dir", type=Path, default=None, help="directory of .avsc files")
+    apply.add_argument(
+        "--retention",
+        choices=sorted(PROFILES),
+        default=None,
+        metavar="PROFILE",
+        help="retention profile of the flight-record topics: "
+        f"{', '.join(sorted(PROFILES))} (default: FLIGHTREC_RETENTION_PROFILE, else local)",
+    )
+    apply.add_argument(
+        "--fix",
+        action="store_true",
+        help="raise the retention of existing topics that keep records for less than the profile",
+    )
     _agent_option(apply)
     apply.set_defaults(handler=_apply)
 
@@ -61,11 +75,36 @@ def _agent_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _agent_contracts(args: argparse.Namespace, settings: Settings) -> Any:
+def _agents(args: argparse.Namespace, settings: Settings) -> Any:
     from flightrec.agents.registry import known_agents, resolve_agents
 
-    agents = resolve_agents(args.agents, settings) if args.agents else known_agents(settings)
-    return agents.contracts()
+    return resolve_agents(args.agents, settings) if args.agents else known_agents(settings)
+
+
+def _agent_contracts(args: argparse.Namespace, settings: Settings) -> Any:
+    return _agents(args, settings).contracts()
+
+
+def _retention(args: argparse.Namespace, settings: Settings) -> bool:
+    """Bring the flight-record topics in line with the retention profile (a no-op
+    for ``local``); print what was found and done. False: a topic falls short."""
+    from flightrec.kafka.retention import apply_retention
+    from flightrec.kafka.topics import agent_topic_specs
+
+    if retention_profile(settings.retention_profile).min_retention_ms is None:
+        return True
+    decisions = []
+    for definition in _agents(args, settings):
+        topics = definition.topics.resolve(settings)
+        specs = agent_topic_specs(settings, topics.input, topics.decisions, topics.dlq)
+        decisions += [spec for spec in specs if spec.name == topics.decisions]
+    try:
+        report = apply_retention(settings, decisions=decisions, fix=args.fix, dry_run=args.dry_run)
+    except ConfigError as exc:
+        print(f"flightrec: {exc.message}")
+        return False
+    print(report.render(), flush=True)
+    return report.ok
 
 
 def _quiet_http() -> None:
@@ -83,6 +122,13 @@ def _apply(args: argparse.Namespace, settings: Settings) -> int:
     pii_keyring_for(settings)
     _quiet_http()
     from flightrec.contracts.governance import Plan, apply_contracts
+
+    if args.retention is not None:
+        settings = settings.model_copy(update={"retention_profile": args.retention})
+    # Topics first: a refused retention registers nothing.
+    retention_ok = _retention(args, settings)
+    if not retention_ok and not args.dry_run:
+        return 1
 
     def show(plan: Plan) -> None:
         # The plan comes first, before anything is written.
@@ -108,7 +154,7 @@ def _apply(args: argparse.Namespace, settings: Settings) -> int:
             print(f"flightrec: applied before the refusal: {done}")
         return 1
     if args.dry_run:
-        return 0 if result.ok else 1
+        return 0 if result.ok and retention_ok else 1
     print(result.render())
     return 0
 

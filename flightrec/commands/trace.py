@@ -8,6 +8,7 @@ from typing import Any
 
 from flightrec.contracts.chain import Integrity
 from flightrec.contracts.settings import Settings
+from flightrec.printable import printable_lines
 from flightrec.replay.audit import event_summary
 from flightrec.replay.cli import run_command, time_arg
 from flightrec.replay.history import RunHistory
@@ -63,7 +64,8 @@ def render_timeline(history: RunHistory) -> str:
                 f"  {event.seq:>3} step {event.step:>2}  {event.ts.isoformat()}  "
                 f"{event.kind:<13} {event_summary(event)}"
             )
-    return "\n".join(lines)
+    # Every line holds recorded text (keys, versions, summaries, problems).
+    return printable_lines(lines)
 
 
 def _history_json(history: RunHistory) -> dict[str, Any]:
@@ -136,10 +138,11 @@ def _traces(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         for r in rows:
             when = r.first_ts.isoformat(timespec="seconds") if r.first_ts else "-"
-            print(
+            row = (
                 f"{r.trace_id}  {when}  {r.business_key or '-':<24} {r.agent or '-'} "
                 f"{r.agent_version or ''}  {r.outcome or '-':<8} {r.status or '-':<9} {r.events} events"
             )
+            print(printable_lines([row]))
         print(f"{len(rows)} traces")
         return 0
 

@@ -7,6 +7,7 @@ Everything here speaks bytes: encoding and the data contracts are
 """
 
 from flightrec.kafka.producer import ConfirmedProducer, Header
+from flightrec.kafka.retention import RetentionReport, apply_retention
 from flightrec.kafka.topics import (
     APPLICATIONS_PARTITIONS,
     TopicSpec,
@@ -22,9 +23,11 @@ __all__ = [
     "APPLICATIONS_PARTITIONS",
     "ConfirmedProducer",
     "Header",
+    "RetentionReport",
     "TopicSpec",
     "aensure_topics",
     "agent_topic_specs",
+    "apply_retention",
     "check_partition_counts",
     "ensure_topics",
     "topic_specs",

@@ -26,6 +26,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from flightrec.contracts.errors import ConfigError, StackError
+from flightrec.contracts.retention import governed_topics, retention_profile, with_retention
 from flightrec.contracts.settings import Settings
 
 __all__ = [
@@ -97,7 +98,18 @@ def topic_specs(settings: Settings) -> dict[str, TopicSpec]:
         # Registry storage: one partition gives a total order of schema writes.
         TopicSpec(topics.schemas, 1, rf, compacted),
     ]
-    return {spec.name: spec for spec in specs}
+    return {spec.name: _governed(settings, spec) for spec in specs}
+
+
+def _governed(settings: Settings, spec: TopicSpec) -> TopicSpec:
+    """``spec`` with the retention profile's minimum when the profile governs it
+    (contracts.retention): a flight-record topic is born compliant."""
+    if spec.name not in governed_topics(settings.topics):
+        return spec
+    profile = retention_profile(settings.retention_profile)
+    return TopicSpec(
+        spec.name, spec.partitions, spec.replication_factor, with_retention(profile, spec.config)
+    )
 
 
 def _missing_or_leaderless(
@@ -119,11 +131,13 @@ def agent_topic_specs(
     settings: Settings, input_topic: str, decisions: str, dlq: str
 ) -> list[TopicSpec]:
     """An agent's topics (names with their prefix): input and decisions with as
-    many partitions as the attempt ledger, dead letters on one."""
+    many partitions as the attempt ledger, dead letters on one. The decisions
+    topic keeps its records as long as the retention profile asks."""
     rf = settings.replication_factor
+    profile = retention_profile(settings.retention_profile)
     return [
         TopicSpec(input_topic, APPLICATIONS_PARTITIONS, rf),
-        TopicSpec(decisions, APPLICATIONS_PARTITIONS, rf),
+        TopicSpec(decisions, APPLICATIONS_PARTITIONS, rf, with_retention(profile, {})),
         TopicSpec(dlq, _DLQ_PARTITIONS, rf),
     ]
 

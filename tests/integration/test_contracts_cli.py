@@ -8,6 +8,13 @@ from pathlib import Path
 
 import pytest
 from cli_support import run_cli
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ResourceType,
+)
 
 from flightrec.agents.registry import known_agents
 from flightrec.contracts.schema_files import CONTRACTS, DEFAULT_SCHEMA_DIR, contract, subject_for
@@ -75,3 +82,48 @@ def test_check_fails_on_an_incompatible_local_edit(
     replays = subject_for(contract("replay_result"), settings)
     code, out = run_cli(monkeypatch, capsys, settings, "contracts", "show", replays)
     assert code == 0 and json.loads(out)["version"] == 1
+
+
+def _retention_ms(settings: Settings, topic: str) -> int:
+    admin = AdminClient(settings.kafka_client_config())
+    resource = ConfigResource(ResourceType.TOPIC, topic)
+    entries = admin.describe_configs([resource])[resource].result(timeout=30)
+    return int(entries["retention.ms"].value)
+
+
+def test_apply_refuses_a_topic_below_the_retention_profile_and_fix_raises_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], settings: Settings
+) -> None:
+    thirty_days = 30 * 86_400_000
+    cot = settings.topics.cot
+    admin = AdminClient(settings.kafka_client_config())
+    shortened = ConfigResource(
+        ResourceType.TOPIC,
+        cot,
+        incremental_configs=[
+            ConfigEntry(
+                "retention.ms", str(thirty_days), incremental_operation=AlterConfigOpType.SET
+            )
+        ],
+    )
+    admin.incremental_alter_configs([shortened])[shortened].result(timeout=30)
+    assert _retention_ms(settings, cot) == thirty_days
+
+    code, out = run_cli(
+        monkeypatch, capsys, settings, "contracts", "apply", "--retention", "eu-ai-act"
+    )
+    # Refused before any schema is registered, naming the topic and its retention.
+    assert code == 1 and "plan:" not in out
+    assert f"{cot}: retention 30 days" in out and "--fix" in out
+    assert _retention_ms(settings, cot) == thirty_days
+
+    code, out = run_cli(
+        monkeypatch, capsys, settings, "contracts", "apply", "--retention", "eu-ai-act", "--fix"
+    )
+    assert code == 0 and f"raised {cot}: retention 30 days" in out
+    assert _retention_ms(settings, cot) == 183 * 86_400_000
+    # Compliant now: a second apply has nothing to raise.
+    code, out = run_cli(
+        monkeypatch, capsys, settings, "contracts", "apply", "--retention", "eu-ai-act"
+    )
+    assert code == 0 and "raised" not in out

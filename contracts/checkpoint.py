@@ -38,6 +38,7 @@ __all__ = [
     "CheckpointHead",
     "head_problem",
     "parse_checkpoint",
+    "read_checkpoint",
     "signature_problem",
     "signed_payload",
 ]
@@ -110,10 +111,15 @@ def parse_checkpoint(data: bytes | str) -> tuple[dict[str, Any], Checkpoint]:
         record = json.loads(data)
     except ValueError as exc:
         raise DecodeError("a checkpoint is not JSON", error=str(exc)) from exc
+    return record, read_checkpoint(record)
+
+
+def read_checkpoint(record: object) -> Checkpoint:
+    """The checked form of a checkpoint's JSON object; :class:`DecodeError` if it is none."""
     if not isinstance(record, dict):
         raise DecodeError("a checkpoint is not a JSON object")
     try:
-        return record, Checkpoint.model_validate(record)
+        return Checkpoint.model_validate(record)
     except ValidationError as exc:
         raise DecodeError("not a checkpoint", error=str(exc)) from exc
 

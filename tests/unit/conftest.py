@@ -1,6 +1,7 @@
 """Fixtures shared by unit tests: only flightrec's own agents installed, the bureau
 simulator for the loan agent, the embedded schema registry served over HTTP, a
-codec on the offline registry, and a broker address nobody answers."""
+codec on the offline registry, a broker address nobody answers, and two record
+signing keys."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from flightrec.agents import registry
 from flightrec.agents.registry import ENTRY_POINT_GROUP
 from flightrec.contracts.codec import Codec
 from flightrec.contracts.settings import Settings
+from flightrec.contracts.signing import RecordSigner
 from flightrec.testing.bureau import start_bureau
 from flightrec.testing.offline import offline_registry
 from flightrec.testing.registry import build_app
@@ -103,3 +105,15 @@ def unreachable_broker() -> Settings:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return Settings(bootstrap_servers=f"127.0.0.1:{port}")
+
+
+@pytest.fixture(scope="module")
+def signer() -> RecordSigner:
+    """A record signing key (a fresh one per test module)."""
+    return RecordSigner.generate()
+
+
+@pytest.fixture(scope="module")
+def other() -> RecordSigner:
+    """Another record signing key, not ``signer``."""
+    return RecordSigner.generate()

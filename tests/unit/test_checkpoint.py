@@ -26,16 +26,6 @@ from flightrec.testing.runs import synthetic_run, synthetic_trace_id
 TS = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
-def signer() -> RecordSigner:
-    return RecordSigner.generate()
-
-
-@pytest.fixture(scope="module")
-def other() -> RecordSigner:
-    return RecordSigner.generate()
-
-
 def heads() -> dict[int, CheckpointHead]:
     return {
         0: CheckpointHead(offset=41, trace_id="a" * 32, attempt=1, seq=7, head="ab" * 32),

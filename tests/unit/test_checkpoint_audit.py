@@ -45,11 +45,6 @@ class FakeLog:
         return self.events.get((partition, offset), f"partition {partition}: nothing there")
 
 
-@pytest.fixture(scope="module")
-def signer() -> RecordSigner:
-    return RecordSigner.generate()
-
-
 def sealed(index: int) -> list[CotEvent]:
     sealer = ChainSealer()
     return [sealer.seal(e) for e in synthetic_run(synthetic_trace_id(index, "audit"))]

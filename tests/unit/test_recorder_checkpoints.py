@@ -32,11 +32,6 @@ from flightrec.testing.runs import synthetic_run, synthetic_trace_id
 PARTITIONS = 3
 
 
-@pytest.fixture(scope="module")
-def signer() -> RecordSigner:
-    return RecordSigner.generate()
-
-
 # ------------------------------------------------------------- Checkpointer
 
 

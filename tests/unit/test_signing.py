@@ -41,16 +41,6 @@ HEAD = "ab" * 32
 GOLDEN_DIR = Path(__file__).parents[1] / "replay" / "golden"
 
 
-@pytest.fixture(scope="module")
-def signer() -> RecordSigner:
-    return RecordSigner.generate()
-
-
-@pytest.fixture(scope="module")
-def other() -> RecordSigner:
-    return RecordSigner.generate()
-
-
 def keyring_of(*signers: RecordSigner) -> Keyring:
     return Keyring([s.public_key for s in signers])
 

@@ -205,9 +205,14 @@ class KafkaRecorder:
                 self._finish(out, self._error("not written before close", out))
             await self._last_checkpoint(producer, deadline)
         finally:
+            purge_after_s = timeout_s
+            if self._checkpoints is not None:
+                # It flushed for the last checkpoint already: what is still
+                # undelivered gets the rest of the same timeout, not a second one.
+                purge_after_s = max(0.0, deadline - asyncio.get_running_loop().time())
             try:
                 # Undeliverable in time: purged, so each fails through _delivered.
-                await producer.close(timeout_s)
+                await producer.close(purge_after_s)
             finally:
                 if self._spans is not None:
                     self._spans.close()

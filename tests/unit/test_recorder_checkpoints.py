@@ -10,6 +10,7 @@ where. The real broker: tests/integration/test_checkpoints.py."""
 from __future__ import annotations
 
 import asyncio
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -265,3 +266,24 @@ async def test_no_checkpoints_without_a_signer_or_with_interval_0(
         await asyncio.sleep(0.1)
     assert broker.events(settings.topics.cot)  # recorded, but never checkpointed
     assert broker.checkpoints(settings.topics.checkpoints) == []
+
+
+async def test_a_recorder_that_checkpoints_closes_within_one_timeout(
+    unreachable_broker: Settings, signer: RecordSigner
+) -> None:
+    # The real producer, and no broker: flushing for the last checkpoint waits
+    # out the timeout, and the purge that fails the events must not wait again.
+    settings = unreachable_broker.model_copy(update={"checkpoint_interval_s": 3600.0})
+    recorder = KafkaRecorder(
+        settings, JsonEncoder(), signer=signer, producer_overrides={"log_level": 0}
+    )
+    await recorder.start()
+    events = runs(1, "unreachable")[0]
+    confirmations = [await recorder.emit(e) for e in events]
+    started = time.monotonic()
+    await asyncio.wait_for(recorder.close(timeout_s=1.0), 10)
+    assert time.monotonic() - started < 1.8  # one timeout, not two
+    assert recorder.pending() == 0
+    for confirmation in confirmations:
+        with pytest.raises(RecorderError):
+            await confirmation

@@ -197,6 +197,8 @@ class Topics(BaseModel):
     applications_dlq: str = "loan.applications.dlq"
     decisions: str = "loan.decisions"
     cot: str = "agent.cot"
+    # signed per-partition chain heads of agent.cot, see contracts.checkpoint
+    checkpoints: str = "agent.cot.checkpoints"
     replays: str = "agent.replays"
     # internal: attempt numbers per trace (compacted), see agents.attempts
     attempts: str = "agent.attempts"
@@ -273,6 +275,10 @@ class Settings(BaseModel):
     pii_key_id: str = "k1"
     pii_keyring_file: Path | None = None
     recorder_queue_size: int = 10000
+    # How often a recorder that signs writes a checkpoint of the CoT partitions'
+    # chain heads it wrote (and once more on close), when any moved since the
+    # last one (docs/design.md, "Checkpoints of the log"); 0: no checkpoints.
+    checkpoint_interval_s: float = Field(default=30.0, ge=0)
     # Signing (docs/design.md, "Signed and anchored records"): the worker signs
     # each attempt's decision and terminal event with an Ed25519 key that is no
     # Kafka credential, as PEM text or a PEM file (PKCS#8, unencrypted). With

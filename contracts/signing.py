@@ -14,7 +14,10 @@ covers the event's whole content, its ``prev_hash`` (so every event before it)
 and the ``signing_key_id``; the ``signature`` field itself is left out of the
 canonical form it signs. The message is :data:`SIGNATURE_DOMAIN` followed by
 the hex hash, so a signature over a chain head can never be taken for one over
-anything else.
+anything else. The recorder's checkpoints of the log (``contracts/checkpoint.py``)
+are signed with the same key over :data:`CHECKPOINT_DOMAIN` followed by their
+canonical JSON (:meth:`RecordSigner.sign_bytes`): a checkpoint's signature is
+never a chain head's, nor the other way round.
 
 Keys: a :class:`RecordSigner` holds the private key (PEM, PKCS#8, unencrypted;
 from a file or a setting); its ``key_id`` is the first 16 hex digits of the
@@ -44,6 +47,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from flightrec.contracts.errors import ConfigError
 
 __all__ = [
+    "CHECKPOINT_DOMAIN",
     "SIGNATURE_DOMAIN",
     "SIGNED_KINDS",
     "Keyring",
@@ -53,7 +57,10 @@ __all__ = [
 ]
 
 SIGNATURE_DOMAIN = b"flightrec.cot.head.v1\n"
-"""Prefix of every signed message (domain separation)."""
+"""Prefix of every signed chain head (domain separation)."""
+
+CHECKPOINT_DOMAIN = b"flightrec.cot.checkpoint.v1\n"
+"""Prefix of every signed checkpoint payload (:meth:`RecordSigner.sign_bytes`)."""
 
 SIGNED_KINDS: frozenset[str] = frozenset({"DECISION", "RUN_COMPLETED", "RUN_FAILED"})
 """The kinds the recorder signs: the decision and the event that ends an attempt."""
@@ -133,8 +140,15 @@ class RecordSigner:
 
     def sign_head(self, head: str) -> SignedHead:
         """The signature of chain head ``head`` (hex SHA-256), base64-encoded."""
-        signature = base64.b64encode(self._key.sign(_message(head))).decode("ascii")
-        return SignedHead(head=head, signature=signature, key_id=self.key_id)
+        return SignedHead(head=head, signature=self._sign(_message(head)), key_id=self.key_id)
+
+    def sign_bytes(self, data: bytes) -> str:
+        """The base64 signature of a checkpoint payload ``data`` (its canonical
+        JSON), made over :data:`CHECKPOINT_DOMAIN` followed by ``data``."""
+        return self._sign(CHECKPOINT_DOMAIN + data)
+
+    def _sign(self, message: bytes) -> str:
+        return base64.b64encode(self._key.sign(message)).decode("ascii")
 
 
 class Keyring:
@@ -189,12 +203,20 @@ class Keyring:
 
     def verify_head(self, head: str, signature: str, key_id: str) -> bool:
         """Whether ``signature`` is a trusted key's signature of chain head ``head``."""
+        return self._verify(_message(head), signature, key_id)
+
+    def verify_bytes(self, data: bytes, signature: str, key_id: str) -> bool:
+        """Whether ``signature`` is a trusted key's signature of checkpoint payload
+        ``data`` (:meth:`RecordSigner.sign_bytes`)."""
+        return self._verify(CHECKPOINT_DOMAIN + data, signature, key_id)
+
+    def _verify(self, message: bytes, signature: str, key_id: str) -> bool:
         key = self._keys.get(key_id)
         if key is None:
             return False
         try:
             raw = base64.b64decode(signature, validate=True)
-            key.verify(raw, _message(head))
+            key.verify(raw, message)
         except (InvalidSignature, binascii.Error, ValueError):
             return False
         return True

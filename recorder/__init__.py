@@ -3,7 +3,9 @@
 - :class:`Recorder`: the protocol a run is recorded through (its in-memory
   fake is ``flightrec.testing.MemoryRecorder``); :class:`KafkaRecorder` writes
   to the CoT topic and confirms every event, encoding through any
-  :class:`CotEncoder` (``flightrec.contracts.Codec``).
+  :class:`CotEncoder` (``flightrec.contracts.Codec``); with a signer, its
+  :class:`Checkpointer` writes signed checkpoints of the CoT partitions' chain
+  heads.
 - :class:`PiiGuard`: personal data becomes keyed tokens before anything
   leaves the process; :class:`PiiScrubber` is the scrub policy it applies
   (and every recorder scrubs by), :class:`ScrubbingSealer` the one
@@ -16,6 +18,7 @@
 """
 
 from flightrec.recorder.base import CotEncoder, Recorder
+from flightrec.recorder.checkpoints import Checkpointer
 from flightrec.recorder.dlq_cipher import DlqCipher
 from flightrec.recorder.kafka_recorder import KafkaRecorder
 from flightrec.recorder.log_filter import PiiLogFilter
@@ -25,6 +28,7 @@ from flightrec.recorder.sealing import ScrubbingSealer
 from flightrec.recorder.tracing import SpanRecorder
 
 __all__ = [
+    "Checkpointer",
     "CotEncoder",
     "DlqCipher",
     "KafkaRecorder",

@@ -23,6 +23,10 @@ Why this shape:
   the next event still links to the last one actually written.
 * A failed delivery never passes silently: the event's future and
   :meth:`KafkaRecorder.confirm` for its run raise :class:`RecorderError`.
+* With a signer, every confirmed event moves its partition's head in a
+  :class:`~flightrec.recorder.checkpoints.Checkpointer` (one dict update per
+  delivery report), which writes signed checkpoints of those heads every
+  ``checkpoint_interval_s`` and on close (docs/design.md, "Checkpoints of the log").
 
 Headers (names in :mod:`flightrec.contracts.headers`): ``traceparent`` (W3C,
 the event's trace and span id), ``flightrec-kind`` (lets readers skip kinds
@@ -49,6 +53,7 @@ from flightrec.contracts.settings import Settings
 from flightrec.contracts.signing import RecordSigner, SignedHead
 from flightrec.kafka.producer import ConfirmedProducer
 from flightrec.recorder.base import CotEncoder
+from flightrec.recorder.checkpoints import Checkpointer
 from flightrec.recorder.pii import PiiScrubber
 from flightrec.recorder.sealing import ScrubbingSealer
 from flightrec.recorder.tracing import SpanRecorder
@@ -86,6 +91,8 @@ class _Run:
 class _Outgoing:
     key: tuple[str, int]
     seq: int
+    head: str
+    """The event's chain hash (what a checkpoint of its partition names)."""
     value: bytes
     headers: list[Header]
     timestamp_ms: int
@@ -103,7 +110,9 @@ class KafkaRecorder:
     With ``tracer_provider`` (or ``spans``), every recorded event also becomes
     OpenTelemetry spans. ``producer_overrides`` are extra librdkafka properties.
     ``signer`` signs each run's ``DECISION`` and terminal event
-    (:mod:`flightrec.contracts.signing`); without it nothing is signed.
+    (:mod:`flightrec.contracts.signing`) and the checkpoints of the partitions'
+    chain heads, written every ``settings.checkpoint_interval_s`` (0: never) to
+    ``settings.topics.checkpoints``; without it nothing is signed or checkpointed.
     """
 
     def __init__(
@@ -135,6 +144,13 @@ class KafkaRecorder:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
+        self._checkpoint_interval_s = settings.checkpoint_interval_s
+        self._checkpoints = (
+            Checkpointer(settings, signer)
+            if signer is not None and self._checkpoint_interval_s > 0
+            else None
+        )
+        self._checkpointing: asyncio.Task[None] | None = None
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -151,6 +167,11 @@ class KafkaRecorder:
         await producer.start()
         self._producer = producer
         self._writer = asyncio.create_task(self._write_forever(), name="flightrec-recorder-writer")
+        if self._checkpoints is not None:
+            self._checkpointing = asyncio.create_task(
+                self._checkpoints.run(producer, self._checkpoint_interval_s),
+                name="flightrec-recorder-checkpoints",
+            )
 
     async def __aenter__(self) -> KafkaRecorder:
         await self.start()
@@ -163,6 +184,8 @@ class KafkaRecorder:
         """Write and deliver everything queued (up to ``timeout_s``), then stop.
 
         Events that could not be delivered in time fail with ``RecorderError``.
+        A recorder that checkpoints writes one last checkpoint of the events
+        confirmed by then, within the same ``timeout_s``.
         """
         if self._closing:
             return
@@ -170,6 +193,7 @@ class KafkaRecorder:
         producer = self._producer
         if producer is None:
             return
+        deadline = asyncio.get_running_loop().time() + timeout_s
         try:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._queue.join(), timeout_s)
@@ -179,10 +203,16 @@ class KafkaRecorder:
             while not self._queue.empty():  # not even handed to librdkafka in time
                 out = self._queue.get_nowait()
                 self._finish(out, self._error("not written before close", out))
+            await self._last_checkpoint(producer, deadline)
         finally:
+            purge_after_s = timeout_s
+            if self._checkpoints is not None:
+                # It flushed for the last checkpoint already: what is still
+                # undelivered gets the rest of the same timeout, not a second one.
+                purge_after_s = max(0.0, deadline - asyncio.get_running_loop().time())
             try:
                 # Undeliverable in time: purged, so each fails through _delivered.
-                await producer.close(timeout_s)
+                await producer.close(purge_after_s)
             finally:
                 if self._spans is not None:
                     self._spans.close()
@@ -208,6 +238,8 @@ class KafkaRecorder:
         key = (event.trace_id, event.attempt)
         head = self._sealer.head(*key)
         sealed = self._sealer.seal_scrubbed(event, vault)
+        chain_head = self._sealer.head(*key)
+        assert chain_head is not None  # set by sealing
         run = self._runs.get(key)
         if run is None or run.discarded:  # a discarded run emitting again starts afresh
             run = self._runs[key] = _Run()
@@ -216,6 +248,7 @@ class KafkaRecorder:
             out = _Outgoing(
                 key=key,
                 seq=sealed.seq,
+                head=chain_head,
                 value=value,
                 headers=cot_headers(sealed),
                 timestamp_ms=int(sealed.ts.timestamp() * _EPOCH_MS),
@@ -322,9 +355,32 @@ class KafkaRecorder:
                 except asyncio.QueueEmpty:
                     break
 
+    # -------------------------------------------------------------- checkpoints
+
+    async def _last_checkpoint(self, producer: ConfirmedProducer, deadline: float) -> None:
+        """Stop the periodic checkpoints; write one of every event confirmed by now."""
+        checkpoints = self._checkpoints
+        if checkpoints is None:
+            return
+        if self._checkpointing is not None:
+            self._checkpointing.cancel()
+            await asyncio.gather(self._checkpointing, return_exceptions=True)
+        loop = asyncio.get_running_loop()
+        # Flushing hands every delivery report to _delivered: the heads are final.
+        await producer.flush(max(0.0, deadline - loop.time()))
+        try:
+            await asyncio.wait_for(checkpoints.write(producer), max(0.0, deadline - loop.time()))
+        except (RecorderError, TimeoutError) as exc:
+            log.error("last checkpoint not written: %r", exc)
+
     # ---------------------------------------------------------------- delivery
 
-    def _delivered(self, out: _Outgoing, err: KafkaError | None, _msg: Message) -> None:
+    def _delivered(self, out: _Outgoing, err: KafkaError | None, msg: Message) -> None:
+        if err is None and self._checkpoints is not None:
+            partition, offset = msg.partition(), msg.offset()
+            if partition is not None and offset is not None:
+                key = out.key
+                self._checkpoints.confirmed(partition, offset, key[0], key[1], out.seq, out.head)
         self._finish(out, None if err is None else self._error("delivery failed", out, err))
 
     def _error(self, message: str, out: _Outgoing, err: Any = None) -> RecorderError:

@@ -191,8 +191,13 @@ class ConfirmedProducer:
         return await (await self.send(topic, value, **options))
 
     async def flush(self, timeout_s: float = 30.0) -> int:
-        """Wait until everything queued is delivered; returns records still undelivered."""
+        """Wait until everything queued is delivered; returns records still undelivered.
+
+        Every delivery report received by then has run its callback when this
+        returns (the recorder's close counts on it to checkpoint its last events).
+        """
         remaining: int = await asyncio.to_thread(self._producer.flush, timeout_s)
+        self._settle()
         return remaining
 
     async def close(self, timeout_s: float = 30.0) -> None:

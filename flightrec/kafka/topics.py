@@ -3,8 +3,9 @@
 Every topic flightrec uses is declared here once (partitions, replication,
 configuration), derived from the frozen ``Settings``: names carry the settings'
 prefix, the chain-of-thought topic gets ``settings.cot_partitions`` partitions
-and a long (unlimited) retention, and ``min.insync.replicas=2`` is only asked
-for where the replication factor can honour it (RF >= 3, as in production).
+and a long (unlimited) retention, as does its checkpoint topic, and
+``min.insync.replicas=2`` is only asked for where the replication factor can
+honour it (RF >= 3, as in production).
 
 ``ensure_topics`` creates what is missing with confluent-kafka's ``AdminClient``,
 ignores topics that already exist, and returns only once the broker's metadata
@@ -47,6 +48,7 @@ APPLICATIONS_PARTITIONS = 6
 
 _DLQ_PARTITIONS = 1  # dead letters are rare; one partition keeps them in arrival order
 _REPLAYS_PARTITIONS = 3
+_CHECKPOINTS_PARTITIONS = 1  # a few records per worker a minute
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,9 @@ def topic_specs(settings: Settings) -> dict[str, TopicSpec]:
         TopicSpec(topics.applications_dlq, _DLQ_PARTITIONS, rf),
         TopicSpec(topics.decisions, APPLICATIONS_PARTITIONS, rf),
         TopicSpec(topics.cot, settings.cot_partitions, rf, cot_config),
+        # Checkpoints of the CoT's chain heads vouch for the CoT: kept as long,
+        # and on one partition, so an export reads them in the order written.
+        TopicSpec(topics.checkpoints, _CHECKPOINTS_PARTITIONS, rf, cot_config),
         TopicSpec(topics.replays, _REPLAYS_PARTITIONS, rf),
         # The attempt ledger writes to the partition of its input event, so it
         # needs exactly as many partitions as the input topic.

@@ -14,14 +14,13 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from flightrec.contracts.codec import Codec
 from flightrec.contracts.events import CotEvent, CotEventBase
-from flightrec.contracts.governance import apply_contracts
 from flightrec.contracts.settings import Settings
 from flightrec.kafka.topics import ensure_topics
 from flightrec.recorder.kafka_recorder import KafkaRecorder
@@ -90,15 +89,6 @@ def broker(stack: Settings, tmp_path: Path) -> Iterator[ThrowawayBroker]:
         yield own
     finally:
         own.kill()
-
-
-@pytest.fixture
-async def codec(settings: Settings) -> AsyncIterator[Codec]:
-    await asyncio.to_thread(apply_contracts, settings)
-    codec = Codec(settings, contracts=("cot_event",))
-    await codec.start()
-    yield codec
-    await codec.close()
 
 
 async def test_broker_restart_mid_run_loses_nothing(

@@ -1,6 +1,7 @@
 """Fixtures shared by unit tests: only flightrec's own agents installed, the bureau
 simulator for the loan agent, the embedded schema registry served over HTTP, a
-codec on the offline registry, and a broker address nobody answers."""
+codec on the offline registry, a broker address nobody answers, and two record
+signing keys."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from flightrec.agents import registry
 from flightrec.agents.registry import ENTRY_POINT_GROUP
 from flightrec.contracts.codec import Codec
 from flightrec.contracts.settings import Settings
+from flightrec.contracts.signing import RecordSigner
 from flightrec.testing.bureau import start_bureau
 from flightrec.testing.offline import offline_registry
 from flightrec.testing.registry import build_app
@@ -120,3 +122,15 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket.socket, "connect_ex", refuse)
     return attempts
+
+
+@pytest.fixture(scope="module")
+def signer() -> RecordSigner:
+    """A record signing key (a fresh one per test module)."""
+    return RecordSigner.generate()
+
+
+@pytest.fixture(scope="module")
+def other() -> RecordSigner:
+    """Another record signing key, not ``signer``."""
+    return RecordSigner.generate()

@@ -27,6 +27,7 @@ from flightrec.contracts.chain import (
 from flightrec.contracts.errors import ConfigError
 from flightrec.contracts.events import CotEvent, CotEventBase, Decision, RunFailed, read_cot_event
 from flightrec.contracts.signing import (
+    CHECKPOINT_DOMAIN,
     SIGNATURE_DOMAIN,
     SIGNED_KINDS,
     Keyring,
@@ -38,16 +39,6 @@ from flightrec.testing.runs import synthetic_run, synthetic_trace_id
 
 HEAD = "ab" * 32
 GOLDEN_DIR = Path(__file__).parents[1] / "replay" / "golden"
-
-
-@pytest.fixture(scope="module")
-def signer() -> RecordSigner:
-    return RecordSigner.generate()
-
-
-@pytest.fixture(scope="module")
-def other() -> RecordSigner:
-    return RecordSigner.generate()
 
 
 def keyring_of(*signers: RecordSigner) -> Keyring:
@@ -110,6 +101,32 @@ def test_an_unknown_key_id_does_not_verify(signer: RecordSigner, other: RecordSi
     assert other.key_id not in keyring
     assert not keyring.verify_head(HEAD, signed.signature, other.key_id)
     assert not keyring.verify_head(HEAD, signed.signature, "")
+
+
+PAYLOAD = b'{"heads":{},"writer":"w"}'
+
+
+def test_signed_bytes_verify_with_the_signers_public_key_only(
+    signer: RecordSigner, other: RecordSigner
+) -> None:
+    signature = signer.sign_bytes(PAYLOAD)
+    keyring = keyring_of(signer, other)
+    assert keyring.verify_bytes(PAYLOAD, signature, signer.key_id)
+    signer.public_key.verify(base64.b64decode(signature), CHECKPOINT_DOMAIN + PAYLOAD)
+    assert not keyring.verify_bytes(PAYLOAD + b" ", signature, signer.key_id)
+    assert not keyring.verify_bytes(PAYLOAD, other.sign_bytes(PAYLOAD), signer.key_id)
+    assert not keyring_of(other).verify_bytes(PAYLOAD, signature, signer.key_id)
+    assert not keyring.verify_bytes(PAYLOAD, "not base64!", signer.key_id)
+
+
+def test_a_head_signature_and_a_bytes_signature_never_stand_for_each_other(
+    signer: RecordSigner,
+) -> None:
+    assert CHECKPOINT_DOMAIN != SIGNATURE_DOMAIN
+    keyring = keyring_of(signer)
+    head_signature = signer.sign_head(HEAD).signature
+    assert not keyring.verify_bytes(HEAD.encode(), head_signature, signer.key_id)
+    assert not keyring.verify_head(HEAD, signer.sign_bytes(HEAD.encode()), signer.key_id)
 
 
 def test_the_key_id_is_16_hex_digits_and_stable(signer: RecordSigner, other: RecordSigner) -> None:

@@ -102,6 +102,11 @@ def test_cot_topic_spec_follows_settings() -> None:
     assert specs["p.loan.decisions"].partitions == 6
     assert 1 <= specs["p.loan.applications.dlq"].partitions <= 3
     assert specs["p.agent.replays"].partitions == 3
+    # Checkpoints vouch for the CoT: kept as long, never compacted away.
+    checkpoints = specs["p.agent.cot.checkpoints"]
+    assert checkpoints.partitions == 1
+    assert checkpoints.config == cot.config
+    assert production["agent.cot.checkpoints"].config["min.insync.replicas"] == "2"
     assert set(specs) == {name for field, name in local.topics if field != "prefix"}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -91,6 +92,18 @@ def _retention_ms(settings: Settings, topic: str) -> int:
     return int(entries["retention.ms"].value)
 
 
+def _settled_retention_ms(settings: Settings, topic: str, expected: int) -> int:
+    """``retention.ms`` of ``topic`` once it reads ``expected`` (or after 15 s):
+    a config change reaches the broker's view through the metadata log, shortly
+    after the admin call returns."""
+    deadline = time.monotonic() + 15.0
+    value = _retention_ms(settings, topic)
+    while value != expected and time.monotonic() < deadline:
+        time.sleep(0.2)
+        value = _retention_ms(settings, topic)
+    return value
+
+
 def test_apply_refuses_a_topic_below_the_retention_profile_and_fix_raises_it(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], settings: Settings
 ) -> None:
@@ -107,7 +120,7 @@ def test_apply_refuses_a_topic_below_the_retention_profile_and_fix_raises_it(
         ],
     )
     admin.incremental_alter_configs([shortened])[shortened].result(timeout=30)
-    assert _retention_ms(settings, cot) == thirty_days
+    assert _settled_retention_ms(settings, cot, thirty_days) == thirty_days
 
     code, out = run_cli(
         monkeypatch, capsys, settings, "contracts", "apply", "--retention", "eu-ai-act"
@@ -121,7 +134,7 @@ def test_apply_refuses_a_topic_below_the_retention_profile_and_fix_raises_it(
         monkeypatch, capsys, settings, "contracts", "apply", "--retention", "eu-ai-act", "--fix"
     )
     assert code == 0 and f"raised {cot}: retention 30 days" in out
-    assert _retention_ms(settings, cot) == 183 * 86_400_000
+    assert _settled_retention_ms(settings, cot, 183 * 86_400_000) == 183 * 86_400_000
     # Compliant now: a second apply has nothing to raise.
     code, out = run_cli(
         monkeypatch, capsys, settings, "contracts", "apply", "--retention", "eu-ai-act"

@@ -77,22 +77,12 @@ def test_with_retention_raises_and_never_lowers() -> None:
     assert with_retention(retention_profile("local"), {}) == {}
 
 
-class _WithCheckpoints(Topics):
-    checkpoints: str = "agent.checkpoints"
-
-
-def test_governed_topics_include_checkpoints_only_when_the_settings_have_them() -> None:
-    topics = Topics()
-    assert governed_topics(topics, ["claims.decisions", "loan.decisions"]) == (
+def test_governed_topics_are_the_flight_record_topics_with_every_agents_decisions() -> None:
+    assert governed_topics(Topics(), ["claims.decisions", "loan.decisions"]) == (
         "agent.cot",
         "loan.decisions",
         "claims.decisions",
-        "agent.attempts",
-    )
-    assert governed_topics(_WithCheckpoints()) == (
-        "agent.cot",
-        "loan.decisions",
-        "agent.checkpoints",
+        "agent.cot.checkpoints",
         "agent.attempts",
     )
 

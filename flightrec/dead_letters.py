@@ -36,6 +36,10 @@ __all__ = [
     "select_for_redrive",
 ]
 
+# At least the producer's delivery timeout (PRODUCER_SAFE_DEFAULTS), and well
+# under the broker's transaction.max.timeout.ms (15 minutes by default).
+_TRANSACTION_TIMEOUT_MS = 180_000
+
 _TIMEOUT_S = 30.0
 
 
@@ -240,7 +244,14 @@ def redrive(
         if not (to_topic or letter.header(h.DLQ_SOURCE_TOPIC)):
             raise ConfigError("dead letter names no source topic: give --to", dlq_record=letter.id)
     producer = Producer(
-        settings.producer_config(**{"transactional.id": f"{settings.app_id}-redrive-{dlq}"})
+        settings.producer_config(
+            **{
+                "transactional.id": f"{settings.app_id}-redrive-{dlq}",
+                # librdkafka refuses a transactional producer whose delivery
+                # timeout (ours: 120 s) passes the transaction timeout (60 s).
+                "transaction.timeout.ms": _TRANSACTION_TIMEOUT_MS,
+            }
+        )
     )
     done: list[str] = []
     skipped: list[str] = []

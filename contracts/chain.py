@@ -239,18 +239,7 @@ def _verify_attempt(events: list[CotEventBase]) -> ChainReport:
         return events[i + 1].prev_hash == prev_of(i)
 
     def broken(problem: ChainProblem, i: int, detail: str, seq: int | None = None) -> ChainReport:
-        event = events[i]
-        return ChainReport(
-            ok=False,
-            events=n,
-            problem=problem,
-            seq=event.seq if seq is None else seq,
-            event_id=event.event_id,
-            index=i,
-            trace_id=event.trace_id,
-            attempt=event.attempt,
-            detail=detail,
-        )
+        return _problem_at(problem, events[i], i, n, detail, seq)
 
     for j in range(n):
         expected_seq = 0 if j == 0 else events[j - 1].seq + 1
@@ -323,7 +312,7 @@ def verify_signatures(events: Sequence[CotEventBase], keyring: Keyring) -> Chain
         must = event.kind in SIGNED_KINDS
         if event.signature is None:
             if must:
-                return _signature_problem(
+                return _problem_at(
                     "unsigned", event, index, len(events), f"{event.kind} carries no signature"
                 )
             continue
@@ -331,21 +320,28 @@ def verify_signatures(events: Sequence[CotEventBase], keyring: Keyring) -> Chain
         key_id = event.signing_key_id or ""
         if key_id not in keyring:
             detail = f"signed with key {key_id or '(none)'}, which is not trusted"
-            return _signature_problem("forged attempt", event, index, len(events), detail)
+            return _problem_at("forged attempt", event, index, len(events), detail)
         if not keyring.verify_head(event_hash(event), event.signature, key_id):
             detail = f"the signature of {event.kind} does not match its content (key {key_id})"
-            return _signature_problem("forged attempt", event, index, len(events), detail)
+            return _problem_at("forged attempt", event, index, len(events), detail)
     return ChainReport(ok=True, events=len(events), detail=f"{checked} signature(s) verified")
 
 
-def _signature_problem(
-    problem: ChainProblem, event: CotEventBase, index: int, n: int, detail: str
+def _problem_at(
+    problem: ChainProblem,
+    event: CotEventBase,
+    index: int,
+    n: int,
+    detail: str,
+    seq: int | None = None,
 ) -> ChainReport:
+    """The verdict naming ``problem`` at ``event`` (position ``index`` of ``n``);
+    ``seq`` when the problem is at another seq than the event's (a hole)."""
     return ChainReport(
         ok=False,
         events=n,
         problem=problem,
-        seq=event.seq,
+        seq=event.seq if seq is None else seq,
         event_id=event.event_id,
         index=index,
         trace_id=event.trace_id,
